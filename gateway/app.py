@@ -1,0 +1,53 @@
+"""The gateway's FastAPI app: GraphQL at /graphql (GraphiQL in development)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI, Request
+from strawberry.fastapi import GraphQLRouter
+
+from gateway.context import Clients, Context
+from gateway.schema import schema
+from services.kit.config import Settings, get_settings
+from services.kit.errors import install_error_handlers
+from services.kit.http import REQUEST_ID_HEADER, create_http_client
+from services.kit.logging import configure_logging
+from services.kit.metrics import MetricsMiddleware, metrics_endpoint
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging("gateway", settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        http = create_http_client(settings.http_timeout_seconds)
+        app.state.clients = Clients.create(settings, http)
+        try:
+            yield
+        finally:
+            await http.aclose()
+
+    async def context(request: Request) -> Context:
+        return Context(request.app.state.clients, settings)
+
+    graphql = GraphQLRouter[Context, None](
+        schema,
+        context_getter=context,
+        graphql_ide="graphiql" if settings.env == "development" else None,
+    )
+    app = FastAPI(title="Keepwell gateway", version="1", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(graphql, prefix="/graphql")
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": "gateway"}
+
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(MetricsMiddleware, service="gateway")
+    app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=None)
+    return app

@@ -1,0 +1,1 @@
+"""One typed client per service, all sharing the gateway's single HTTP client."""

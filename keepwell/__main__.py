@@ -1,0 +1,3 @@
+from keepwell.cli import app
+
+app(prog_name="keepwell")

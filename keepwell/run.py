@@ -1,0 +1,196 @@
+"""``keepwell run``: the whole system as separate processes under one supervisor.
+
+Starts embedded PostgreSQL and Redis when no URLs are configured, migrates, loads demo
+data on first start, then runs the four services, the gateway and the workers. A child
+that crashes is restarted with back-off; SIGINT or SIGTERM stops every child and the
+embedded servers, and nothing is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+import migrations
+from keepwell.embedded import EmbeddedPostgres, EmbeddedRedis
+from keepwell.processes import die_with_parent
+from services.kit.config import SERVICES, Settings
+
+logger = logging.getLogger("keepwell.run")
+console = Console(stderr=True)
+
+# Services that have background jobs (a ``worker.py``) get a worker process.
+WORKER_SERVICES: tuple[str, ...] = tuple(
+    s for s in SERVICES if importlib.util.find_spec(f"services.{s}.worker") is not None
+)
+STOP_GRACE_SECONDS = 10.0
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    restart_at: float | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            self.argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def children() -> list[Child]:
+    me = [sys.executable, "-m", "keepwell"]
+    procs = [Child(s, [*me, "serve", s]) for s in SERVICES]
+    procs.append(Child("gateway", [*me, "serve", "gateway"]))
+    procs += [Child(f"{s}-worker", [*me, "worker", s]) for s in WORKER_SERVICES]
+    return procs
+
+
+@contextmanager
+def infrastructure(data_dir: Path) -> Iterator[dict[str, str]]:
+    """DATABASE_URL and REDIS_URL: the configured ones, or embedded servers for the block."""
+    env: dict[str, str] = {}
+    with ExitStack() as stack:
+        if not os.environ.get("DATABASE_URL"):
+            console.print(f"[dim]starting embedded PostgreSQL in {data_dir / 'postgres'}[/]")
+            pg = EmbeddedPostgres.start(data_dir / "postgres")
+            stack.callback(pg.stop)
+            env["DATABASE_URL"] = pg.database_url("keepwell")
+        if not os.environ.get("REDIS_URL"):
+            console.print(f"[dim]starting embedded Redis in {data_dir / 'redis'}[/]")
+            rd = EmbeddedRedis.start(data_dir / "redis")
+            stack.callback(rd.stop)
+            env["REDIS_URL"] = rd.url
+        yield env
+
+
+def wait_ready(settings: Settings, stop: threading.Event, timeout: float = 60.0) -> bool:
+    urls = {s: f"{settings.url_of(s)}/readyz" for s in SERVICES}
+    urls["gateway"] = f"http://{settings.host}:{settings.gateway_port}/healthz"
+    pending = dict(urls)
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=1.0) as client:
+        while pending and not stop.is_set() and time.monotonic() < deadline:
+            for name, url in list(pending.items()):
+                try:
+                    if client.get(url).status_code == 200:
+                        del pending[name]
+                except httpx.HTTPError:
+                    pass
+            stop.wait(0.1)
+    return not pending
+
+
+def print_urls(settings: Settings, elapsed: float) -> None:
+    table = Table(title=f"Keepwell is ready ({elapsed:.1f}s)")
+    table.add_column("process")
+    table.add_column("url")
+    table.add_row("gateway (GraphQL)", f"http://{settings.host}:{settings.gateway_port}/graphql")
+    for s in SERVICES:
+        table.add_row(f"{s} (REST, /docs)", settings.url_of(s))
+    for s in WORKER_SERVICES:
+        table.add_row(
+            f"{s}-worker (metrics)", f"http://{settings.host}:{settings.worker_metrics_port(s)}"
+        )
+    console.print(table)
+    console.print("Press Ctrl-C to stop.")
+
+
+def supervise(procs: list[Child], env: dict[str, str], stop: threading.Event) -> None:
+    for child in procs:
+        child.start(env)
+    while not stop.is_set():
+        now = time.monotonic()
+        for child in procs:
+            if child.running or child.process is None:
+                continue
+            if child.restart_at is None:
+                # A child that ran a while before failing starts again after 1 s.
+                child.restarts = 1 if now - child.started_at > 60 else child.restarts + 1
+                delay = min(2.0 ** (child.restarts - 1), RESTART_BACKOFF_MAX_SECONDS)
+                child.restart_at = now + delay
+                code = child.process.returncode
+                console.print(
+                    f"[red]{child.name} exited with {code}; restarting in {delay:.0f}s[/]"
+                )
+            elif now >= child.restart_at:
+                child.start(env)
+        stop.wait(0.2)
+
+
+def terminate(procs: list[Child]) -> None:
+    running = [c for c in procs if c.running]
+    for child in running:
+        assert child.process is not None
+        child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for child in running:
+        assert child.process is not None
+        try:
+            child.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            console.print(f"[yellow]{child.name} did not stop in time; killing it[/]")
+            child.process.kill()
+            child.process.wait()
+
+
+def run(data_dir: Path, demo_customers: int) -> None:
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with infrastructure(data_dir) as infra_env:
+        env = {**os.environ, **infra_env}
+        os.environ.update(infra_env)
+        settings = Settings()
+        console.print("[dim]applying migrations[/]")
+        migrations.upgrade(settings.database_url)
+        from keepwell.seed import seed_if_empty
+
+        if asyncio.run(seed_if_empty(settings, demo_customers)):
+            console.print(f"[dim]loaded demo data: {demo_customers} customers[/]")
+        procs = children()
+        watcher = threading.Thread(target=supervise, args=(procs, env, stop), daemon=True)
+        watcher.start()
+        try:
+            if wait_ready(settings, stop):
+                print_urls(settings, time.monotonic() - started)
+            elif not stop.is_set():
+                console.print("[red]not every service became ready; see the logs above[/]")
+            stop.wait()
+        finally:
+            stop.set()
+            watcher.join()
+            console.print("[dim]stopping[/]")
+            terminate(procs)

@@ -1,0 +1,50 @@
+"""Alembic migrations, one history per service, each in the service's own schema.
+
+``migrations/<service>/`` holds that service's revisions and its ``alembic_version``
+table lives in its schema, so a service's tables change without touching the others.
+Alembic's env is async (asyncpg), so these functions are synchronous and run their own
+event loop: from async code, call them through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from services.kit.config import SERVICES
+
+HERE = Path(__file__).resolve().parent
+
+
+def alembic_config(service: str, database_url: str) -> Config:
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    config = Config()
+    config.set_main_option("script_location", str(HERE))
+    config.set_main_option("version_locations", str(HERE / service))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s")
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["service"] = service
+    return config
+
+
+def upgrade(
+    database_url: str, services: tuple[str, ...] = SERVICES, revision: str = "head"
+) -> None:
+    for service in services:
+        command.upgrade(alembic_config(service, database_url), revision)
+
+
+def downgrade(
+    database_url: str, services: tuple[str, ...] = SERVICES, revision: str = "base"
+) -> None:
+    for service in reversed(services):
+        command.downgrade(alembic_config(service, database_url), revision)
+
+
+def revision(database_url: str, service: str, message: str) -> None:
+    """Autogenerate a new revision for one service from the difference to its models."""
+    command.revision(alembic_config(service, database_url), message=message, autogenerate=True)

@@ -1,0 +1,1 @@
+"""Care campaigns and automatic care; SMS sent by arq workers."""

@@ -1,0 +1,3 @@
+"""Tables of the care service (schema ``care``)."""
+
+SCHEMA = "care"

@@ -1,0 +1,39 @@
+"""SMS providers for the care service's dispatch workers."""
+
+from services.care.providers.aliyun import (
+    RECEIPT_ACK,
+    AliyunSmsConfig,
+    AliyunSmsProvider,
+    classify_error,
+    percent_encode,
+    sign_v1,
+    sign_v3,
+)
+from services.care.providers.base import (
+    DeliveryReceipt,
+    ReceiptAuthenticationError,
+    ReceiptError,
+    ReceiptFormatError,
+    SendResult,
+    SendStatus,
+    SmsMessage,
+    SmsProvider,
+)
+
+__all__ = [
+    "RECEIPT_ACK",
+    "AliyunSmsConfig",
+    "AliyunSmsProvider",
+    "DeliveryReceipt",
+    "ReceiptAuthenticationError",
+    "ReceiptError",
+    "ReceiptFormatError",
+    "SendResult",
+    "SendStatus",
+    "SmsMessage",
+    "SmsProvider",
+    "classify_error",
+    "percent_encode",
+    "sign_v1",
+    "sign_v3",
+]

@@ -1,0 +1,128 @@
+"""Provider-neutral SMS interface used by the care service's dispatch workers.
+
+The dispatch worker owns retries and idempotency bookkeeping; a provider only turns one
+attempt into a `SendResult` per message and turns a provider's delivery-receipt push into
+`DeliveryReceipt`s. Keeping the classification (transient vs permanent) inside the provider
+is deliberate: only the provider knows which of its error codes are worth another attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Mainland mobile numbers only: VIP retention SMS never goes abroad, and a +86 prefix here
+# would make idempotency keys and receipts disagree on the same subscriber.
+CN_MOBILE_PATTERN = r"^1[3-9]\d{9}$"
+
+
+class SendStatus(StrEnum):
+    ACCEPTED = "accepted"
+    """The provider took the message; the final outcome arrives later as a receipt."""
+
+    FAILED_TRANSIENT = "failed_transient"
+    """Worth another attempt later (throttling, provider outage, our account/config)."""
+
+    FAILED_PERMANENT = "failed_permanent"
+    """Retrying the same message can never succeed (bad number, content, template)."""
+
+
+class SmsMessage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    idempotency_key: str = Field(min_length=1, max_length=255)
+    """Our key for this logical message; providers echo it back in receipts where they can."""
+
+    phone: str = Field(pattern=CN_MOBILE_PATTERN)
+    text: str
+    """Rendered text, kept for audit and for providers that send free text."""
+
+    template_code: str | None = None
+    """Template-only providers (Aliyun mainland SMS) send this instead of `text`."""
+
+    template_params: dict[str, str] = Field(default_factory=dict)
+
+
+class SendResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    idempotency_key: str
+    status: SendStatus
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    retry_after_seconds: float | None = None
+    """Lower bound before the next attempt, when the provider's error implies one."""
+
+    outcome_unknown: bool = False
+    """The request may have reached the provider (e.g. read timeout). Sends are not
+    idempotent at most providers, so the worker should wait for a receipt carrying this
+    idempotency key before re-sending, or accept the risk of a duplicate."""
+
+    account_level: bool = False
+    """The failure is about our account or configuration (balance, credentials, sign name),
+    not this message: every other message will fail the same way, so pause the queue and
+    alert rather than burn retries."""
+
+
+class DeliveryReceipt(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    provider_message_id: str | None
+    out_id: str | None
+    """Our idempotency key as echoed by the provider, when it supports one."""
+
+    phone: str
+    delivered: bool
+    error_code: str | None = None
+    error_message: str | None = None
+    submitted_at: datetime | None = None
+    reported_at: datetime | None = None
+
+
+class ReceiptError(Exception):
+    """Base for receipt push problems; the HTTP layer should answer non-2xx."""
+
+
+class ReceiptAuthenticationError(ReceiptError):
+    """The push could not be shown to come from the provider; never process its contents."""
+
+
+class ReceiptFormatError(ReceiptError):
+    """The push was authentic but its body does not match the documented format."""
+
+
+@runtime_checkable
+class SmsProvider(Protocol):
+    name: str
+    max_batch_size: int
+    """Largest `messages` sequence `send_batch` accepts in one call."""
+
+    async def send_batch(self, messages: Sequence[SmsMessage]) -> list[SendResult]:
+        """Attempt every message once; returns exactly one result per input, in order.
+
+        Must not raise for per-message or transport failures: those become results, so one
+        bad number cannot hide the outcome of the others.
+        """
+        ...
+
+    def parse_receipts(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        query: Mapping[str, str] | None = None,
+    ) -> list[DeliveryReceipt]:
+        """Authenticate and parse one receipt push.
+
+        `query` carries the callback URL's query parameters, because some providers (Aliyun)
+        only let us configure a URL, so a shared secret has to travel there.
+
+        Raises `ReceiptAuthenticationError` when authenticity fails and
+        `ReceiptFormatError` when the body is malformed.
+        """
+        ...

@@ -1,0 +1,1 @@
+"""Complaint tickets with SLAs, the 4-step handling flow, escalation and compensation."""

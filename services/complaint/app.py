@@ -1,0 +1,16 @@
+"""The complaint service's FastAPI app."""
+
+from fastapi import FastAPI
+
+import services.complaint as package
+from services.kit.app import create_service_app
+from services.kit.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        "complaint",
+        title="Keepwell complaint service",
+        description=package.__doc__ or "",
+        settings=settings,
+    )

@@ -1,0 +1,3 @@
+"""Tables of the complaint service (schema ``complaint``)."""
+
+SCHEMA = "complaint"

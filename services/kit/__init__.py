@@ -1,0 +1,1 @@
+"""The shared kernel: mechanisms every Keepwell service needs, never domain rules."""

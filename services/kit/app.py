@@ -1,0 +1,158 @@
+"""The app factory every service uses: resources, middleware, errors, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+from arq.connections import ArqRedis
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.kit.auth import Acting, Principal, current_principal
+from services.kit.config import Settings, get_settings
+from services.kit.db import create_engine, create_sessionmaker, session_scope
+from services.kit.errors import ERROR_RESPONSES, install_error_handlers
+from services.kit.http import REQUEST_ID_HEADER, create_http_client
+from services.kit.logging import configure_logging
+from services.kit.metrics import MetricsMiddleware, metrics_endpoint
+from services.kit.redis import create_redis
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class Resources:
+    """What a service process holds for its lifetime, shared by all requests."""
+
+    service: str
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+    http: httpx.AsyncClient
+
+    @classmethod
+    def open(cls, service: str, settings: Settings) -> Resources:
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        return cls(
+            service=service,
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            redis=create_redis(settings.redis_url, service),
+            http=create_http_client(settings.http_timeout_seconds),
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def resources(request: Request) -> Resources:
+    res: Resources = request.app.state.resources
+    return res
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request owns the transaction: commit on success, roll back on error."""
+    async with session_scope(resources(request).sessionmaker) as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(db_session)]
+
+
+async def _check(probe: Callable[[], Awaitable[object]]) -> str:
+    try:
+        await asyncio.wait_for(probe(), READINESS_TIMEOUT_SECONDS)
+    except Exception as exc:  # any failure means "not ready"; say which and why
+        return f"error: {type(exc).__name__}: {exc}".strip()
+    return "ok"
+
+
+async def _db_probe(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz(request: Request) -> dict[str, str]:
+        return {"status": "ok", "service": resources(request).service}
+
+    @router.get(
+        "/readyz",
+        summary="Database and Redis are reachable",
+        responses={503: {"description": "A dependency is unreachable; `failing` names it"}},
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        res = resources(request)
+        database, redis = await asyncio.gather(
+            _check(lambda: _db_probe(res.engine)), _check(res.redis.ping)
+        )
+        checks = {"database": database, "redis": redis}
+        failing = [name for name, result in checks.items() if result != "ok"]
+        body = {
+            "service": res.service,
+            "ready": not failing,
+            "checks": checks,
+            "failing": failing,
+        }
+        return JSONResponse(body, status_code=503 if failing else 200)
+
+    router.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    return router
+
+
+def _whoami_router() -> APIRouter:
+    router = APIRouter(tags=["auth"])
+
+    @router.get("/whoami", summary="The principal your token acts as")
+    async def whoami(principal: Acting) -> Principal:
+        return principal
+
+    return router
+
+
+def create_service_app(
+    service: str,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    settings: Settings | None = None,
+) -> FastAPI:
+    """A service's FastAPI app. Every route in ``routers`` requires a valid internal token."""
+    settings = settings or get_settings()
+    configure_logging(service, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.resources = Resources.open(service, settings)
+        try:
+            yield
+        finally:
+            await app.state.resources.close()
+
+    app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(_health_router())
+    for router in (_whoami_router(), *routers):
+        app.include_router(
+            router, dependencies=[Depends(current_principal)], responses=ERROR_RESPONSES
+        )
+    app.add_middleware(MetricsMiddleware, service=service)
+    # Outermost, so every log line of the request, including the access line, has the id.
+    app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=None)
+    return app

@@ -1,0 +1,27 @@
+"""The one service-to-service HTTP client per process.
+
+Explicit timeouts; the current request id travels on every call so one user action can be
+followed through every service's logs.
+"""
+
+from __future__ import annotations
+
+import httpx
+from asgi_correlation_id import correlation_id
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+async def _forward_request_id(request: httpx.Request) -> None:
+    request_id = correlation_id.get()
+    if request_id and REQUEST_ID_HEADER not in request.headers:
+        request.headers[REQUEST_ID_HEADER] = request_id
+
+
+def create_http_client(timeout_seconds: float = 5.0, **kwargs: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_seconds, connect=min(2.0, timeout_seconds)),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        event_hooks={"request": [_forward_request_id]},
+        **kwargs,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,95 @@
+"""arq worker settings for a service: resources in ``ctx``, metrics per job.
+
+arq delivers at least once and fails a job for good on any exception but ``Retry``, so
+every job function must be safe to run twice (see CONVENTIONS.md, habit 4).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from arq import Retry
+from arq.cron import CronJob
+from arq.worker import Function, func
+from prometheus_client import start_http_server
+
+from services.kit.app import Resources
+from services.kit.config import Settings, get_settings
+from services.kit.logging import configure_logging
+from services.kit.metrics import JOB_DURATION, JOBS
+from services.kit.redis import queue_name, redis_settings
+
+logger = logging.getLogger("keepwell.worker")
+
+JobFunction = Callable[..., Awaitable[Any]]
+
+
+def _measured(service: str, job: JobFunction) -> JobFunction:
+    name = job.__name__
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await job(ctx, *args, **kwargs)
+            outcome = "ok"
+            return result
+        except Retry:
+            outcome = "retry"
+            raise
+        finally:
+            JOBS.labels(service, name, outcome).inc()
+            JOB_DURATION.labels(service, name).observe(time.perf_counter() - started)
+
+    return run
+
+
+def worker_settings(
+    service: str,
+    functions: Sequence[JobFunction],
+    *,
+    cron_jobs: Sequence[CronJob] = (),
+    settings: Settings | None = None,
+    serve_metrics: bool = True,
+) -> type:
+    """Build the ``WorkerSettings`` class arq expects for one service's queue."""
+    settings = settings or get_settings()
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        configure_logging(f"{service}-worker", settings.log_level)
+        if serve_metrics:
+            start_http_server(settings.worker_metrics_port(service), addr=settings.host)
+        ctx["resources"] = Resources.open(service, settings)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        resources: Resources | None = ctx.get("resources")
+        if resources is not None:
+            await resources.close()
+
+    registered: list[Function] = [
+        func(_measured(service, f), name=f.__name__)  # type: ignore[arg-type]
+        for f in functions
+    ]
+    attributes: dict[str, Any] = {
+        "functions": registered,
+        "cron_jobs": list(cron_jobs),
+        "queue_name": queue_name(service),
+        "redis_settings": redis_settings(settings.redis_url),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "max_jobs": 20,
+        "job_timeout": 600,
+        "keep_result": 3600,
+        "health_check_interval": 30,
+    }
+    return type(f"{service.title()}WorkerSettings", (), attributes)
+
+
+def resources_of(ctx: dict[str, Any]) -> Resources:
+    res: Resources = ctx["resources"]
+    return res

@@ -1,0 +1,1 @@
+"""Customer archives: tiers, service levels, lifecycle, managers and the contact log."""
