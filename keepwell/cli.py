@@ -13,6 +13,10 @@ import typer
 from services.kit.config import SERVICES, get_settings
 
 app = typer.Typer(help="Keepwell: VIP customer retention backend.", no_args_is_help=True)
+imports = typer.Typer(help="Bulk imports (CSV or JSON lines), idempotent.", no_args_is_help=True)
+bench = typer.Typer(help="Benchmarks; each prints one JSON document.", no_args_is_help=True)
+app.add_typer(imports, name="import")
+app.add_typer(bench, name="bench")
 
 Service = StrEnum("Service", {s: s for s in SERVICES})  # type: ignore[misc]
 Process = StrEnum("Process", {s: s for s in ("gateway", *SERVICES)})  # type: ignore[misc]
@@ -116,3 +120,22 @@ def token(
     except ValueError as exc:
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from exc
     typer.echo(issue_token(principal, get_settings(), ttl_seconds=ttl))
+
+
+def _register_plugins() -> None:
+    """Services add their own commands (``services/<service>/cli.py``: ``register(app,
+    imports)``) and benchmarks live in ``keepwell/bench/<name>.py`` (``register(bench)``).
+    Such modules import only typer at module level, so every command starts fast."""
+    import pkgutil
+    from importlib.util import find_spec
+
+    import keepwell.bench
+
+    for service in SERVICES:
+        if find_spec(f"services.{service}.cli") is not None:
+            importlib.import_module(f"services.{service}.cli").register(app, imports)
+    for module in pkgutil.iter_modules(keepwell.bench.__path__):
+        importlib.import_module(f"keepwell.bench.{module.name}").register(bench)
+
+
+_register_plugins()

@@ -80,6 +80,14 @@ def test_upgrade_downgrade_upgrade_leaves_no_difference_to_the_models(empty_data
 def test_each_service_migrates_on_its_own(empty_database: str) -> None:
     migrations.upgrade(empty_database, ("warning",))
     assert asyncio.run(tables_of(empty_database)) == {
-        "warning.alembic_version",
-        "warning.daily_usage",
+        f"warning.{t}"
+        for t in (
+            "alembic_version",
+            "daily_usage",
+            "outbox",
+            "delivery",
+            "delivery_attempt",
+            "inbox",
+            "webhook_subscription",
+        )
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -16,10 +16,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.kit.auth import Acting, Principal, current_principal
+from services.kit.auth import Acting, Principal, Role, current_principal, require_role
 from services.kit.config import Settings, get_settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
 from services.kit.errors import ERROR_RESPONSES, install_error_handlers
+from services.kit.events.consumer import Consumer
 from services.kit.http import REQUEST_ID_HEADER, create_http_client
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
@@ -51,6 +52,10 @@ class Resources:
             http=create_http_client(settings.http_timeout_seconds),
         )
 
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A unit of work outside a request (jobs, commands): commit on success."""
+        return session_scope(self.sessionmaker, redis=self.redis, service=self.service)
+
     async def close(self) -> None:
         await self.http.aclose()
         await self.redis.aclose()
@@ -64,7 +69,7 @@ def resources(request: Request) -> Resources:
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request owns the transaction: commit on success, roll back on error."""
-    async with session_scope(resources(request).sessionmaker) as session:
+    async with resources(request).session() as session:
         yield session
 
 
@@ -131,6 +136,7 @@ def create_service_app(
     title: str,
     description: str,
     routers: Sequence[APIRouter] = (),
+    consumer: Consumer | None = None,
     settings: Settings | None = None,
 ) -> FastAPI:
     """A service's FastAPI app. Every route in ``routers`` requires a valid internal token."""
@@ -148,6 +154,11 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(_health_router())
+    if consumer is not None:
+        # Only the relay (a system principal with the admin role) may deliver events.
+        app.include_router(
+            consumer.router(db_session, require_role(Role.admin)), responses=ERROR_RESPONSES
+        )
     for router in (_whoami_router(), *routers):
         app.include_router(
             router, dependencies=[Depends(current_principal)], responses=ERROR_RESPONSES

@@ -6,7 +6,8 @@ cleanly and rolls back otherwise. Repositories and services never commit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlmodel import SQLModel
+
+logger = logging.getLogger("keepwell.db")
 
 # Explicit constraint names so migrations are reviewable and reversible.
 NAMING_CONVENTION: dict[str, str] = {
@@ -65,18 +68,41 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+AfterCommit = Callable[[], Awaitable[object]]
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run ``callback`` once the session's transaction has committed (never on rollback).
+
+    For nudges only (e.g. wake the event relay): a failed callback is logged, and
+    whatever it nudges must also be found by a periodic sweep.
+    """
+    session.info.setdefault("after_commit", []).append(callback)
+
+
 @asynccontextmanager
 async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], **info: Any
 ) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit on success, roll back on any error."""
+    """One unit of work: commit on success, roll back on any error.
+
+    ``info`` lands in ``session.info`` for code that needs process resources (the Redis
+    client that after-commit nudges use, for instance).
+    """
     async with sessionmaker() as session:
+        session.info.update(info)
         try:
             yield session
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
+        callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception:
+            logger.warning("after-commit callback failed", exc_info=True)
 
 
 def enum_column(enum: type[StrEnum], name: str, *, nullable: bool = False, **kwargs: Any) -> Any:

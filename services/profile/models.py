@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from services.kit.db import enum_column, utcnow
+from services.kit.events import event_tables
 
 SCHEMA = "profile"
 
@@ -111,3 +112,6 @@ class Customer(SQLModel, table=True):
     version: int = 1
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+events = event_tables(SCHEMA)

@@ -8,6 +8,8 @@ from decimal import Decimal
 from sqlalchemy import Column, Numeric
 from sqlmodel import Field, SQLModel
 
+from services.kit.events import event_tables
+
 SCHEMA = "warning"
 
 
@@ -28,3 +30,6 @@ class DailyUsage(SQLModel, table=True):
     forwarded_to_other_network: int = 0
     other_network_call_share: float = 0.0
     competitor_marketing_contacts: int = 0
+
+
+events = event_tables(SCHEMA)

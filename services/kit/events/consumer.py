@@ -1,0 +1,126 @@
+"""Receiving events: idempotent handlers behind ``POST /events``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.events.model import Envelope, Event
+from services.kit.events.tables import event_tables
+
+logger = logging.getLogger("keepwell.events")
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
+
+_CONSUMERS: dict[str, Consumer] = {}
+
+
+class EventBatch(BaseModel):
+    """Events for one subscriber, in order per aggregate."""
+
+    events: list[Envelope]
+
+
+class EventResult(BaseModel):
+    id: str
+    status: Literal["processed", "duplicate", "ignored", "failed", "blocked"]
+    error: str | None = None
+
+
+class BatchResult(BaseModel):
+    results: list[EventResult]
+
+
+class Consumer:
+    """The events one service consumes and what it does with each."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.handlers: dict[str, Handler] = {}
+        self.inbox = event_tables(service).inbox
+        _CONSUMERS[service] = self
+
+    @property
+    def handled_types(self) -> frozenset[str]:
+        return frozenset(self.handlers)
+
+    def handles(
+        self, event_type: type[E]
+    ) -> Callable[[Callable[[AsyncSession, E, Envelope], Awaitable[None]]], Handler]:
+        def register(
+            handler: Callable[[AsyncSession, E, Envelope], Awaitable[None]],
+        ) -> Handler:
+            self.handlers[event_type.event_type] = handler
+            return handler
+
+        return register
+
+    async def receive(self, session: AsyncSession, batch: list[Envelope]) -> list[EventResult]:
+        """Apply each event once. Each runs in a savepoint: a failing event is reported and
+        later events of the same aggregate wait (order per aggregate), others go on."""
+        results: list[EventResult] = []
+        stuck: set[tuple[str, str]] = set()
+        for envelope in batch:
+            key = (envelope.producer, envelope.aggregate_id)
+            if key in stuck:
+                results.append(EventResult(id=str(envelope.id), status="blocked"))
+                continue
+            try:
+                async with session.begin_nested():
+                    status = await self._apply(session, envelope)
+            except Exception as exc:
+                logger.warning("event %s (%s) failed", envelope.id, envelope.type, exc_info=True)
+                stuck.add(key)
+                results.append(
+                    EventResult(
+                        id=str(envelope.id), status="failed", error=f"{type(exc).__name__}: {exc}"
+                    )
+                )
+                continue
+            results.append(EventResult(id=str(envelope.id), status=status))
+        return results
+
+    async def _apply(
+        self, session: AsyncSession, envelope: Envelope
+    ) -> Literal["processed", "duplicate", "ignored"]:
+        recorded = await session.execute(
+            insert(self.inbox)
+            .values(event_id=envelope.id, producer=envelope.producer, type=envelope.type)
+            .on_conflict_do_nothing()
+            .returning(self.inbox.c.event_id)
+        )
+        if recorded.first() is None:
+            return "duplicate"
+        handler = self.handlers.get(envelope.type)
+        if handler is None:
+            return "ignored"
+        await handler(session, envelope.event(), envelope)
+        return "processed"
+
+    def router(
+        self, session_dependency: Callable[..., Any], guard: Callable[..., Any]
+    ) -> APIRouter:
+        router = APIRouter(tags=["events"])
+
+        @router.post(
+            "/events",
+            summary="Receive events from the relay (internal)",
+            dependencies=[Depends(guard)],
+        )
+        async def receive(
+            batch: EventBatch, session: Annotated[AsyncSession, Depends(session_dependency)]
+        ) -> BatchResult:
+            return BatchResult(results=await self.receive(session, batch.events))
+
+        return router
+
+
+def consumers() -> list[Consumer]:
+    return list(_CONSUMERS.values())

@@ -1,0 +1,139 @@
+"""The event tables every service has in its own schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from services.kit.db import metadata
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    dead = "dead"
+
+
+@dataclass(frozen=True)
+class EventTables:
+    schema: str
+    outbox: Table
+    delivery: Table
+    attempt: Table
+    inbox: Table
+    webhook: Table
+
+
+_BY_SCHEMA: dict[str, EventTables] = {}
+
+
+def event_tables(schema: str) -> EventTables:
+    """The outbox, delivery, inbox and webhook tables in ``schema`` (made once)."""
+    if schema in _BY_SCHEMA:
+        return _BY_SCHEMA[schema]
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("seq", BigInteger, Identity(), primary_key=True),
+        Column("id", Uuid, nullable=False, unique=True),
+        Column("type", String(100), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("aggregate_id", String(100), nullable=False),
+        Column("occurred_at", DateTime(timezone=True), nullable=False),
+        Column("payload", JSONB, nullable=False),
+        Column("request_id", String(64)),
+        Column("actor", String(64)),
+        schema=schema,
+    )
+    delivery = Table(
+        "delivery",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column(
+            "event_seq",
+            BigInteger,
+            ForeignKey(f"{schema}.outbox.seq", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        # "service:<name>" for our own consumers, "webhook:<uuid>" for a partner's.
+        Column("subscriber", String(120), nullable=False),
+        Column("aggregate_id", String(100), nullable=False),
+        Column("status", String(12), nullable=False, server_default=DeliveryStatus.pending.value),
+        Column("attempts", Integer, nullable=False, server_default=text("0")),
+        Column(
+            "next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()
+        ),
+        Column("last_error", Text),
+        Column("delivered_at", DateTime(timezone=True)),
+        UniqueConstraint("event_seq", "subscriber"),
+        CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
+        Index(
+            f"ix_{schema}_delivery_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(f"ix_{schema}_delivery_order", "subscriber", "aggregate_id", "event_seq"),
+        schema=schema,
+    )
+    attempt = Table(
+        "delivery_attempt",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column(
+            "delivery_id",
+            BigInteger,
+            ForeignKey(f"{schema}.delivery.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("status_code", Integer),
+        Column("error", Text),
+        Column("milliseconds", Integer, nullable=False),
+        schema=schema,
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("event_id", Uuid, primary_key=True),
+        Column("producer", String(32), nullable=False),
+        Column("type", String(100), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        schema=schema,
+    )
+    webhook = Table(
+        "webhook_subscription",
+        metadata,
+        Column("id", Uuid, primary_key=True),
+        Column("partner", String(100), nullable=False),
+        Column("url", String(500), nullable=False),
+        Column("secret", String(200), nullable=False),
+        Column("event_types", JSONB, nullable=False),
+        Column("active", Boolean, nullable=False, server_default=text("true")),
+        Column("created_by", String(64), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        schema=schema,
+    )
+    tables = EventTables(schema, outbox, delivery, attempt, inbox, webhook)
+    _BY_SCHEMA[schema] = tables
+    return tables
