@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,6 +19,8 @@ imports = typer.Typer(help="Bulk imports (CSV or JSON lines), idempotent.", no_a
 bench = typer.Typer(help="Benchmarks; each prints one JSON document.", no_args_is_help=True)
 app.add_typer(imports, name="import")
 app.add_typer(bench, name="bench")
+events = typer.Typer(help="Event deliveries: dead letters and replay.", no_args_is_help=True)
+app.add_typer(events, name="events")
 
 Service = StrEnum("Service", {s: s for s in SERVICES})  # type: ignore[misc]
 Process = StrEnum("Process", {s: s for s in ("gateway", *SERVICES)})  # type: ignore[misc]
@@ -120,6 +124,88 @@ def token(
     except ValueError as exc:
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from exc
     typer.echo(issue_token(principal, get_settings(), ttl_seconds=ttl))
+
+
+@events.command("dead")
+def events_dead(
+    service: Annotated[list[Service] | None, typer.Option(help="Only these producers.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many per producer.")] = 100,
+) -> None:
+    """List deliveries that failed too often and wait for an operator."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from services.kit.events.admin import list_deliveries
+    from services.kit.events.tables import DeliveryStatus
+
+    chosen = [str(s) for s in service] if service else list(SERVICES)
+
+    async def fetch() -> list[Any]:
+        async with _session() as session:
+            found = []
+            for producer in chosen:
+                found += await list_deliveries(
+                    session, producer, status=DeliveryStatus.dead, limit=limit
+                )
+            return found
+
+    dead = asyncio.run(fetch())
+    table = Table(title=f"{len(dead)} dead deliveries")
+    for column in ("id", "event type", "aggregate", "subscriber", "attempts", "last error"):
+        table.add_column(column)
+    for d in dead:
+        table.add_row(
+            d.id, d.event_type, d.aggregate_id, d.subscriber, str(d.attempts), d.last_error or ""
+        )
+    Console().print(table)
+
+
+@events.command("replay")
+def events_replay(
+    delivery: Annotated[str, typer.Argument(help="A delivery id as listed, e.g. profile:42")],
+) -> None:
+    """Deliver an event again (the relay picks it up within seconds)."""
+    from services.kit.errors import DomainError
+    from services.kit.events.admin import parse_delivery_ref, replay
+
+    try:
+        producer, number = parse_delivery_ref(delivery)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="DELIVERY") from exc
+    if producer not in SERVICES:
+        raise typer.BadParameter(f"unknown service {producer!r}", param_hint="DELIVERY")
+
+    async def run_replay() -> str:
+        async with _session() as session:
+            return (await replay(session, producer, number)).status
+
+    try:
+        status = asyncio.run(run_replay())
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{delivery}: {status}")
+
+
+@events.command("catalogue")
+def events_catalogue() -> None:
+    """Print every event type with its producer, consumers and payload (Markdown)."""
+    from services.kit.events.catalogue import catalogue_markdown
+
+    typer.echo(catalogue_markdown())
+
+
+@asynccontextmanager
+async def _session() -> AsyncIterator[Any]:
+    """A unit of work on the configured database, for operator commands."""
+    from services.kit.db import create_engine, create_sessionmaker, session_scope
+
+    engine = create_engine(get_settings().database_url, pool_size=1)
+    try:
+        async with session_scope(create_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 def _register_plugins() -> None:

@@ -21,6 +21,7 @@ from services.kit.config import Settings, get_settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
 from services.kit.errors import ERROR_RESPONSES, install_error_handlers
 from services.kit.events.consumer import Consumer
+from services.kit.events.webhooks import events_router
 from services.kit.http import REQUEST_ID_HEADER, create_http_client
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
@@ -159,7 +160,11 @@ def create_service_app(
         app.include_router(
             consumer.router(db_session, require_role(Role.admin)), responses=ERROR_RESPONSES
         )
-    for router in (_whoami_router(), *routers):
+    for router in (
+        _whoami_router(),
+        events_router(service, db_session, production=settings.env == "production"),
+        *routers,
+    ):
         app.include_router(
             router, dependencies=[Depends(current_principal)], responses=ERROR_RESPONSES
         )

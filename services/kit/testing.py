@@ -11,9 +11,27 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from keepwell.embedded import EmbeddedPostgres, EmbeddedRedis, ensure_database, free_port
+from services.kit.app import create_service_app
+from services.kit.config import Settings
+from services.kit.events import Envelope, Event, event_tables
+from services.kit.events.consumer import Consumer
 
 
 @dataclass(frozen=True)
@@ -82,3 +100,74 @@ async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+class ProbePinged(Event):
+    """An event used only to exercise the event machinery (tests and ``bench events``)."""
+
+    event_type = "probe.pinged"
+    producer = "profile"
+    n: int
+
+
+class ProbeConsumer:
+    """A consumer in a schema of its own whose effect is a row per applied event, so tests
+    and benchmarks can see exactly what was applied, how often and in which order."""
+
+    def __init__(self, schema: str = "probe") -> None:
+        self.schema = schema
+        self.consumer = Consumer(schema)
+        self.failing: set[int] = set()  # event numbers whose handler raises, while listed
+        self.effect = Table(
+            "effect",
+            MetaData(),
+            Column("id", BigInteger, Identity(), primary_key=True),
+            Column("event_id", Uuid, nullable=False),
+            Column("aggregate_id", String(100), nullable=False),
+            Column("n", Integer, nullable=False),
+            Column(
+                "applied_at",
+                DateTime(timezone=True),
+                nullable=False,
+                server_default=text("clock_timestamp()"),
+            ),
+            schema=schema,
+        )
+
+        @self.consumer.handles(ProbePinged)
+        async def apply(session: AsyncSession, event: ProbePinged, envelope: Envelope) -> None:
+            if event.n in self.failing:
+                raise RuntimeError(f"probe told to fail on {event.n}")
+            await session.execute(
+                self.effect.insert().values(
+                    event_id=envelope.id, aggregate_id=envelope.aggregate_id, n=event.n
+                )
+            )
+
+    async def create_tables(self, engine: AsyncEngine) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+            await conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
+            await conn.run_sync(event_tables(self.schema).inbox.create)
+            await conn.run_sync(self.effect.create)
+
+    async def drop_tables(self, engine: AsyncEngine) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+
+    def app(self, settings: Settings) -> FastAPI:
+        return create_service_app(
+            self.schema,
+            title="probe consumer",
+            description="",
+            consumer=self.consumer,
+            settings=settings,
+        )
+
+    async def applied(self, engine: AsyncEngine) -> list[tuple[str, int]]:
+        """(aggregate id, n) of every applied event, in the order they were applied."""
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(self.effect.c.aggregate_id, self.effect.c.n).order_by(self.effect.c.id)
+            )
+            return [(r.aggregate_id, r.n) for r in rows]

@@ -13,12 +13,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from arq import Retry
-from arq.cron import CronJob
+from arq.cron import CronJob, cron
 from arq.worker import Function, func
 from prometheus_client import start_http_server
 
 from services.kit.app import Resources
 from services.kit.config import Settings, get_settings
+from services.kit.events.publish import RELAY_JOB
+from services.kit.events.relay import Relay
 from services.kit.logging import configure_logging
 from services.kit.metrics import JOB_DURATION, JOBS
 from services.kit.redis import queue_name, redis_settings
@@ -26,6 +28,8 @@ from services.kit.redis import queue_name, redis_settings
 logger = logging.getLogger("keepwell.worker")
 
 JobFunction = Callable[..., Awaitable[Any]]
+
+RELAY_SWEEP_SECONDS = 5
 
 
 def _measured(service: str, job: JobFunction) -> JobFunction:
@@ -75,9 +79,21 @@ def worker_settings(
         func(_measured(service, f), name=f.__name__)  # type: ignore[arg-type]
         for f in functions
     ]
+    # Every service publishes events, so every worker relays its own outbox: when nudged
+    # after a commit, and every few seconds in case a nudge was lost. No result is kept,
+    # so a new nudge can be queued as soon as a run ends.
+    relay = _measured(service, relay_events)
+    registered.append(func(relay, name=RELAY_JOB, keep_result=0))  # type: ignore[arg-type]
+    sweep = cron(
+        relay,  # type: ignore[arg-type]
+        name=f"{RELAY_JOB}:sweep",
+        second=set(range(0, 60, RELAY_SWEEP_SECONDS)),
+        run_at_startup=True,
+        keep_result=0,
+    )
     attributes: dict[str, Any] = {
         "functions": registered,
-        "cron_jobs": list(cron_jobs),
+        "cron_jobs": [*cron_jobs, sweep],
         "queue_name": queue_name(service),
         "redis_settings": redis_settings(settings.redis_url),
         "on_startup": startup,
@@ -88,6 +104,12 @@ def worker_settings(
         "health_check_interval": 30,
     }
     return type(f"{service.title()}WorkerSettings", (), attributes)
+
+
+async def relay_events(ctx: dict[str, Any]) -> int:
+    """Deliver this service's pending events until none is due."""
+    res = resources_of(ctx)
+    return await Relay(res.service, res.sessionmaker, res.http, res.settings).run()
 
 
 def resources_of(ctx: dict[str, Any]) -> Resources:

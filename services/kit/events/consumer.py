@@ -1,7 +1,5 @@
 """Receiving events: idempotent handlers behind ``POST /events``."""
 
-from __future__ import annotations
-
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
@@ -19,7 +17,7 @@ logger = logging.getLogger("keepwell.events")
 E = TypeVar("E", bound=Event)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
 
-_CONSUMERS: dict[str, Consumer] = {}
+_CONSUMERS: dict[str, "Consumer"] = {}
 
 
 class EventBatch(BaseModel):
@@ -44,6 +42,8 @@ class Consumer:
     def __init__(self, service: str) -> None:
         self.service = service
         self.handlers: dict[str, Handler] = {}
+        # Types registered by name: their handlers get the payload as a plain dict.
+        self.untyped: set[str] = set()
         self.inbox = event_tables(service).inbox
         _CONSUMERS[service] = self
 
@@ -62,9 +62,57 @@ class Consumer:
 
         return register
 
+    def handles_type(self, event_type: str) -> Callable[[Handler], Handler]:
+        """Register a handler by type name, for events whose class lives in a service this
+        process need not import (several producers sharing one embedded payload contract).
+        The handler receives ``envelope.payload`` (a dict) in place of a typed event."""
+
+        def register(handler: Handler) -> Handler:
+            self.handlers[event_type] = handler
+            self.untyped.add(event_type)
+            return handler
+
+        return register
+
     async def receive(self, session: AsyncSession, batch: list[Envelope]) -> list[EventResult]:
-        """Apply each event once. Each runs in a savepoint: a failing event is reported and
-        later events of the same aggregate wait (order per aggregate), others go on."""
+        """Apply each event once. The whole batch is tried at once; if any handler fails,
+        the batch is undone and applied one event at a time, so the failing event is
+        reported, later events of its aggregate wait (order per aggregate) and the rest go
+        on."""
+        try:
+            async with session.begin_nested():
+                return await self._apply_all(session, batch)
+        except Exception:
+            logger.info("a batch of %d events failed; retrying one at a time", len(batch))
+        return await self._apply_each(session, batch)
+
+    async def _apply_all(self, session: AsyncSession, batch: list[Envelope]) -> list[EventResult]:
+        if not batch:
+            return []
+        fresh = set(
+            (
+                await session.execute(
+                    insert(self.inbox)
+                    .values(
+                        [{"event_id": e.id, "producer": e.producer, "type": e.type} for e in batch]
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(self.inbox.c.event_id)
+                )
+            ).scalars()
+        )
+        results: list[EventResult] = []
+        for envelope in batch:
+            if envelope.id not in fresh:
+                results.append(EventResult(id=str(envelope.id), status="duplicate"))
+            elif envelope.type not in self.handlers:
+                results.append(EventResult(id=str(envelope.id), status="ignored"))
+            else:
+                await self._handle(session, envelope)
+                results.append(EventResult(id=str(envelope.id), status="processed"))
+        return results
+
+    async def _apply_each(self, session: AsyncSession, batch: list[Envelope]) -> list[EventResult]:
         results: list[EventResult] = []
         stuck: set[tuple[str, str]] = set()
         for envelope in batch:
@@ -98,11 +146,14 @@ class Consumer:
         )
         if recorded.first() is None:
             return "duplicate"
-        handler = self.handlers.get(envelope.type)
-        if handler is None:
+        if envelope.type not in self.handlers:
             return "ignored"
-        await handler(session, envelope.event(), envelope)
+        await self._handle(session, envelope)
         return "processed"
+
+    async def _handle(self, session: AsyncSession, envelope: Envelope) -> None:
+        event = envelope.payload if envelope.type in self.untyped else envelope.event()
+        await self.handlers[envelope.type](session, event, envelope)
 
     def router(
         self, session_dependency: Callable[..., Any], guard: Callable[..., Any]

@@ -10,7 +10,7 @@ from functools import cache
 
 from arq.connections import ArqRedis
 from asgi_correlation_id import correlation_id
-from sqlalchemy import insert, select
+from sqlalchemy import TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.config import SERVICES
@@ -23,8 +23,8 @@ RELAY_JOB = "relay_events"
 
 
 @cache
-def _load_consumers() -> None:
-    # Consumers register when their service's events module is imported.
+def load_event_modules() -> None:
+    """Import every service's ``events`` module: event types and consumers register then."""
     for service in SERVICES:
         if importlib.util.find_spec(f"services.{service}.events") is not None:
             importlib.import_module(f"services.{service}.events")
@@ -32,7 +32,7 @@ def _load_consumers() -> None:
 
 def service_subscribers(event_type: str) -> list[str]:
     """Our own services that consume ``event_type``, as delivery subscriber names."""
-    _load_consumers()
+    load_event_modules()
     return [f"service:{c.service}" for c in consumers() if event_type in c.handled_types]
 
 
@@ -48,46 +48,66 @@ async def publish(
     Nothing leaves the database here: the relay delivers after commit. The relay is nudged
     once the transaction commits, and a periodic sweep catches any nudge that is lost.
     """
-    tables = event_tables(event.producer)
     event_id = uuid.uuid4()
-    seq = (
-        await session.execute(
-            insert(tables.outbox)
-            .values(
-                id=event_id,
-                type=event.event_type,
-                version=event.version,
-                aggregate_id=aggregate_id,
-                occurred_at=datetime.now(UTC),
-                payload=event.model_dump(mode="json"),
-                request_id=correlation_id.get(),
-                actor=actor,
-            )
-            .returning(tables.outbox.c.seq)
-        )
-    ).scalar_one()
-    webhooks = (
-        await session.execute(
-            select(tables.webhook.c.id).where(
-                tables.webhook.c.active,
-                tables.webhook.c.event_types.contains([event.event_type]),
-            )
-        )
-    ).scalars()
+    webhooks = await _webhooks(session, event)
     subscribers = service_subscribers(event.event_type) + [f"webhook:{w}" for w in webhooks]
+    # One round trip: the outbox row and its deliveries together.
+    await session.execute(
+        _insert_sql(event.producer),
+        {
+            "id": event_id,
+            "type": event.event_type,
+            "version": event.version,
+            "aggregate_id": aggregate_id,
+            "occurred_at": datetime.now(UTC),
+            "payload": event.model_dump_json(),
+            "request_id": correlation_id.get(),
+            "actor": actor,
+            "subscribers": subscribers,
+        },
+    )
     if subscribers:
-        await session.execute(
-            insert(tables.delivery),
-            [
-                {"event_seq": seq, "subscriber": s, "aggregate_id": aggregate_id}
-                for s in subscribers
-            ],
-        )
         redis: ArqRedis | None = session.info.get("redis")
         if redis is not None and not session.info.get("relay_nudged"):
             session.info["relay_nudged"] = True
             after_commit(session, lambda: nudge_relay(redis, event.producer))
     return event_id
+
+
+@cache
+def _insert_sql(producer: str) -> TextClause:
+    return text(
+        f"""
+        WITH event AS (
+            INSERT INTO {producer}.outbox
+                (id, type, version, aggregate_id, occurred_at, payload, request_id, actor)
+            VALUES (:id, :type, :version, :aggregate_id, :occurred_at, CAST(:payload AS jsonb),
+                    :request_id, :actor)
+            RETURNING seq)
+        INSERT INTO {producer}.delivery (event_seq, subscriber, aggregate_id)
+        SELECT event.seq, subscriber, :aggregate_id
+        FROM event, unnest(CAST(:subscribers AS varchar[])) AS subscriber
+        """
+    )
+
+
+async def _webhooks(session: AsyncSession, event: Event) -> list[uuid.UUID]:
+    """Active partner subscriptions to this event type, looked up once per transaction."""
+    cache: dict[tuple[str, str], list[uuid.UUID]] = session.info.setdefault("webhooks", {})
+    key = (event.producer, event.event_type)
+    if key not in cache:
+        tables = event_tables(event.producer)
+        cache[key] = list(
+            (
+                await session.execute(
+                    select(tables.webhook.c.id).where(
+                        tables.webhook.c.active,
+                        tables.webhook.c.event_types.contains([event.event_type]),
+                    )
+                )
+            ).scalars()
+        )
+    return cache[key]
 
 
 async def nudge_relay(redis: ArqRedis, producer: str) -> None:

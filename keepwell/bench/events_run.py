@@ -1,0 +1,138 @@
+"""The body of ``keepwell bench events`` (kept apart so the CLI starts fast)."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+import migrations
+from keepwell.bench.scratch import scratch_database
+from keepwell.embedded import free_port
+from services.kit.config import Settings
+from services.kit.db import create_engine, create_sessionmaker, session_scope
+from services.kit.events.publish import publish
+from services.kit.events.relay import Relay, RelayPolicy
+from services.kit.testing import ProbeConsumer, ProbePinged
+
+
+def register(_: Any) -> None:
+    """Not a command module of its own; ``events.py`` is."""
+
+
+def _serve_probe(database_url: str, port: int) -> None:
+    """The consumer, in a process of its own, as a subscribing service would be."""
+    import uvicorn
+
+    os.environ["DATABASE_URL"] = database_url
+    settings = Settings()
+    uvicorn.run(ProbeConsumer().app(settings), host="127.0.0.1", port=port, log_level="warning")
+
+
+async def _wait_until_up(url: str) -> None:
+    async with httpx.AsyncClient(timeout=1) as client:
+        for _ in range(600):
+            try:
+                if (await client.get(f"{url}/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"probe consumer at {url} did not start")
+
+
+async def run(total: int, aggregates: int, relays: int, batch: int) -> dict[str, Any]:
+    async with AsyncExitStack() as stack:
+        database_url = await stack.enter_async_context(scratch_database("kw_bench_events"))
+        await asyncio.to_thread(migrations.upgrade, database_url)
+        engine = create_engine(database_url, pool_size=relays + 2)
+        stack.push_async_callback(engine.dispose)
+        probe = ProbeConsumer()
+        await probe.create_tables(engine)
+
+        port = free_port()
+        process = multiprocessing.get_context("spawn").Process(
+            target=_serve_probe, args=(database_url, port), daemon=True
+        )
+        process.start()
+        stack.callback(process.join, 10)
+        stack.callback(process.terminate)
+        probe_url = f"http://127.0.0.1:{port}"
+        await _wait_until_up(probe_url)
+
+        settings = Settings(database_url=database_url)
+        sessionmaker = create_sessionmaker(engine)
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        producing = True
+
+        async def produce() -> None:
+            nonlocal producing
+            for start in range(0, total, batch):
+                async with session_scope(sessionmaker) as session:
+                    for n in range(start, min(start + batch, total)):
+                        await publish(
+                            session, ProbePinged(n=n), aggregate_id=f"agg-{n % aggregates}"
+                        )
+            producing = False
+
+        async def relay_loop() -> None:
+            relay = Relay(
+                "profile",
+                sessionmaker,
+                http,
+                settings,
+                RelayPolicy(batch_size=500),
+                service_url=lambda _: probe_url,
+            )
+            while True:
+                was_producing = producing
+                if await relay.run() == 0 and not was_producing:
+                    return
+                if was_producing:
+                    await asyncio.sleep(0.01)  # let the producer get ahead
+
+        produced_seconds = 0.0
+
+        async def timed_produce() -> None:
+            nonlocal produced_seconds
+            await produce()
+            produced_seconds = time.perf_counter() - started
+
+        started = time.perf_counter()
+        await asyncio.gather(timed_produce(), *(relay_loop() for _ in range(relays)))
+        seconds = time.perf_counter() - started
+
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) AS applied, count(DISTINCT e.event_id) AS distinct_events,"
+                        " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM"
+                        "   e.applied_at - o.occurred_at)) AS p50,"
+                        " percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM"
+                        "   e.applied_at - o.occurred_at)) AS p99"
+                        " FROM probe.effect e JOIN profile.outbox o ON o.id = e.event_id"
+                    )
+                )
+            ).one()
+        await probe.drop_tables(engine)
+    return {
+        "events": total,
+        "aggregates": aggregates,
+        "relays": relays,
+        "seconds": round(seconds, 2),
+        "events_per_second": round(total / seconds, 1),
+        "produce_seconds": round(produced_seconds, 2),
+        "produced_per_second": round(total / produced_seconds, 1),
+        "applied": row.applied,
+        "applied_twice": row.applied - row.distinct_events,
+        "lost": total - row.distinct_events,
+        "lag_p50_seconds": round(float(row.p50), 3),
+        "lag_p99_seconds": round(float(row.p99), 3),
+    }

@@ -1,0 +1,121 @@
+"""What operators do with deliveries: list the dead ones, replay one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.errors import Conflict, NotFound
+from services.kit.events.tables import DeliveryStatus, event_tables
+
+
+class DeliveryRead(BaseModel):
+    """One event's delivery to one subscriber, as operators and partners see it."""
+
+    id: str  # "<producer>:<number>", what `keepwell events replay` takes
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    subscriber: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    occurred_at: datetime
+
+
+def delivery_ref(producer: str, delivery_id: int) -> str:
+    return f"{producer}:{delivery_id}"
+
+
+def parse_delivery_ref(ref: str) -> tuple[str, int]:
+    producer, _, number = ref.partition(":")
+    if not producer or not number.isdigit():
+        raise ValueError(f"expected <service>:<number>, e.g. profile:42, not {ref!r}")
+    return producer, int(number)
+
+
+def _select(producer: str) -> Any:
+    t = event_tables(producer)
+    return select(
+        t.delivery.c.id,
+        t.outbox.c.id.label("event_id"),
+        t.outbox.c.type,
+        t.delivery.c.aggregate_id,
+        t.delivery.c.subscriber,
+        t.delivery.c.status,
+        t.delivery.c.attempts,
+        t.delivery.c.last_error,
+        t.delivery.c.next_attempt_at,
+        t.delivery.c.delivered_at,
+        t.outbox.c.occurred_at,
+    ).join(t.outbox, t.outbox.c.seq == t.delivery.c.event_seq)
+
+
+def _read(producer: str, row: Any) -> DeliveryRead:
+    return DeliveryRead(
+        id=delivery_ref(producer, row.id),
+        event_id=str(row.event_id),
+        event_type=row.type,
+        aggregate_id=row.aggregate_id,
+        subscriber=row.subscriber,
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        next_attempt_at=row.next_attempt_at,
+        delivered_at=row.delivered_at,
+        occurred_at=row.occurred_at,
+    )
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    producer: str,
+    *,
+    status: DeliveryStatus | None = None,
+    subscriber: str | None = None,
+    limit: int = 100,
+) -> list[DeliveryRead]:
+    t = event_tables(producer)
+    query = _select(producer).order_by(t.delivery.c.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(t.delivery.c.status == status.value)
+    if subscriber is not None:
+        query = query.where(t.delivery.c.subscriber == subscriber)
+    return [_read(producer, row) for row in (await session.execute(query)).all()]
+
+
+async def replay(
+    session: AsyncSession, producer: str, delivery_id: int, *, subscriber: str | None = None
+) -> DeliveryRead:
+    """Deliver again from scratch: a dead delivery, or a delivered one a partner lost.
+    With ``subscriber``, only a delivery to that subscriber is found."""
+    t = event_tables(producer)
+    query = _select(producer).where(t.delivery.c.id == delivery_id)
+    if subscriber is not None:
+        query = query.where(t.delivery.c.subscriber == subscriber)
+    row = (await session.execute(query)).first()
+    if row is None:
+        raise NotFound(f"no delivery {delivery_ref(producer, delivery_id)}", field="id")
+    if row.status == DeliveryStatus.pending.value:
+        raise Conflict("this delivery is still pending; the relay will deliver it", field="id")
+    await session.execute(
+        update(t.delivery)
+        .where(t.delivery.c.id == delivery_id)
+        .values(
+            status=DeliveryStatus.pending.value,
+            attempts=0,
+            next_attempt_at=func.now(),
+            last_error=None,
+            delivered_at=None,
+        )
+    )
+    replayed = (
+        await session.execute(_select(producer).where(t.delivery.c.id == delivery_id))
+    ).one()
+    return _read(producer, replayed)

@@ -1,0 +1,45 @@
+"""The event catalogue as Markdown: every event, its producer, consumers and payload.
+
+``keepwell events catalogue`` prints it; ARCHITECTURE.md carries it, and a test keeps the
+two the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.kit.events.consumer import consumers
+from services.kit.events.model import event_types
+from services.kit.events.publish import load_event_modules
+
+# Event types that exist only to exercise the machinery.
+_INTERNAL_PREFIXES = ("probe.",)
+
+
+def _fields(schema: dict[str, Any]) -> str:
+    required = set(schema.get("required", []))
+    parts = []
+    for name, spec in schema.get("properties", {}).items():
+        kind = spec.get("type") or (spec.get("$ref", "").rsplit("/", 1)[-1]) or "any"
+        if "anyOf" in spec:
+            kinds = [s.get("type") or s.get("$ref", "").rsplit("/", 1)[-1] for s in spec["anyOf"]]
+            kind = " | ".join(k for k in kinds if k)
+        parts.append(f"{name}{'' if name in required else '?'}: {kind}")
+    return ", ".join(parts)
+
+
+def catalogue_markdown() -> str:
+    load_event_modules()
+    lines = [
+        "| event | version | producer | consumers | payload |",
+        "|---|---|---|---|---|",
+    ]
+    for name, cls in sorted(event_types().items()):
+        if name.startswith(_INTERNAL_PREFIXES):
+            continue
+        subscribed = sorted(c.service for c in consumers() if name in c.handled_types)
+        lines.append(
+            f"| `{name}` | {cls.version} | {cls.producer} | {', '.join(subscribed) or '-'} "
+            f"| {_fields(cls.model_json_schema())} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,267 @@
+"""The event machinery: outbox, relay, idempotent consumers, dead letters, partner webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from services.kit.config import Settings
+from services.kit.db import create_sessionmaker, session_scope
+from services.kit.events import event_tables
+from services.kit.events.admin import DeliveryRead, list_deliveries, replay
+from services.kit.events.publish import publish
+from services.kit.events.relay import Relay, RelayPolicy, verify_signature
+from services.kit.testing import ProbeConsumer, ProbePinged, serve
+from tests.conftest import AppClient
+
+PROFILE = event_tables("profile")
+PROBE = ProbeConsumer()  # registers as a subscriber of probe.pinged, once per process
+
+
+@dataclass
+class World:
+    engine: AsyncEngine
+    settings: Settings
+    probe_url: str
+    http: httpx.AsyncClient
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def relay(self, **policy: float) -> Relay:
+        return Relay(
+            "profile",
+            create_sessionmaker(self.engine),
+            self.http,
+            self.settings,
+            RelayPolicy(**policy),  # type: ignore[arg-type]
+            service_url=lambda name: self.urls.get(name, self.probe_url),
+        )
+
+    async def produce(self, events: list[tuple[str, int]]) -> None:
+        async with session_scope(create_sessionmaker(self.engine)) as session:
+            for aggregate, n in events:
+                await publish(session, ProbePinged(n=n), aggregate_id=aggregate)
+
+    async def statuses(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(PROFILE.delivery.c.status, func.count()).group_by(PROFILE.delivery.c.status)
+            )
+            return {r[0]: r[1] for r in rows}
+
+
+@pytest.fixture
+async def world(engine: AsyncEngine, settings: Settings) -> AsyncIterator[World]:
+    await PROBE.create_tables(engine)
+    PROBE.failing.clear()
+    try:
+        async with serve(PROBE.app(settings)) as url, httpx.AsyncClient(timeout=5) as http:
+            yield World(engine, settings, url, http)
+    finally:
+        await PROBE.drop_tables(engine)
+
+
+async def test_an_event_exists_if_and_only_if_its_transaction_commits(world: World) -> None:
+    sessionmaker = create_sessionmaker(world.engine)
+    with pytest.raises(RuntimeError):
+        async with session_scope(sessionmaker) as session:
+            await publish(session, ProbePinged(n=1), aggregate_id="A")
+            raise RuntimeError("the change failed after the event was written")
+    async with world.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(PROFILE.outbox)) == 0
+        assert await conn.scalar(select(func.count()).select_from(PROFILE.delivery)) == 0
+
+    await world.produce([("A", 2)])
+    async with world.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(PROFILE.outbox)) == 1
+        subscribers = (await conn.execute(select(PROFILE.delivery.c.subscriber))).scalars().all()
+    assert subscribers == ["service:probe"]
+
+
+async def test_relay_delivers_in_order_per_aggregate(world: World) -> None:
+    await world.produce([(agg, n) for n in range(5) for agg in ("A", "B", "C")])
+    await world.relay().run()
+    applied = await PROBE.applied(world.engine)
+    assert sorted(applied) == sorted((agg, n) for n in range(5) for agg in ("A", "B", "C"))
+    for agg in ("A", "B", "C"):
+        assert [n for a, n in applied if a == agg] == [0, 1, 2, 3, 4]
+    assert await world.statuses() == {"delivered": 15}
+
+
+class DiesAfterDelivering(Relay):
+    """A relay process that dies after the subscriber answered, before it could record it."""
+
+    async def _record(self, session: AsyncSession, *args: object) -> None:
+        raise SystemExit("killed")
+
+
+async def test_a_relay_killed_before_marking_redelivers_and_the_consumer_ignores_it(
+    world: World,
+) -> None:
+    await world.produce([("A", 1), ("B", 2)])
+    dying = DiesAfterDelivering(
+        "profile", create_sessionmaker(world.engine), world.http, world.settings,
+        service_url=lambda _: world.probe_url,
+    )  # fmt: skip
+    with pytest.raises(SystemExit):
+        await dying.run()
+    assert sorted(await PROBE.applied(world.engine)) == [("A", 1), ("B", 2)]
+    assert await world.statuses() == {"pending": 2}
+
+    await world.relay().run()
+    assert sorted(await PROBE.applied(world.engine)) == [("A", 1), ("B", 2)]
+    assert await world.statuses() == {"delivered": 2}
+
+
+async def test_two_relays_at_once_apply_every_event_exactly_once_in_order(world: World) -> None:
+    events = [(f"agg-{i % 40}", i) for i in range(600)]
+    await world.produce(events)
+    first, second = world.relay(batch_size=25), world.relay(batch_size=25)
+    delivered = await asyncio.gather(first.run(), second.run())
+    assert sum(delivered) == 600
+    assert all(d > 0 for d in delivered), "both relays should have taken part"
+    applied = await PROBE.applied(world.engine)
+    assert sorted(applied) == sorted(events)
+    for i in range(40):
+        numbers = [n for a, n in applied if a == f"agg-{i}"]
+        assert numbers == sorted(numbers)
+
+
+async def test_a_consumer_that_was_down_gets_the_backlog_in_order(world: World) -> None:
+    world.urls["probe"] = "http://127.0.0.1:1"  # nobody listens there
+    await world.produce([("A", n) for n in range(3)] + [("B", 10)])
+    await world.relay(base_backoff_seconds=60).run()
+    assert await PROBE.applied(world.engine) == []
+    rows = await _deliveries(world)
+    assert {r.status for r in rows} == {"pending"}
+    # Only the first event of each aggregate was attempted; the rest waited behind it.
+    assert sorted(r.attempts for r in rows) == [0, 0, 1, 1]
+
+    del world.urls["probe"]
+    async with world.engine.begin() as conn:  # the back-off has passed
+        await conn.execute(PROFILE.delivery.update().values(next_attempt_at=func.now()))
+    await world.relay().run()
+    applied = await PROBE.applied(world.engine)
+    assert [n for a, n in applied if a == "A"] == [0, 1, 2]
+    assert ("B", 10) in applied
+
+
+async def _deliveries(world: World) -> list[DeliveryRead]:
+    async with session_scope(create_sessionmaker(world.engine)) as session:
+        return await list_deliveries(session, "profile")
+
+
+async def test_a_failing_event_goes_dead_after_max_attempts_and_replay_delivers_it(
+    world: World,
+) -> None:
+    PROBE.failing.add(1)
+    await world.produce([("A", 1), ("B", 2)])
+    relay = world.relay(max_attempts=2, base_backoff_seconds=0)
+    await relay.run()
+    dead = [d for d in await _deliveries(world) if d.status == "dead"]
+    assert len(dead) == 1 and dead[0].attempts == 2
+    assert "probe told to fail on 1" in (dead[0].last_error or "")
+    assert await PROBE.applied(world.engine) == [("B", 2)]
+
+    PROBE.failing.clear()  # the consumer is fixed; an operator replays the dead letter
+    async with session_scope(create_sessionmaker(world.engine)) as session:
+        producer, number = dead[0].id.split(":")
+        await replay(session, producer, int(number))
+    await relay.run()
+    assert sorted(await PROBE.applied(world.engine)) == [("A", 1), ("B", 2)]
+    assert await world.statuses() == {"delivered": 2}
+
+
+@dataclass
+class Receiver:
+    """A partner's webhook endpoint: answers 500 to the first request, then 200."""
+
+    secret: str = ""
+    received: list[dict[str, object]] = field(default_factory=list)
+    valid: list[bool] = field(default_factory=list)
+    calls: int = 0
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            self.calls += 1
+            body = await request.body()
+            if self.calls == 1:
+                return Response(status_code=500)
+            self.valid.append(verify_signature(self.secret, request.headers, body))
+            self.received.append(json.loads(body))
+            return Response(status_code=204)
+
+        return app
+
+
+async def test_a_partner_webhook_gets_each_subscribed_event_once_signed_even_after_a_500(
+    world: World, app_client: AppClient
+) -> None:
+    from services.profile.app import create_app
+
+    receiver = Receiver()
+    async with serve(receiver.app()) as partner_url:
+        async with app_client(create_app(world.settings), role="admin") as admin:
+            created = await admin.post(
+                "/webhooks",
+                json={
+                    "partner": "crm-x",
+                    "url": f"{partner_url}/hook",
+                    "event_types": ["probe.pinged"],
+                },
+            )
+            assert created.status_code == 201, created.text
+            hook = created.json()
+            receiver.secret = hook["secret"]
+            bad = await admin.post(
+                "/webhooks",
+                json={"partner": "crm-x", "url": f"{partner_url}/hook", "event_types": ["nope"]},
+            )
+            assert bad.status_code == 422 and bad.json()["field"] == "event_types"
+
+        await world.produce([("A", 1), ("A", 2)])
+        relay = world.relay(base_backoff_seconds=0)
+        await relay.run()
+        await relay.run()  # the retry after the partner's 500
+        assert [e["payload"] for e in receiver.received] == [{"n": 1}, {"n": 2}]
+        assert receiver.valid == [True, True]
+        assert receiver.calls == 3
+
+        async with app_client(create_app(world.settings), role="partner", user="crm-x") as partner:
+            log = await partner.get(f"/webhooks/{hook['id']}/deliveries")
+            assert log.status_code == 200
+            assert [(d["status"], d["attempts"]) for d in log.json()] == [
+                ("delivered", 1),
+                ("delivered", 2),
+            ]
+            first = log.json()[1]["id"]
+            replayed = await partner.post(f"/webhooks/{hook['id']}/deliveries/{first}/replay")
+            assert replayed.status_code == 200 and replayed.json()["status"] == "pending"
+        async with app_client(
+            create_app(world.settings), role="partner", user="someone-else"
+        ) as other:
+            denied = await other.get(f"/webhooks/{hook['id']}/deliveries")
+            assert denied.status_code == 403
+        await relay.run()
+        assert [e["payload"] for e in receiver.received] == [{"n": 1}, {"n": 2}, {"n": 1}]
+
+
+def test_signatures_outside_the_replay_window_or_tampered_are_rejected() -> None:
+    from services.kit.events.relay import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+    body = b'{"n": 1}'
+    headers = {TIMESTAMP_HEADER: "1000", SIGNATURE_HEADER: sign("s3cret", "1000", body)}
+    assert verify_signature("s3cret", headers, body, now=1100)
+    assert not verify_signature("s3cret", headers, body, now=1000 + 301)
+    assert not verify_signature("s3cret", headers, b'{"n": 2}', now=1100)
+    assert not verify_signature("other", headers, body, now=1100)
