@@ -210,8 +210,9 @@ async def _session() -> AsyncIterator[Any]:
 
 def _register_plugins() -> None:
     """Services add their own commands (``services/<service>/cli.py``: ``register(app,
-    imports)``) and benchmarks live in ``keepwell/bench/<name>.py`` (``register(bench)``).
-    Such modules import only typer at module level, so every command starts fast."""
+    imports)``) and benchmarks live in ``keepwell/bench/<name>.py`` (``register(bench)``;
+    a ``_name.py`` there holds a benchmark's body and is not registered). Such modules
+    import only typer at module level, so every command starts fast."""
     import pkgutil
     from importlib.util import find_spec
 
@@ -221,6 +222,8 @@ def _register_plugins() -> None:
         if find_spec(f"services.{service}.cli") is not None:
             importlib.import_module(f"services.{service}.cli").register(app, imports)
     for module in pkgutil.iter_modules(keepwell.bench.__path__):
+        if module.name.startswith("_"):  # a benchmark's body, imported when it runs
+            continue
         importlib.import_module(f"keepwell.bench.{module.name}").register(bench)
 
 

@@ -89,7 +89,7 @@ def infrastructure(data_dir: Path) -> Iterator[dict[str, str]]:
         yield env
 
 
-def wait_ready(settings: Settings, stop: threading.Event, timeout: float = 60.0) -> bool:
+def wait_ready(settings: Settings, stop: threading.Event, timeout: float = 120.0) -> bool:
     urls = {s: f"{settings.url_of(s)}/readyz" for s in SERVICES}
     urls["gateway"] = f"http://{settings.host}:{settings.gateway_port}/healthz"
     pending = dict(urls)

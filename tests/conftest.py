@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -29,8 +32,10 @@ from services.kit.testing import Infra, infrastructure
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
-    scratch = tmp_path_factory.mktemp("infra")
+def infra() -> Iterator[Infra]:
+    # Not pytest's tmp_path: another pytest run on the machine may prune that directory
+    # while this session's embedded servers still live in it.
+    scratch = Path(tempfile.mkdtemp(prefix="keepwell-test-"))
     with infrastructure(
         scratch, os.environ.get("TEST_DATABASE_URL"), os.environ.get("TEST_REDIS_URL")
     ) as found:
@@ -49,6 +54,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
                 else:
                     os.environ[key] = value
             get_settings.cache_clear()
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ def register(bench: typer.Typer) -> None:
         import asyncio
         import json
 
-        from keepwell.bench.events_run import run
+        from keepwell.bench._events import run
 
         result = asyncio.run(run(events, aggregates, relays, batch))
         typer.echo(json.dumps(result, indent=2))

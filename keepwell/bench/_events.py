@@ -13,17 +13,13 @@ import httpx
 from sqlalchemy import text
 
 import migrations
-from keepwell.bench.scratch import scratch_database
+from keepwell.bench._scratch import scratch_database
 from keepwell.embedded import free_port
 from services.kit.config import Settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
 from services.kit.events.publish import publish
 from services.kit.events.relay import Relay, RelayPolicy
 from services.kit.testing import ProbeConsumer, ProbePinged
-
-
-def register(_: Any) -> None:
-    """Not a command module of its own; ``events.py`` is."""
 
 
 def _serve_probe(database_url: str, port: int) -> None:

@@ -8,11 +8,6 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
-
-
-def register(_: Any) -> None:
-    """Support module, no command."""
 
 
 @asynccontextmanager

@@ -1,0 +1,62 @@
+"""Workers: jobs run from Redis with the service's resources, and are counted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.worker import Worker
+from prometheus_client import REGISTRY
+from sqlalchemy import text
+
+from services.kit.config import Settings
+from services.kit.redis import create_redis, queue_name
+from services.kit.worker import resources_of, worker_settings
+
+
+async def count_customers(ctx: dict[str, Any]) -> int:
+    async with resources_of(ctx).session() as session:
+        return int(
+            (await session.execute(text("SELECT count(*) FROM profile.customer"))).scalar_one()
+        )
+
+
+async def explode(ctx: dict[str, Any]) -> None:
+    raise ValueError("boom")
+
+
+def jobs(function: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "keepwell_jobs_total", {"service": "complaint", "function": function, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def test_a_worker_runs_jobs_with_a_database_session_and_counts_them(
+    settings: Settings,
+) -> None:
+    config = worker_settings(
+        "complaint", [count_customers, explode], settings=settings, serve_metrics=False
+    )
+    redis: ArqRedis = create_redis(settings.redis_url, "complaint")
+    before_ok, before_error = jobs("count_customers", "ok"), jobs("explode", "error")
+    try:
+        ok = await redis.enqueue_job("count_customers", _queue_name=queue_name("complaint"))
+        bad = await redis.enqueue_job("explode", _queue_name=queue_name("complaint"))
+        assert ok is not None and bad is not None
+        worker = Worker(
+            functions=config.functions,  # type: ignore[attr-defined]
+            queue_name=config.queue_name,  # type: ignore[attr-defined]
+            redis_pool=redis,
+            on_startup=config.on_startup,  # type: ignore[attr-defined]
+            on_shutdown=config.on_shutdown,  # type: ignore[attr-defined]
+            burst=True,
+            poll_delay=0.05,
+        )
+        await worker.main()
+        await worker.close()
+        assert await ok.result(timeout=5) == 0
+    finally:
+        await redis.aclose()
+    assert jobs("count_customers", "ok") == before_ok + 1
+    assert jobs("explode", "error") == before_error + 1
