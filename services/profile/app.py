@@ -5,6 +5,8 @@ from fastapi import FastAPI
 import services.profile as package
 from services.kit.app import create_service_app
 from services.kit.config import Settings
+from services.profile.endpoints import router
+from services.profile.events import consumer
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -12,5 +14,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "profile",
         title="Keepwell profile service",
         description=package.__doc__ or "",
+        routers=[router],
+        consumer=consumer,
         settings=settings,
     )

@@ -8,13 +8,19 @@ are harmless.
 
 from __future__ import annotations
 
-from datetime import date
+import logging
+from datetime import date, datetime
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit.events import Event
+from services.kit.events import Envelope, Event
+from services.kit.events.consumer import Consumer
 
 PRODUCER = "profile"
+
+logger = logging.getLogger("keepwell.profile.events")
 
 
 class CustomerSnapshot(BaseModel):
@@ -46,6 +52,14 @@ class CustomerSnapshot(BaseModel):
     taboos: list[str]
     important_dates: list[dict[str, str]]
     custom: dict[str, object] = {}
+    # Added after the first version of the contract; defaults keep older payloads valid.
+    honorific: str = ""
+    contract_name: str | None = None
+    churned_on: date | None = None
+    churn_reason: str | None = None
+    value_quadrant: str | None = None
+    contact_channels: list[str] = []
+    sms_opt_out_at: datetime | None = None
 
 
 class CustomerCreated(Event):
@@ -84,3 +98,54 @@ class CustomerChurned(Event):
     churned_on: date
     reason: str
     customer: CustomerSnapshot
+
+
+# --- consumed -------------------------------------------------------------------------------
+
+
+class ContactLogEntry(BaseModel):
+    """One contact with a customer, as other services report it.
+
+    The contract for every producer: put this model, as a field named ``contact``, in an
+    event whose type is listed in :data:`CONTACT_EVENT_TYPES`; the profile service appends
+    it to the customer's contact log (once, however often the event is delivered).
+    ``channel``, ``direction`` and ``outcome`` take the values of the profile models'
+    ContactChannel / ContactDirection / ContactOutcome enums.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    msisdn: str
+    channel: str = Field(description="call, visit, sms, gift, im, email or app")
+    direction: str = Field("outbound", description="outbound or inbound")
+    at: datetime
+    by: str = Field(description="user id of whoever made the contact, or the service name")
+    outcome: str = Field(description="reached, delivered, no_answer, refused, failed, other")
+    note: str | None = None
+    source: str = Field(description="the producing service, e.g. care")
+    source_ref: str | None = Field(None, description="the producer's id for this contact")
+
+
+CONTACT_EVENT_TYPES: tuple[str, ...] = (
+    "care.message_delivered",
+    "warning.contact_recorded",
+    "complaint.step_recorded",
+)
+
+consumer = Consumer(PRODUCER)
+
+
+async def record_contact(session: AsyncSession, payload: Any, envelope: Envelope) -> None:
+    from services.profile import service
+
+    entry = ContactLogEntry.model_validate(payload["contact"])
+    if not await service.record_reported_contact(session, entry):
+        # Not one of our customers (or no longer on file): nothing to attach it to, and
+        # failing would hold up every later event of this producer's aggregate.
+        logger.warning(
+            "contact from %s (%s) for unknown customer ignored", envelope.producer, envelope.type
+        )
+
+
+for _type in CONTACT_EVENT_TYPES:
+    consumer.handles_type(_type)(record_contact)

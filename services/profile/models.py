@@ -7,7 +7,19 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Numeric
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Numeric,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -49,8 +61,45 @@ class CustomerStatus(StrEnum):
     churned = "churned"
 
 
+class ValueQuadrant(StrEnum):
+    """The sales-profit matrix of the seeds (金牛 / 明星 / 问题 / 瘦狗)."""
+
+    star = "star"
+    cash_cow = "cash_cow"
+    question = "question"
+    dog = "dog"
+
+
+class ContactChannel(StrEnum):
+    call = "call"
+    visit = "visit"
+    sms = "sms"
+    gift = "gift"
+    im = "im"
+    email = "email"
+    app = "app"
+
+
+class ContactDirection(StrEnum):
+    outbound = "outbound"
+    inbound = "inbound"
+
+
+class ContactOutcome(StrEnum):
+    reached = "reached"
+    delivered = "delivered"
+    no_answer = "no_answer"
+    refused = "refused"
+    failed = "failed"
+    other = "other"
+
+
 def _created() -> Any:
     return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
 
 
 class Team(SQLModel, table=True):
@@ -60,6 +109,8 @@ class Team(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=32)
     name: str = Field(max_length=100)
     region: str = Field(max_length=50)
+    # The supervisor's user id (the ``sub`` of their token) and display name.
+    supervisor_id: str | None = Field(default=None, max_length=32)
     supervisor_name: str = Field(max_length=50)
     created_at: datetime = _created()
 
@@ -73,6 +124,7 @@ class Manager(SQLModel, table=True):
     phone: str = Field(max_length=20)
     team_id: str = Field(foreign_key=f"{SCHEMA}.team.id", index=True, max_length=32)
     active: bool = True
+    left_on: date | None = None
     created_at: datetime = _created()
 
 
@@ -91,27 +143,146 @@ class Customer(SQLModel, table=True):
     join_date: date
     plan_name: str = Field(max_length=100)
     plan_fee: Decimal = Field(sa_column=Column(Numeric(10, 2), nullable=False))
+    contract_name: str | None = Field(default=None, max_length=100)
     contract_end: date | None = None
     balance: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
     status: CustomerStatus = Field(sa_column=enum_column(CustomerStatus, "status"))
+    churned_on: date | None = None
+    churn_reason: str | None = Field(default=None, max_length=200)
     tier: Tier = Field(sa_column=enum_column(Tier, "tier"))
     service_level: ServiceLevel = Field(sa_column=enum_column(ServiceLevel, "service_level"))
     lifecycle: Lifecycle = Field(sa_column=enum_column(Lifecycle, "lifecycle"))
+    # Value classification, written by the monthly recompute only.
+    rfm_recency: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    rfm_frequency: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    rfm_monetary: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    avg_spend_3m: Decimal | None = Field(default=None, sa_column=Column(Numeric(12, 2)))
+    value_quadrant: ValueQuadrant | None = Field(
+        default=None, sa_column=enum_column(ValueQuadrant, "value_quadrant", nullable=True)
+    )
+    value_computed_on: date | None = None
     manager_id: str | None = Field(
         default=None, foreign_key=f"{SCHEMA}.manager.id", index=True, max_length=32
     )
-    interests: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
-    preferences: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
-    taboos: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
-    important_dates: list[dict[str, str]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False)
-    )
-    sms_opt_out: bool = False
+    interests: list[str] = _json_list()
+    preferences: list[str] = _json_list()
+    taboos: list[str] = _json_list()
+    family_notes: str | None = Field(default=None, sa_column=Column(Text))
+    important_dates: list[dict[str, str]] = _json_list()
+    contact_channels: list[str] = _json_list()
     preferred_hours_start: int = 9
     preferred_hours_end: int = 21
+    do_not_disturb: bool = False
+    sms_opt_out: bool = False
+    sms_opt_out_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    custom: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     version: int = 1
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class ManagerAssignment(SQLModel, table=True):
+    """Who managed a customer and when; the current one has ``ended_at`` NULL."""
+
+    __tablename__ = "manager_assignment"
+    __table_args__ = (
+        Index("ix_manager_assignment_customer", "customer_id", "started_at"),
+        Index(
+            "uq_manager_assignment_current",
+            "customer_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        {"schema": SCHEMA},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    customer_id: int = Field(
+        sa_column=Column(
+            BigInteger, ForeignKey(f"{SCHEMA}.customer.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    manager_id: str = Field(foreign_key=f"{SCHEMA}.manager.id", index=True, max_length=32)
+    started_at: datetime = _created()
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    assigned_by: str = Field(max_length=64)
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class ContactLog(SQLModel, table=True):
+    """Every call, visit, SMS, gift or IM exchange with a customer (维护记录)."""
+
+    __tablename__ = "contact_log"
+    __table_args__ = (
+        Index("ix_contact_log_customer_at", "customer_id", "at"),
+        Index("ix_contact_log_at", "at"),
+        # The same source event recorded twice is one entry.
+        UniqueConstraint("source", "source_ref"),
+        {"schema": SCHEMA},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    customer_id: int = Field(
+        sa_column=Column(
+            BigInteger, ForeignKey(f"{SCHEMA}.customer.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    channel: ContactChannel = Field(sa_column=enum_column(ContactChannel, "channel"))
+    direction: ContactDirection = Field(sa_column=enum_column(ContactDirection, "direction"))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    by: str = Field(max_length=64)
+    outcome: ContactOutcome = Field(sa_column=enum_column(ContactOutcome, "outcome"))
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    source: str = Field(max_length=32)
+    source_ref: str | None = Field(default=None, max_length=100)
+    created_at: datetime = _created()
+
+
+class BillingMonth(SQLModel, table=True):
+    """A customer's spend in one month (``month`` is its first day), from the billing feed."""
+
+    __tablename__ = "billing_month"
+    __table_args__ = (Index("ix_billing_month_month", "month"), {"schema": SCHEMA})
+
+    customer_id: int = Field(
+        sa_column=Column(
+            BigInteger,
+            ForeignKey(f"{SCHEMA}.customer.id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    month: date = Field(primary_key=True)
+    spend: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+
+
+class TierChange(SQLModel, table=True):
+    """One change of tier or value quadrant made by the monthly recompute, with its reason."""
+
+    __tablename__ = "tier_change"
+    __table_args__ = (
+        Index("ix_tier_change_customer", "customer_id", "computed_at"),
+        {"schema": SCHEMA},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    customer_id: int = Field(
+        sa_column=Column(
+            BigInteger, ForeignKey(f"{SCHEMA}.customer.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    as_of: date  # first day of the month the recompute ran for
+    computed_at: datetime = _created()
+    old_tier: Tier = Field(sa_column=enum_column(Tier, "old_tier"))
+    new_tier: Tier = Field(sa_column=enum_column(Tier, "new_tier"))
+    old_quadrant: ValueQuadrant | None = Field(
+        default=None, sa_column=enum_column(ValueQuadrant, "old_quadrant", nullable=True)
+    )
+    new_quadrant: ValueQuadrant = Field(sa_column=enum_column(ValueQuadrant, "new_quadrant"))
+    avg_spend: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    rfm_recency: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    rfm_frequency: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    rfm_monetary: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
 
 
 events = event_tables(SCHEMA)

@@ -17,8 +17,8 @@ CUSTOMER_COLUMNS = (
     "msisdn", "name", "gender", "birthday", "region", "city", "time_zone", "join_date",
     "plan_name", "plan_fee", "contract_end", "balance", "status", "tier", "service_level",
     "lifecycle", "manager_id", "interests", "preferences", "taboos", "important_dates",
-    "sms_opt_out", "preferred_hours_start", "preferred_hours_end", "version", "created_at",
-    "updated_at",
+    "sms_opt_out", "sms_opt_out_at", "preferred_hours_start", "preferred_hours_end",
+    "contact_channels", "do_not_disturb", "custom", "version", "created_at", "updated_at",
 )  # fmt: skip
 
 
@@ -31,7 +31,8 @@ def _customer_row(c: Customer, now: datetime) -> tuple[Any, ...]:
         c.lifecycle, c.manager_id, json.dumps(list(c.interests), ensure_ascii=False),
         json.dumps(list(c.preferences), ensure_ascii=False),
         json.dumps(list(c.taboos), ensure_ascii=False), json.dumps(dates, ensure_ascii=False),
-        c.sms_opt_out, start, end, 1, now, now,
+        c.sms_opt_out, now if c.sms_opt_out else None, start, end,
+        '["call", "sms"]' if c.service_level == "A" else '["sms"]', False, "{}", 1, now, now,
     )  # fmt: skip
 
 
@@ -62,4 +63,11 @@ async def load_demo(conn: asyncpg.Connection, data: DemoData) -> dict[str, int]:
         ((m.id, m.name, m.phone, m.team_id, True, now) for m in data.managers),
     )
     customers = await copy_rows(conn, SCHEMA, "customer", CUSTOMER_COLUMNS, _customer_rows(data))
+    # The archive keeps who managed each customer since when.
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.manager_assignment "
+        "(customer_id, manager_id, started_at, assigned_by, reason) "
+        f"SELECT id, manager_id, created_at, 'seed', '演示数据' FROM {SCHEMA}.customer "
+        "WHERE manager_id IS NOT NULL"
+    )
     return {"teams": teams, "managers": managers, "customers": customers}

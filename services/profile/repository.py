@@ -1,0 +1,285 @@
+"""Every query of the profile service that goes through the ORM session.
+
+Set-based work on an asyncpg connection (bulk import, monthly recompute) lives in
+``bulk_sql.py``: it needs COPY and temporary tables, not the ORM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from services.profile.models import (
+    ContactLog,
+    ContactOutcome,
+    Customer,
+    CustomerStatus,
+    Manager,
+    ManagerAssignment,
+    Team,
+)
+
+
+@dataclass(frozen=True)
+class CustomerFilters:
+    manager_id: str | None = None
+    team_id: str | None = None
+    tier: str | None = None
+    service_level: str | None = None
+    lifecycle: str | None = None
+    region: str | None = None
+    status: str | None = None
+    birthday_month: int | None = None
+    name_contains: str | None = None
+    msisdn: str | None = None
+
+
+def _team_of_manager(team_id: str) -> ColumnElement[bool]:
+    return col(Customer.manager_id).in_(select(Manager.id).where(col(Manager.team_id) == team_id))
+
+
+def scope_condition(
+    *, manager_id: str | None = None, team_id: str | None = None
+) -> ColumnElement[bool]:
+    """Customers of a manager, or of a team's managers, or all (neither given)."""
+    conditions = []
+    if manager_id is not None:
+        conditions.append(col(Customer.manager_id) == manager_id)
+    if team_id is not None:
+        conditions.append(_team_of_manager(team_id))
+    return or_(*conditions) if conditions else true()
+
+
+def _filter_conditions(f: CustomerFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    simple = {
+        "manager_id": f.manager_id,
+        "tier": f.tier,
+        "service_level": f.service_level,
+        "lifecycle": f.lifecycle,
+        "region": f.region,
+        "status": f.status,
+        "msisdn": f.msisdn,
+    }
+    for name, value in simple.items():
+        if value is not None:
+            conditions.append(getattr(Customer, name) == value)
+    if f.team_id is not None:
+        conditions.append(_team_of_manager(f.team_id))
+    if f.birthday_month is not None:
+        conditions.append(func.extract("month", col(Customer.birthday)) == f.birthday_month)
+    if f.name_contains:
+        escaped = f.name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(col(Customer.name).ilike(f"%{escaped}%", escape="\\"))
+    return conditions
+
+
+async def get_customer(
+    session: AsyncSession, msisdn: str, *, for_update: bool = False
+) -> Customer | None:
+    query = select(Customer).where(col(Customer.msisdn) == msisdn)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def customer_exists(session: AsyncSession, msisdn: str) -> bool:
+    query = select(exists().where(col(Customer.msisdn) == msisdn))
+    return bool((await session.execute(query)).scalar())
+
+
+async def team_of_manager(session: AsyncSession, manager_id: str | None) -> str | None:
+    if manager_id is None:
+        return None
+    query = select(Manager.team_id).where(col(Manager.id) == manager_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def teams_of_managers(session: AsyncSession, manager_ids: set[str]) -> dict[str, str]:
+    if not manager_ids:
+        return {}
+    query = select(Manager.id, Manager.team_id).where(col(Manager.id).in_(manager_ids))
+    return {row.id: row.team_id for row in await session.execute(query)}
+
+
+async def list_customers(
+    session: AsyncSession,
+    filters: CustomerFilters,
+    visible: ColumnElement[bool],
+    after_id: int | None,
+    limit: int,
+) -> list[Customer]:
+    """Keyset pagination by id: rows inserted meanwhile get larger ids and so never shift
+    a page that was already served, nor appear twice."""
+    query = select(Customer).where(visible, *_filter_conditions(filters))
+    if after_id is not None:
+        query = query.where(col(Customer.id) > after_id)
+    query = query.order_by(col(Customer.id)).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def add(session: AsyncSession, row: Any) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def open_assignment(
+    session: AsyncSession, customer_id: int, manager_id: str, by: str, reason: str | None
+) -> None:
+    session.add(
+        ManagerAssignment(
+            customer_id=customer_id, manager_id=manager_id, assigned_by=by, reason=reason
+        )
+    )
+    await session.flush()
+
+
+async def close_assignment(session: AsyncSession, customer_id: int, at: datetime) -> None:
+    await session.execute(
+        update(ManagerAssignment)
+        .where(
+            col(ManagerAssignment.customer_id) == customer_id,
+            col(ManagerAssignment.ended_at).is_(None),
+        )
+        .values(ended_at=at)
+    )
+
+
+async def assignments(session: AsyncSession, customer_id: int) -> list[ManagerAssignment]:
+    query = (
+        select(ManagerAssignment)
+        .where(col(ManagerAssignment.customer_id) == customer_id)
+        .order_by(col(ManagerAssignment.started_at), col(ManagerAssignment.id))
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def insert_contact(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """Append a contact-log entry; None when its (source, source_ref) is recorded already."""
+    statement = (
+        insert(ContactLog)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["source", "source_ref"])
+        .returning(col(ContactLog.id))
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def get_contact(session: AsyncSession, contact_id: int) -> ContactLog | None:
+    return await session.get(ContactLog, contact_id)
+
+
+async def contact_by_ref(session: AsyncSession, source: str, source_ref: str) -> ContactLog | None:
+    query = select(ContactLog).where(
+        col(ContactLog.source) == source, col(ContactLog.source_ref) == source_ref
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_contacts(
+    session: AsyncSession, customer_id: int, before_id: int | None, limit: int
+) -> list[ContactLog]:
+    """Newest first, keyset by id."""
+    query = select(ContactLog).where(col(ContactLog.customer_id) == customer_id)
+    if before_id is not None:
+        query = query.where(col(ContactLog.id) < before_id)
+    query = query.order_by(col(ContactLog.id).desc()).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def customer_id_of(session: AsyncSession, msisdn: str) -> int | None:
+    query = select(Customer.id).where(col(Customer.msisdn) == msisdn)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def reach(
+    session: AsyncSession,
+    group_by: str,
+    since: datetime,
+    until: datetime,
+    period_start: date,
+    scope: ColumnElement[bool],
+    tier: str | None,
+) -> list[tuple[str, int, int]]:
+    """(group, customers in scope, customers with a contact in [since, until))."""
+    group = {
+        "manager": func.coalesce(col(Customer.manager_id), "(unassigned)"),
+        "team": func.coalesce(col(Manager.team_id), "(unassigned)"),
+        "tier": col(Customer.tier),
+    }[group_by]
+    contacted = exists().where(
+        col(ContactLog.customer_id) == col(Customer.id),
+        col(ContactLog.at) >= since,
+        col(ContactLog.at) < until,
+        # A message that never arrived reached nobody.
+        col(ContactLog.outcome) != ContactOutcome.failed.value,
+    )
+    in_period = or_(
+        col(Customer.status) == CustomerStatus.active.value,
+        col(Customer.churned_on) >= period_start,
+    )
+    conditions = [in_period, scope, col(Customer.created_at) < until]
+    if tier is not None:
+        conditions.append(col(Customer.tier) == tier)
+    query = (
+        select(
+            group.label("g"),
+            func.count().label("customers"),
+            func.count().filter(contacted).label("reached"),
+        )
+        .select_from(Customer)
+        .outerjoin(Manager, col(Manager.id) == col(Customer.manager_id))
+        .where(and_(*conditions))
+        .group_by(group)
+        .order_by(group)
+    )
+    return [(str(r.g), int(r.customers), int(r.reached)) for r in await session.execute(query)]
+
+
+async def get_team(session: AsyncSession, team_id: str) -> Team | None:
+    return await session.get(Team, team_id)
+
+
+async def list_teams(session: AsyncSession) -> list[Team]:
+    return list((await session.execute(select(Team).order_by(col(Team.id)))).scalars())
+
+
+async def team_has_managers(session: AsyncSession, team_id: str) -> bool:
+    query = select(exists().where(col(Manager.team_id) == team_id))
+    return bool((await session.execute(query)).scalar())
+
+
+async def delete(session: AsyncSession, row: Any) -> None:
+    await session.delete(row)
+    await session.flush()
+
+
+async def get_manager(session: AsyncSession, manager_id: str) -> Manager | None:
+    return await session.get(Manager, manager_id)
+
+
+async def list_managers(
+    session: AsyncSession, team_id: str | None, include_inactive: bool
+) -> list[Manager]:
+    query = select(Manager)
+    if team_id is not None:
+        query = query.where(col(Manager.team_id) == team_id)
+    if not include_inactive:
+        query = query.where(col(Manager.active))
+    return list((await session.execute(query.order_by(col(Manager.id)))).scalars())
+
+
+async def customers_of_manager(session: AsyncSession, manager_id: str) -> list[Customer]:
+    query = (
+        select(Customer)
+        .where(col(Customer.manager_id) == manager_id)
+        .order_by(col(Customer.id))
+        .with_for_update()
+    )
+    return list((await session.execute(query)).scalars())

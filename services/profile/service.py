@@ -1,0 +1,705 @@
+"""Rules of the profile service. Functions take a session and never commit.
+
+Who may do what (the principal comes from the internal token):
+
+- admin, operator: read and change every customer; manage teams and managers.
+- supervisor: read and change the customers of their team's managers, incl. reassigning
+  them within the team.
+- manager: read their own and their team's customers; change their own customers'
+  archive (not the tier, not the manager).
+- partner: read every customer with the phone number masked (138****1234) unless listed in
+  PROFILE_PARTNERS_UNMASKED; import customers through the batch endpoint; nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.auth import Principal, Role
+from services.kit.db import utcnow
+from services.kit.events.publish import publish
+from services.profile import repository as repo
+from services.profile.config import get_profile_settings
+from services.profile.events import (
+    ContactLogEntry,
+    CustomerChurned,
+    CustomerCreated,
+    CustomerSnapshot,
+    CustomerUpdated,
+    ManagerReassigned,
+    TierChanged,
+)
+from services.profile.exceptions import (
+    Conflict,
+    CustomerExists,
+    CustomerNotFound,
+    Forbidden,
+    InvalidInput,
+    ManagerNotFound,
+    StaleVersion,
+    TeamNotFound,
+    VersionRequired,
+)
+from services.profile.models import (
+    ContactLog,
+    Customer,
+    CustomerStatus,
+    Gender,
+    Lifecycle,
+    Manager,
+    ServiceLevel,
+    Team,
+    Tier,
+)
+from services.profile.repository import CustomerFilters
+from services.profile.schemas import (
+    BillingEntry,
+    BillingResult,
+    ContactCreate,
+    CustomerCreate,
+    CustomerFields,
+    CustomerUpdate,
+    ManagerCreate,
+    ManagerLeave,
+    ManagerUpdate,
+    ReachGroup,
+    ReachReport,
+    RecomputeSummary,
+    TeamCreate,
+    TeamUpdate,
+)
+from services.profile.validation import check_custom, normalise_msisdn, time_zone_of
+
+CHINA = ZoneInfo("Asia/Shanghai")
+_COMPOUND_SURNAMES = frozenset({"欧阳", "司马", "上官", "诸葛", "东方", "慕容", "皇甫", "令狐"})
+
+# Defaults of a new customer for the fields REQUIRED_FOR_NEW does not cover.
+NEW_CUSTOMER_DEFAULTS: dict[str, Any] = {
+    "gender": Gender.unknown,
+    "balance": 0,
+    "status": CustomerStatus.active,
+    "tier": Tier.none,
+    "service_level": ServiceLevel.C,
+    "lifecycle": Lifecycle.acquisition,
+}
+
+
+# --- who may see and change what -------------------------------------------------------------
+
+
+def visible_to(principal: Principal) -> ColumnElement[bool]:
+    if principal.role in (Role.admin, Role.operator, Role.partner):
+        return true()
+    if principal.role is Role.supervisor:
+        return repo.scope_condition(team_id=principal.team_id) if principal.team_id else false()
+    return repo.scope_condition(manager_id=principal.user_id, team_id=principal.team_id)
+
+
+def _may_see(principal: Principal, customer: Customer, team_id: str | None) -> bool:
+    if principal.role in (Role.admin, Role.operator, Role.partner):
+        return True
+    if principal.role is Role.supervisor:
+        return team_id is not None and team_id == principal.team_id
+    return customer.manager_id == principal.user_id or (
+        team_id is not None and team_id == principal.team_id
+    )
+
+
+def _check_may_edit(principal: Principal, customer: Customer, team_id: str | None) -> None:
+    if principal.role in (Role.admin, Role.operator):
+        return
+    if principal.role is Role.supervisor and team_id is not None and team_id == principal.team_id:
+        return
+    if principal.role is Role.manager and customer.manager_id == principal.user_id:
+        return
+    raise Forbidden(f"{principal.role.value} {principal.user_id} may not change this customer")
+
+
+def sees_full_msisdn(principal: Principal) -> bool:
+    return (
+        principal.role is not Role.partner
+        or principal.user_id in get_profile_settings().partners_unmasked
+    )
+
+
+# --- snapshots ---------------------------------------------------------------------------------
+
+
+def honorific(name: str, gender: str) -> str:
+    """王先生 / 欧阳女士; the full name when the gender is unknown."""
+    if gender == Gender.unknown:
+        return name
+    surname = name[:2] if name[:2] in _COMPOUND_SURNAMES else name[:1]
+    return surname + ("女士" if gender == Gender.female else "先生")
+
+
+def snapshot_of(c: Customer, team_id: str | None) -> CustomerSnapshot:
+    return CustomerSnapshot(
+        msisdn=c.msisdn,
+        version=c.version,
+        name=c.name,
+        gender=str(c.gender),
+        birthday=c.birthday,
+        region=c.region,
+        city=c.city,
+        time_zone=c.time_zone,
+        join_date=c.join_date,
+        status=str(c.status),
+        tier=str(c.tier),
+        service_level=str(c.service_level),
+        lifecycle=str(c.lifecycle),
+        manager_id=c.manager_id,
+        team_id=team_id,
+        plan_name=c.plan_name,
+        plan_fee=f"{c.plan_fee:.2f}",
+        contract_end=c.contract_end,
+        balance=f"{c.balance:.2f}",
+        sms_opt_out=c.sms_opt_out,
+        do_not_disturb=c.do_not_disturb,
+        preferred_hours_start=c.preferred_hours_start,
+        preferred_hours_end=c.preferred_hours_end,
+        taboos=list(c.taboos),
+        important_dates=list(c.important_dates),
+        custom=dict(c.custom),
+        honorific=honorific(c.name, str(c.gender)),
+        contract_name=c.contract_name,
+        churned_on=c.churned_on,
+        churn_reason=c.churn_reason,
+        value_quadrant=str(c.value_quadrant) if c.value_quadrant else None,
+        contact_channels=list(c.contact_channels),
+        sms_opt_out_at=c.sms_opt_out_at,
+    )
+
+
+# --- customers ---------------------------------------------------------------------------------
+
+
+def _raise_if_broken(data: CustomerFields) -> None:
+    broken = data.rule_broken()
+    if broken is not None:
+        raise InvalidInput(f"{broken.field}: {broken.message}", field=broken.field)
+
+
+async def _check_manager(session: AsyncSession, manager_id: str | None) -> str | None:
+    """The team of ``manager_id``; refuses an unknown or departed manager."""
+    if manager_id is None:
+        return None
+    manager = await repo.get_manager(session, manager_id)
+    if manager is None:
+        raise InvalidInput(f"manager_id: no manager {manager_id}", field="manager_id")
+    if not manager.active:
+        raise InvalidInput(f"manager_id: manager {manager_id} has left", field="manager_id")
+    return manager.team_id
+
+
+def _checked_custom(values: dict[str, Any], *, complete: bool) -> dict[str, Any]:
+    clean, problem = check_custom(
+        values, get_profile_settings().custom_attributes, complete=complete
+    )
+    if problem is not None:
+        field, reason = problem
+        raise InvalidInput(f"{field}: {reason}", field=field)
+    return clean
+
+
+async def create_customer(
+    session: AsyncSession, principal: Principal, data: CustomerCreate
+) -> tuple[Customer, str | None]:
+    if principal.role not in (Role.admin, Role.operator, Role.supervisor):
+        raise Forbidden(f"{principal.role.value} may not create customers")
+    _raise_if_broken(data)
+    values = {**NEW_CUSTOMER_DEFAULTS, **data.given()}
+    values.setdefault("time_zone", time_zone_of(values["region"]))
+    values["custom"] = _checked_custom(values.get("custom") or {}, complete=True)
+    _settle_status(values, None)
+    _settle_opt_out(values, None)
+    team_id = await _check_manager(session, values.get("manager_id"))
+    if principal.role is Role.supervisor and team_id != principal.team_id:
+        raise Forbidden("a supervisor assigns new customers to their own team's managers")
+    if await repo.customer_exists(session, data.msisdn):
+        raise CustomerExists(data.msisdn)
+    customer = Customer(**values)
+    await repo.add(session, customer)
+    assert customer.id is not None
+    if customer.manager_id is not None:
+        await repo.open_assignment(
+            session, customer.id, customer.manager_id, principal.user_id, "新建档案"
+        )
+    await publish(
+        session,
+        CustomerCreated(customer=snapshot_of(customer, team_id)),
+        aggregate_id=customer.msisdn,
+        actor=principal.user_id,
+    )
+    return customer, team_id
+
+
+def _settle_status(values: dict[str, Any], current: Customer | None) -> None:
+    """Churn carries its date and moves the lifecycle; reactivation clears both."""
+    status = values.get("status")
+    if status == CustomerStatus.churned and (current is None or current.status != status):
+        values.setdefault("churned_on", datetime.now(CHINA).date())
+        values["lifecycle"] = Lifecycle.churn
+    elif status == CustomerStatus.active and current is not None and current.churned_on:
+        values.setdefault("churned_on", None)
+        values.setdefault("churn_reason", None)
+
+
+def _settle_opt_out(values: dict[str, Any], current: Customer | None) -> None:
+    """Record when the customer opted out of SMS (the time they gave, or now)."""
+    if "sms_opt_out" not in values:
+        return
+    if not values["sms_opt_out"]:
+        values["sms_opt_out_at"] = None
+    elif values.get("sms_opt_out_at") is None:
+        already = current.sms_opt_out_at if current is not None else None
+        values["sms_opt_out_at"] = already or utcnow()
+
+
+async def _visible_customer(
+    session: AsyncSession, principal: Principal, msisdn: str, *, for_update: bool = False
+) -> tuple[Customer, str | None]:
+    customer = await repo.get_customer(session, msisdn, for_update=for_update)
+    if customer is None:
+        raise CustomerNotFound(msisdn)
+    team_id = await repo.team_of_manager(session, customer.manager_id)
+    if not _may_see(principal, customer, team_id):
+        raise CustomerNotFound(msisdn)  # not 403: do not confirm the number is on file
+    return customer, team_id
+
+
+def parse_msisdn(raw: str) -> str:
+    try:
+        return normalise_msisdn(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"msisdn: {exc}", field="msisdn") from None
+
+
+async def get_customer(
+    session: AsyncSession, principal: Principal, msisdn: str
+) -> tuple[Customer, str | None]:
+    return await _visible_customer(session, principal, parse_msisdn(msisdn))
+
+
+async def update_customer(
+    session: AsyncSession,
+    principal: Principal,
+    msisdn: str,
+    data: CustomerUpdate,
+    if_match: int | None,
+) -> tuple[Customer, str | None]:
+    customer, team_id = await _visible_customer(
+        session, principal, parse_msisdn(msisdn), for_update=True
+    )
+    _check_may_edit(principal, customer, team_id)
+    expected = data.version if data.version is not None else if_match
+    if expected is None:
+        raise VersionRequired()
+    if expected != customer.version:
+        raise StaleVersion(expected, customer.version)
+    _raise_if_broken(data)
+    values = data.given()
+    values.pop("version", None)
+    if principal.role is Role.manager:
+        for field in ("manager_id", "tier"):
+            if field in values and values[field] != getattr(customer, field):
+                raise Forbidden(f"a manager may not change {field}; ask the supervisor")
+    if "region" in values and "time_zone" not in values and values["region"] != customer.region:
+        values["time_zone"] = time_zone_of(values["region"])
+    if "custom" in values:
+        values["custom"] = _checked_custom({**customer.custom, **values["custom"]}, complete=True)
+    _settle_status(values, customer)
+    _settle_opt_out(values, customer)
+    new_team = team_id
+    if "manager_id" in values and values["manager_id"] != customer.manager_id:
+        new_team = await _check_manager(session, values["manager_id"])
+        if principal.role is Role.supervisor and new_team != principal.team_id:
+            raise Forbidden("a supervisor reassigns only to their own team's managers")
+    changed = sorted(k for k, v in values.items() if getattr(customer, k) != v)
+    if not changed:
+        return customer, team_id
+    old = {k: getattr(customer, k) for k in ("tier", "manager_id", "status")}
+    for field in changed:
+        setattr(customer, field, values[field])
+    customer.version += 1
+    customer.updated_at = utcnow()
+    await session.flush()
+    assert customer.id is not None
+    actor = principal.user_id
+    snapshot = snapshot_of(customer, new_team)
+    await publish(
+        session,
+        CustomerUpdated(changed=changed, customer=snapshot),
+        aggregate_id=customer.msisdn,
+        actor=actor,
+    )
+    if "manager_id" in changed:
+        await _reassign_history(session, customer.id, customer.manager_id, actor, "手工调整")
+        await publish(
+            session,
+            ManagerReassigned(
+                old_manager_id=old["manager_id"],
+                new_manager_id=customer.manager_id,
+                customer=snapshot,
+            ),
+            aggregate_id=customer.msisdn,
+            actor=actor,
+        )
+    if "tier" in changed:
+        await publish(
+            session,
+            TierChanged(
+                old_tier=str(old["tier"]),
+                new_tier=str(customer.tier),
+                reason=f"由 {actor} 手工调整",
+                customer=snapshot,
+            ),
+            aggregate_id=customer.msisdn,
+            actor=actor,
+        )
+    if "status" in changed and customer.status == CustomerStatus.churned:
+        assert customer.churned_on is not None
+        await publish(
+            session,
+            CustomerChurned(
+                churned_on=customer.churned_on,
+                reason=customer.churn_reason or "",
+                customer=snapshot,
+            ),
+            aggregate_id=customer.msisdn,
+            actor=actor,
+        )
+    return customer, new_team
+
+
+async def _reassign_history(
+    session: AsyncSession, customer_id: int, manager_id: str | None, by: str, reason: str
+) -> None:
+    await repo.close_assignment(session, customer_id, utcnow())
+    if manager_id is not None:
+        await repo.open_assignment(session, customer_id, manager_id, by, reason)
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except ValueError:
+        raise InvalidInput("cursor: not a cursor this service issued", field="cursor") from None
+
+
+async def list_customers(
+    session: AsyncSession,
+    principal: Principal,
+    filters: CustomerFilters,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[tuple[Customer, str | None]], str | None]:
+    after = decode_cursor(cursor) if cursor else None
+    rows = await repo.list_customers(session, filters, visible_to(principal), after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    teams = await repo.teams_of_managers(session, {c.manager_id for c in rows if c.manager_id})
+    items = [(c, teams.get(c.manager_id) if c.manager_id else None) for c in rows]
+    last_id = rows[-1].id if rows else None
+    return items, encode_cursor(last_id) if more and last_id is not None else None
+
+
+async def assignment_history(session: AsyncSession, principal: Principal, msisdn: str) -> list[Any]:
+    customer, _ = await get_customer(session, principal, msisdn)
+    assert customer.id is not None
+    return await repo.assignments(session, customer.id)
+
+
+# --- contact log -------------------------------------------------------------------------------
+
+
+async def add_contact(
+    session: AsyncSession, principal: Principal, msisdn: str, data: ContactCreate
+) -> tuple[ContactLog, bool]:
+    """Append to the log; returns the entry and whether it is new (a repeated
+    ``source_ref`` returns the entry recorded the first time)."""
+    if principal.role is Role.partner:
+        raise Forbidden("partners may not write the contact log")
+    customer, _ = await _visible_customer(session, principal, parse_msisdn(msisdn))
+    assert customer.id is not None
+    source = f"user:{principal.user_id}"
+    values = {
+        "customer_id": customer.id,
+        "channel": data.channel.value,
+        "direction": data.direction.value,
+        "at": data.at or utcnow(),
+        "by": principal.user_id,
+        "outcome": data.outcome.value,
+        "note": data.note,
+        "source": source,
+        "source_ref": data.source_ref,
+        "created_at": utcnow(),
+    }
+    new_id = await repo.insert_contact(session, values)
+    if new_id is None:
+        assert data.source_ref is not None
+        existing = await repo.contact_by_ref(session, source, data.source_ref)
+        assert existing is not None
+        return existing, False
+    entry = await repo.get_contact(session, new_id)
+    assert entry is not None
+    return entry, True
+
+
+async def record_reported_contact(session: AsyncSession, entry: ContactLogEntry) -> bool:
+    """A contact another service reported (through an event); False for an unknown customer."""
+    from services.profile.models import ContactChannel, ContactDirection, ContactOutcome
+
+    customer_id = await repo.customer_id_of(session, normalise_msisdn(entry.msisdn))
+    if customer_id is None:
+        return False
+    at = entry.at if entry.at.tzinfo is not None else entry.at.replace(tzinfo=UTC)
+    await repo.insert_contact(
+        session,
+        {
+            "customer_id": customer_id,
+            "channel": ContactChannel(entry.channel).value,
+            "direction": ContactDirection(entry.direction).value,
+            "at": at,
+            "by": entry.by,
+            "outcome": ContactOutcome(entry.outcome).value,
+            "note": entry.note,
+            "source": entry.source,
+            "source_ref": entry.source_ref,
+            "created_at": utcnow(),
+        },
+    )
+    return True
+
+
+async def list_contacts(
+    session: AsyncSession, principal: Principal, msisdn: str, cursor: str | None, limit: int
+) -> tuple[list[ContactLog], str, str | None]:
+    customer, _ = await _visible_customer(session, principal, parse_msisdn(msisdn))
+    assert customer.id is not None
+    before = decode_cursor(cursor) if cursor else None
+    rows = await repo.list_contacts(session, customer.id, before, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1].id if rows and more else None
+    return rows, customer.msisdn, encode_cursor(last) if last is not None else None
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time(), CHINA)
+
+
+async def reach_report(
+    session: AsyncSession,
+    principal: Principal,
+    period_from: date,
+    period_to: date,
+    group_by: str,
+    team_id: str | None,
+    manager_id: str | None,
+    tier: str | None,
+) -> ReachReport:
+    """Service reach rate (服务到达率): share of customers in scope with at least one
+    contact-log entry (other than a failed delivery) in [from, to), dates in China time."""
+    if period_to <= period_from:
+        raise InvalidInput("to: must be after from", field="to")
+    if principal.role is Role.partner:
+        raise Forbidden("partners may not see reach reports")
+    if principal.role is Role.supervisor:
+        team_id = principal.team_id
+    elif principal.role is Role.manager:
+        manager_id, team_id = principal.user_id, None
+    scope = repo.scope_condition(manager_id=manager_id, team_id=team_id)
+    if manager_id is not None and team_id is not None:
+        # Both given by an operator: the manager within that team.
+        scope = repo.scope_condition(manager_id=manager_id) & repo.scope_condition(team_id=team_id)
+    rows = await repo.reach(
+        session, group_by, _start_of(period_from), _start_of(period_to), period_from, scope, tier
+    )
+    groups = [ReachGroup(group=g, customers=n, reached=r, rate=_rate(r, n)) for g, n, r in rows]
+    n, r = sum(g.customers for g in groups), sum(g.reached for g in groups)
+    return ReachReport(
+        period_from=period_from,
+        period_to=period_to,
+        group_by=group_by,
+        groups=groups,
+        total=ReachGroup(group="total", customers=n, reached=r, rate=_rate(r, n)),
+    )
+
+
+def _rate(reached: int, customers: int) -> float:
+    return round(reached / customers, 4) if customers else 0.0
+
+
+# --- teams and managers ------------------------------------------------------------------------
+
+
+def _check_admin(principal: Principal) -> None:
+    if principal.role not in (Role.admin, Role.operator):
+        raise Forbidden("only admins and operators manage teams and managers")
+
+
+async def create_team(session: AsyncSession, principal: Principal, data: TeamCreate) -> Team:
+    _check_admin(principal)
+    if await repo.get_team(session, data.id) is not None:
+        raise Conflict(f"team {data.id} exists already", field="id")
+    team = Team(**data.model_dump())
+    await repo.add(session, team)
+    return team
+
+
+async def get_team(session: AsyncSession, team_id: str) -> Team:
+    team = await repo.get_team(session, team_id)
+    if team is None:
+        raise TeamNotFound(team_id)
+    return team
+
+
+async def update_team(
+    session: AsyncSession, principal: Principal, team_id: str, data: TeamUpdate
+) -> Team:
+    _check_admin(principal)
+    team = await get_team(session, team_id)
+    for field, value in data.model_dump(exclude_unset=True).items():
+        if value is None and field != "supervisor_id":
+            raise InvalidInput(f"{field}: may be omitted but not null", field=field)
+        setattr(team, field, value)
+    await session.flush()
+    return team
+
+
+async def delete_team(session: AsyncSession, principal: Principal, team_id: str) -> None:
+    _check_admin(principal)
+    team = await get_team(session, team_id)
+    if await repo.team_has_managers(session, team_id):
+        raise Conflict(f"team {team_id} still has managers; move them first", field="team_id")
+    await repo.delete(session, team)
+
+
+async def create_manager(
+    session: AsyncSession, principal: Principal, data: ManagerCreate
+) -> Manager:
+    _check_admin(principal)
+    await get_team(session, data.team_id)
+    if await repo.get_manager(session, data.id) is not None:
+        raise Conflict(f"manager {data.id} exists already", field="id")
+    manager = Manager(**data.model_dump())
+    await repo.add(session, manager)
+    return manager
+
+
+async def get_manager(session: AsyncSession, manager_id: str) -> Manager:
+    manager = await repo.get_manager(session, manager_id)
+    if manager is None:
+        raise ManagerNotFound(manager_id)
+    return manager
+
+
+async def update_manager(
+    session: AsyncSession, principal: Principal, manager_id: str, data: ManagerUpdate
+) -> Manager:
+    _check_admin(principal)
+    manager = await get_manager(session, manager_id)
+    values = data.model_dump(exclude_unset=True)
+    for field, value in values.items():
+        if value is None:
+            raise InvalidInput(f"{field}: may be omitted but not null", field=field)
+    if "team_id" in values:
+        await get_team(session, values["team_id"])
+    for field, value in values.items():
+        setattr(manager, field, value)
+    await session.flush()
+    return manager
+
+
+async def manager_leaves(
+    session: AsyncSession, principal: Principal, manager_id: str, data: ManagerLeave
+) -> tuple[Manager, int]:
+    """A manager leaves: they are kept (the history names them) but marked as gone, and
+    their customers move to ``reassign_to`` or become unassigned. The archive stays."""
+    _check_admin(principal)
+    manager = await get_manager(session, manager_id)
+    if not manager.active:
+        raise Conflict(f"manager {manager_id} has left already", field="manager_id")
+    new_team = None
+    if data.reassign_to is not None:
+        if data.reassign_to == manager_id:
+            raise InvalidInput("reassign_to: must be another manager", field="reassign_to")
+        try:
+            new_team = await _check_manager(session, data.reassign_to)
+        except InvalidInput:
+            raise InvalidInput(
+                f"reassign_to: no active manager {data.reassign_to}", field="reassign_to"
+            ) from None
+    customers = await repo.customers_of_manager(session, manager_id)
+    for customer in customers:
+        assert customer.id is not None
+        customer.manager_id = data.reassign_to
+        customer.version += 1
+        customer.updated_at = utcnow()
+        await session.flush()
+        await _reassign_history(
+            session, customer.id, data.reassign_to, principal.user_id, data.reason
+        )
+        await publish(
+            session,
+            ManagerReassigned(
+                old_manager_id=manager_id,
+                new_manager_id=data.reassign_to,
+                customer=snapshot_of(customer, new_team),
+            ),
+            aggregate_id=customer.msisdn,
+            actor=principal.user_id,
+        )
+    manager.active = False
+    manager.left_on = datetime.now(CHINA).date()
+    await session.flush()
+    return manager, len(customers)
+
+
+# --- billing and value -------------------------------------------------------------------------
+
+
+async def driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, for set-based SQL in its transaction."""
+    connection = await session.connection()
+    # The driver's transaction begins with the first statement SQLAlchemy sends; without
+    # one, temporary tables ON COMMIT DROP would vanish at once.
+    await connection.execute(select(1))
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+async def load_billing(
+    session: AsyncSession, principal: Principal, entries: list[BillingEntry]
+) -> BillingResult:
+    from services.profile import bulk_sql
+
+    _check_admin(principal)
+    rows = [(e.msisdn, date.fromisoformat(f"{e.month}-01"), e.spend) for e in entries]
+    unknown = await bulk_sql.upsert_billing(await driver_connection(session), rows)
+    return BillingResult(loaded=len(rows) - unknown, unknown_customers=unknown)
+
+
+async def recompute_tiers(
+    session: AsyncSession, principal: Principal, month: str | None
+) -> RecomputeSummary:
+    from services.profile.tiers import recompute
+
+    _check_admin(principal)
+    try:
+        as_of = date.fromisoformat(f"{month}-01") if month else None
+    except ValueError:
+        raise InvalidInput("month: expected YYYY-MM", field="month") from None
+    return await recompute(await driver_connection(session), as_of)
