@@ -5,6 +5,8 @@ from fastapi import FastAPI
 import services.warning as package
 from services.kit.app import create_service_app
 from services.kit.config import Settings
+from services.warning.endpoints import router
+from services.warning.events import consumer
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -12,5 +14,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "warning",
         title="Keepwell warning service",
         description=package.__doc__ or "",
+        routers=[router],
+        consumer=consumer,
         settings=settings,
     )

@@ -17,7 +17,7 @@ from services.kit.config import Settings
 from services.kit.db import create_sessionmaker, session_scope
 from services.kit.events import event_tables
 from services.kit.events.admin import DeliveryRead, list_deliveries, replay
-from services.kit.events.publish import publish
+from services.kit.events.publish import publish, publish_many
 from services.kit.events.relay import Relay, RelayPolicy, verify_signature
 from services.kit.testing import ProbeConsumer, ProbePinged, serve
 from tests.conftest import AppClient
@@ -265,3 +265,17 @@ def test_signatures_outside_the_replay_window_or_tampered_are_rejected() -> None
     assert not verify_signature("s3cret", headers, body, now=1000 + 301)
     assert not verify_signature("s3cret", headers, b'{"n": 2}', now=1100)
     assert not verify_signature("other", headers, body, now=1100)
+
+
+async def test_publish_many_writes_every_event_in_order_with_its_deliveries(world: World) -> None:
+    events = [(ProbePinged(n=n), f"agg-{n % 3}") for n in range(12)]
+    async with session_scope(create_sessionmaker(world.engine)) as session:
+        ids = await publish_many(session, events)
+    assert len(set(ids)) == 12
+    async with world.engine.connect() as conn:
+        rows = await conn.execute(select(PROFILE.outbox.c.id).order_by(PROFILE.outbox.c.seq))
+        assert [r.id for r in rows] == ids
+    await world.relay().run()
+    applied = await PROBE.applied(world.engine)
+    for k in range(3):
+        assert [n for a, n in applied if a == f"agg-{k}"] == list(range(k, 12, 3))

@@ -1,0 +1,227 @@
+"""HTTP routes of the warning service: thin, the rules live in service.py."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import ValidationError
+
+from services.kit.app import Session, resources
+from services.kit.auth import Acting, Principal, Role, require_role
+from services.kit.errors import InvalidInput
+from services.warning import service
+from services.warning.config import get_warning_settings
+from services.warning.models import Signal, Status
+from services.warning.repository import list_warnings
+from services.warning.schemas import (
+    MSISDN_PATTERN,
+    BandsUpdate,
+    ChurnReasonReport,
+    ContactCreate,
+    ContactRead,
+    DetectionQueued,
+    OpenReport,
+    Resolve,
+    RetentionReport,
+    RiskRead,
+    RowError,
+    RuleSetRead,
+    RuleUpdate,
+    UsageBatch,
+    UsageBatchResult,
+    UsageRow,
+    WarningDetail,
+    WarningRead,
+)
+
+router = APIRouter()
+
+Feeder = Annotated[Principal, Depends(require_role(Role.operator))]
+RuleEditor = Annotated[Principal, Depends(require_role(Role.supervisor))]
+
+
+def parse_usage_rows(raw: list[dict[str, object]]) -> tuple[list[UsageRow], list[RowError]]:
+    good: list[UsageRow] = []
+    bad: list[RowError] = []
+    for number, item in enumerate(raw, 1):
+        try:
+            good.append(UsageRow.model_validate(item))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(p) for p in error["loc"]) or None
+            bad.append(RowError(row=number, field=field, message=f"{field}: {error['msg']}"))
+    return good, bad
+
+
+@router.post("/usage/batch", tags=["usage"], summary="Load daily usage rows (idempotent)")
+async def load_usage(batch: UsageBatch, session: Session, _: Feeder) -> UsageBatchResult:
+    """Good rows are stored (a subscriber-day sent again replaces the earlier row); bad
+    rows are reported by position and field, and do not hold back the good ones."""
+    limit = get_warning_settings().max_batch_rows
+    if len(batch.rows) > limit:
+        raise InvalidInput(f"at most {limit} rows per batch; split the file", field="rows")
+    good, bad = parse_usage_rows(batch.rows)
+    accepted = await service.store_usage(session, good)
+    return UsageBatchResult(accepted=accepted, rejected=bad)
+
+
+@router.get("/warnings", tags=["warnings"], summary="Warnings you may see, highest risk first")
+async def get_warnings(
+    session: Session,
+    principal: Acting,
+    status: Annotated[list[Status] | None, Query()] = None,
+    signal: Signal | None = None,
+    msisdn: Annotated[str | None, Query(pattern=MSISDN_PATTERN)] = None,
+    manager_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[WarningRead]:
+    found = await list_warnings(
+        session,
+        service.scope_of(principal),
+        statuses=status or [Status.open, Status.in_progress],
+        signal=signal,
+        msisdn=msisdn,
+        manager_id=manager_id,
+        limit=limit,
+        offset=offset,
+    )
+    return [WarningRead.of(w) for w in found]
+
+
+@router.get("/warnings/{warning_id}", tags=["warnings"], summary="One warning and its contacts")
+async def get_warning(warning_id: int, session: Session, principal: Acting) -> WarningDetail:
+    from services.warning.repository import contacts_of
+
+    warning = await service.get_warning(session, warning_id, principal)
+    contacts = await contacts_of(session, warning_id)
+    return WarningDetail(
+        **WarningRead.of(warning).model_dump(),
+        contacts=[ContactRead.model_validate(c.model_dump()) for c in contacts],
+    )
+
+
+@router.post(
+    "/warnings/{warning_id}/contacts",
+    tags=["warnings"],
+    status_code=201,
+    summary="Record a contact with the customer (open -> in_progress)",
+)
+async def post_contact(
+    warning_id: int, data: ContactCreate, session: Session, principal: Acting
+) -> ContactRead:
+    contact = await service.record_contact(session, warning_id, data, principal)
+    return ContactRead.model_validate(contact.model_dump())
+
+
+@router.post(
+    "/warnings/{warning_id}/resolve",
+    tags=["warnings"],
+    summary="Resolve with an outcome: retained (action), churned (reason) or false alarm",
+)
+async def post_resolve(
+    warning_id: int, data: Resolve, session: Session, principal: Acting
+) -> WarningRead:
+    return WarningRead.of(await service.resolve(session, warning_id, data, principal))
+
+
+@router.get(
+    "/subscribers/{msisdn}/risk",
+    tags=["warnings"],
+    summary="Risk score 0-100 and the open signals it is made of",
+)
+async def get_risk(
+    msisdn: Annotated[str, Path(pattern=MSISDN_PATTERN)], session: Session, principal: Acting
+) -> RiskRead:
+    return await service.risk_of(session, msisdn, principal)
+
+
+@router.get("/rules", tags=["rules"], summary="The current rule set")
+async def get_rules(session: Session, _: Acting) -> RuleSetRead:
+    return RuleSetRead.model_validate((await service.current_rules(session)).model_dump())
+
+
+@router.get("/rules/{version}", tags=["rules"], summary="One version of the rule set")
+async def get_rules_version(version: int, session: Session, _: Acting) -> RuleSetRead:
+    return RuleSetRead.model_validate((await service.rule_set(session, version)).model_dump())
+
+
+@router.put(
+    "/rules/signals/{signal}",
+    tags=["rules"],
+    summary="Change one signal's rule (or a tier override); makes a new version",
+)
+async def put_rule(
+    signal: Signal, change: RuleUpdate, session: Session, principal: RuleEditor
+) -> RuleSetRead:
+    updated = await service.update_rule(session, signal, change, principal)
+    return RuleSetRead.model_validate(updated.model_dump())
+
+
+@router.delete(
+    "/rules/signals/{signal}/tiers/{tier}",
+    tags=["rules"],
+    summary="Remove a tier override; makes a new version",
+)
+async def delete_override(
+    signal: Signal, tier: str, session: Session, principal: RuleEditor
+) -> RuleSetRead:
+    updated = await service.remove_override(session, signal, tier, principal)
+    return RuleSetRead.model_validate(updated.model_dump())
+
+
+@router.put("/rules/bands", tags=["rules"], summary="Severity bands and due days by risk score")
+async def put_bands(change: BandsUpdate, session: Session, principal: RuleEditor) -> RuleSetRead:
+    updated = await service.update_bands(session, change, principal)
+    return RuleSetRead.model_validate(updated.model_dump())
+
+
+@router.post(
+    "/detection/runs",
+    tags=["detection"],
+    status_code=202,
+    summary="Queue detection for one day (the worker runs it; safe to repeat)",
+)
+async def post_detection(
+    request: Request,
+    _: Feeder,
+    day: Annotated[date | None, Query(description="defaults to yesterday")] = None,
+) -> DetectionQueued:
+    target = day or service.business_today() - timedelta(days=1)
+    job_id = f"detect_day:{target.isoformat()}"
+    # A job id per day: while one run of that day is queued or recent, asking again is a no-op.
+    job = await resources(request).redis.enqueue_job(
+        "detect_day", target.isoformat(), _job_id=job_id
+    )
+    return DetectionQueued(day=target, job_id=job_id, queued=job is not None)
+
+
+@router.get("/reports/open", tags=["reports"], summary="Open warnings by signal/severity/manager")
+async def report_open(session: Session, principal: Acting) -> OpenReport:
+    return await service.open_report(session, principal)
+
+
+def _default_start() -> date:
+    return service.business_today() - timedelta(days=30)
+
+
+@router.get("/reports/retention", tags=["reports"], summary="Retention success by action/signal")
+async def report_retention(
+    session: Session,
+    principal: Acting,
+    start: Annotated[date, Query(default_factory=_default_start)],
+    end: Annotated[date, Query(default_factory=service.business_today)],
+) -> RetentionReport:
+    return await service.retention_report(session, principal, start, end)
+
+
+@router.get("/reports/churn-reasons", tags=["reports"], summary="Churn reasons over a period")
+async def report_churn_reasons(
+    session: Session,
+    principal: Acting,
+    start: Annotated[date, Query(default_factory=_default_start)],
+    end: Annotated[date, Query(default_factory=service.business_today)],
+) -> ChurnReasonReport:
+    return await service.churn_reason_report(session, principal, start, end)

@@ -1,0 +1,583 @@
+"""Rules of the warning service. Functions take a session and never commit."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from time import perf_counter
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.complaint.events import ComplaintOpened
+from services.kit.auth import Principal, Role
+from services.kit.db import utcnow
+from services.kit.events.publish import publish, publish_many
+from services.profile.events import ContactLogEntry, CustomerSnapshot
+from services.warning import repository as repo
+from services.warning.config import get_warning_settings
+from services.warning.events import WarningContactRecorded, WarningRaised, WarningResolved
+from services.warning.evidence import SIGNAL_NAMES, describe
+from services.warning.exceptions import (
+    InvalidOutcome,
+    InvalidRule,
+    InvalidTransition,
+    NotYourWarning,
+    RuleSetNotFound,
+    WarningNotFound,
+)
+from services.warning.models import (
+    Contact,
+    Outcome,
+    RuleSet,
+    Severity,
+    Signal,
+    Status,
+    Warning,
+)
+from services.warning.repository import Scope
+from services.warning.rules import (
+    DEFAULT_BANDS,
+    Band,
+    Rule,
+    Thresholds,
+    default_rules,
+    validate_bands,
+    validate_rule,
+)
+from services.warning.schemas import (
+    BandsUpdate,
+    ChurnReasonReport,
+    ContactCreate,
+    Count,
+    DetectionResult,
+    OpenReport,
+    Rate,
+    Resolve,
+    RetentionReport,
+    RiskComponent,
+    RiskRead,
+    RuleUpdate,
+    UsageRow,
+)
+
+SYSTEM_ACTOR = "system:warning"
+
+logger = logging.getLogger("keepwell.warning")
+
+
+def business_today() -> date:
+    return datetime.now(ZoneInfo(get_warning_settings().time_zone)).date()
+
+
+# -- scope --------------------------------------------------------------------------------------
+
+
+def scope_of(principal: Principal) -> Scope:
+    """Managers see their own warnings, supervisors their team's, admins and operators all."""
+    match principal.role:
+        case Role.admin | Role.operator:
+            return Scope()
+        case Role.manager:
+            return Scope(manager_id=principal.user_id)
+        case Role.supervisor if principal.team_id:
+            return Scope(team_id=principal.team_id)
+        case Role.supervisor:
+            raise NotYourWarning("a supervisor token must name the team")
+    raise NotYourWarning(f"role {principal.role.value} may not see warnings")
+
+
+def _check_scope(principal: Principal, warning: Warning) -> None:
+    scope = scope_of(principal)
+    if scope.manager_id is not None and warning.manager_id != scope.manager_id:
+        raise NotYourWarning(f"warning {warning.id} is assigned to another manager")
+    if scope.team_id is not None and warning.team_id != scope.team_id:
+        raise NotYourWarning(f"warning {warning.id} belongs to another team")
+
+
+# -- usage --------------------------------------------------------------------------------------
+
+
+async def store_usage(session: AsyncSession, rows: Sequence[UsageRow]) -> int:
+    """Store rows; a subscriber-day sent twice keeps the later row, as if sent one by one."""
+    latest = {(r.msisdn, r.day): r.as_tuple() for r in rows}
+    await repo.upsert_usage(session, list(latest.values()))
+    return len(rows)
+
+
+# -- customers (read model) ---------------------------------------------------------------------
+
+
+def customer_row(s: CustomerSnapshot) -> tuple[Any, ...]:
+    return (
+        s.msisdn,
+        s.version,
+        s.name,
+        s.status,
+        s.tier,
+        s.manager_id,
+        s.team_id,
+        s.plan_name,
+        Decimal(s.plan_fee),
+        s.contract_end,
+    )
+
+
+async def apply_snapshots(session: AsyncSession, snapshots: Sequence[CustomerSnapshot]) -> int:
+    """Upsert newer snapshots; open warnings follow a customer to their new manager."""
+    applied = await repo.upsert_customers(session, [customer_row(s) for s in snapshots])
+    await repo.sync_assignments(session, [s.msisdn for s in snapshots])
+    return applied
+
+
+# -- rules --------------------------------------------------------------------------------------
+
+
+async def current_rules(session: AsyncSession) -> RuleSet:
+    """The current rule set; the defaults become version 1 on first use."""
+    found = await repo.current_rule_set(session)
+    if found is not None:
+        return found
+    created = await repo.insert_rule_set(
+        session,
+        1,
+        [r.model_dump(mode="json") for r in default_rules()],
+        [b.model_dump(mode="json") for b in DEFAULT_BANDS],
+        "defaults",
+        SYSTEM_ACTOR,
+    )
+    found = created or await repo.current_rule_set(session)
+    assert found is not None
+    return found
+
+
+async def rule_set(session: AsyncSession, version: int) -> RuleSet:
+    found = await repo.get_rule_set(session, version)
+    if found is None:
+        raise RuleSetNotFound(f"no rule set version {version}", field="version")
+    return found
+
+
+def rules_of(rule_set: RuleSet) -> list[Rule]:
+    return [Rule.model_validate(r) for r in rule_set.rules]
+
+
+def bands_of(rule_set: RuleSet) -> list[Band]:
+    return [Band.model_validate(b) for b in rule_set.bands]
+
+
+async def _new_version(
+    session: AsyncSession,
+    rules: list[Rule],
+    bands: list[Band],
+    note: str,
+    principal: Principal,
+) -> RuleSet:
+    await repo.lock_detection(session)
+    current = await current_rules(session)
+    Thresholds(rules)  # every signal still has a default rule
+    created = await repo.insert_rule_set(
+        session,
+        current.version + 1,
+        [r.model_dump(mode="json") for r in rules],
+        [b.model_dump(mode="json") for b in bands],
+        note,
+        principal.user_id,
+    )
+    assert created is not None  # the lock serialises writers
+    return created
+
+
+async def update_rule(
+    session: AsyncSession, signal: Signal, change: RuleUpdate, principal: Principal
+) -> RuleSet:
+    """A new rule set version with one signal's rule (or tier override) changed."""
+    current = await current_rules(session)
+    rules = rules_of(current)
+    base = next(
+        (r for r in rules if r.signal == signal and r.tier == change.tier),
+        next(r for r in rules if r.signal == signal and r.tier is None),
+    )
+    updated = Rule(
+        signal=signal,
+        tier=change.tier,
+        enabled=base.enabled if change.enabled is None else change.enabled,
+        weight=base.weight if change.weight is None else change.weight,
+        cooling_off_days=(
+            base.cooling_off_days if change.cooling_off_days is None else change.cooling_off_days
+        ),
+        params={**base.params, **(change.params or {})},
+    )
+    updated = validate_rule(updated)
+    rules = [r for r in rules if not (r.signal == signal and r.tier == change.tier)] + [updated]
+    return await _new_version(session, rules, bands_of(current), change.note, principal)
+
+
+async def remove_override(
+    session: AsyncSession, signal: Signal, tier: str, principal: Principal
+) -> RuleSet:
+    current = await current_rules(session)
+    rules = rules_of(current)
+    kept = [r for r in rules if not (r.signal == signal and r.tier == tier)]
+    if len(kept) == len(rules):
+        raise InvalidRule(f"no {tier} override for {signal.value}", field="tier")
+    note = f"removed the {tier} override of {signal.value}"
+    return await _new_version(session, kept, bands_of(current), note, principal)
+
+
+async def update_bands(session: AsyncSession, change: BandsUpdate, principal: Principal) -> RuleSet:
+    current = await current_rules(session)
+    bands = validate_bands(change.bands)
+    return await _new_version(session, rules_of(current), bands, change.note, principal)
+
+
+# -- detection ----------------------------------------------------------------------------------
+
+
+async def run_detection(session: AsyncSession, day: date) -> DetectionResult:
+    """Evaluate every usage and contract signal for ``day`` over all subscribers.
+
+    Idempotent: a second run of the same day finds the same evidence and writes nothing.
+    """
+    await repo.lock_detection(session)
+    current = await current_rules(session)
+    bands = bands_of(current)
+    started = perf_counter()
+    detected = await repo.detect(
+        session,
+        day=day,
+        thresholds=Thresholds(rules_of(current)),
+        version=current.version,
+        max_due_days=max(b.due_days for b in bands),
+        time_zone=get_warning_settings().time_zone,
+        work_mem_mb=get_warning_settings().detect_work_mem_mb,
+    )
+    rescored = await repo.rescore(session, bands=bands, as_of=day)
+    query_seconds = perf_counter() - started
+    raised = await repo.warnings_by_id(session, detected.raised)
+    await publish_many(session, [(_raised(w), w.msisdn) for w in raised], actor=SYSTEM_ACTOR)
+    result = DetectionResult(
+        day=day,
+        rule_version=current.version,
+        raised=len(detected.raised),
+        updated=detected.updated,
+        rescored=rescored,
+        query_seconds=round(query_seconds, 3),
+        publish_seconds=round(perf_counter() - started - query_seconds, 3),
+    )
+    logger.info("detection %s", result.model_dump_json())
+    return result
+
+
+async def _publish_raised(session: AsyncSession, w: Warning, actor: str | None) -> None:
+    await publish(session, _raised(w), aggregate_id=w.msisdn, actor=actor)
+
+
+def _raised(w: Warning) -> WarningRaised:
+    assert w.id is not None
+    return WarningRaised(
+        warning_id=w.id,
+        msisdn=w.msisdn,
+        signal=w.signal.value,
+        severity=w.severity.value,
+        risk_score=w.risk_score,
+        summary=describe(w.signal, w.evidence),
+        evidence=w.evidence,
+        rule_version=w.rule_version,
+        manager_id=w.manager_id,
+        team_id=w.team_id,
+        due_on=w.due_on,
+    )
+
+
+async def raise_complaint_warning(
+    session: AsyncSession, event: ComplaintOpened, actor: str | None
+) -> Warning | None:
+    """A complaint is a churn signal: open (or refresh) the subscriber's complaint warning."""
+    current = await current_rules(session)
+    customer = await repo.get_customer(session, event.msisdn)
+    rule = Thresholds(rules_of(current)).rule(Signal.complaint, customer.tier if customer else None)
+    if not rule.enabled or (customer is not None and customer.status == "churned"):
+        return None
+    day = event.opened_at.astimezone(ZoneInfo(get_warning_settings().time_zone)).date()
+    evidence = {
+        "complaint_id": event.complaint_id,
+        "category": event.category,
+        "channel": event.channel,
+        "severity": event.severity,
+        "opened_at": event.opened_at.isoformat(),
+        "repeat_count": event.repeat_count,
+    }
+    bands = bands_of(current)
+    existing = await repo.open_warning(session, event.msisdn, Signal.complaint)
+    if existing is not None:
+        existing.evidence = evidence
+        existing.last_detected_on = max(existing.last_detected_on, day)
+        existing.rule_version = current.version
+        existing.weight = rule.weight
+        existing.updated_at = utcnow()
+        await session.flush()
+        await repo.rescore(session, bands=bands, as_of=day, msisdns=[event.msisdn])
+        return existing
+    warning = await repo.insert_warning(
+        session,
+        Warning(
+            msisdn=event.msisdn,
+            signal=Signal.complaint,
+            status=Status.open,
+            severity=Severity.low,
+            risk_score=0,
+            weight=rule.weight,
+            rule_version=current.version,
+            evidence=evidence,
+            first_detected_on=day,
+            last_detected_on=day,
+            due_on=day + timedelta(days=max(b.due_days for b in bands)),
+            manager_id=customer.manager_id if customer else None,
+            team_id=customer.team_id if customer else None,
+        ),
+    )
+    await repo.rescore(session, bands=bands, as_of=day, msisdns=[event.msisdn])
+    await session.refresh(warning)
+    await _publish_raised(session, warning, actor)
+    return warning
+
+
+# -- follow-up ----------------------------------------------------------------------------------
+
+
+async def get_warning(session: AsyncSession, warning_id: int, principal: Principal) -> Warning:
+    warning = await repo.get_warning(session, warning_id)
+    if warning is None:
+        raise WarningNotFound(f"no warning {warning_id}")
+    _check_scope(principal, warning)
+    return warning
+
+
+async def _for_update(session: AsyncSession, warning_id: int, principal: Principal) -> Warning:
+    warning = await repo.get_warning(session, warning_id, lock=True)
+    if warning is None:
+        raise WarningNotFound(f"no warning {warning_id}")
+    _check_scope(principal, warning)
+    return warning
+
+
+async def record_contact(
+    session: AsyncSession, warning_id: int, data: ContactCreate, principal: Principal
+) -> Contact:
+    """open -> in_progress on the first contact; later contacts are logged too."""
+    warning = await _for_update(session, warning_id, principal)
+    if warning.status is Status.resolved:
+        raise InvalidTransition(
+            f"warning {warning_id} is resolved ({warning.outcome}); record no more contacts on it"
+        )
+    at = data.at or utcnow()
+    contact = await repo.add_contact(
+        session,
+        Contact(
+            warning_id=warning_id,
+            msisdn=warning.msisdn,
+            channel=data.channel.value,
+            direction=data.direction.value,
+            outcome=data.outcome.value,
+            at=at,
+            by=principal.user_id,
+            note=data.note,
+        ),
+    )
+    warning.status = Status.in_progress
+    warning.contacted_at = warning.contacted_at or at
+    warning.updated_at = utcnow()
+    await session.flush()
+    entry = ContactLogEntry(
+        msisdn=warning.msisdn,
+        channel=contact.channel,
+        direction=contact.direction,
+        at=at,
+        by=principal.user_id,
+        outcome=contact.outcome,
+        note=contact.note or None,
+        source="warning",
+        source_ref=f"warning-contact:{contact.id}",
+    )
+    await publish(
+        session,
+        WarningContactRecorded(warning_id=warning_id, contact=entry),
+        aggregate_id=warning.msisdn,
+        actor=principal.user_id,
+    )
+    return contact
+
+
+def _check_outcome(data: Resolve) -> None:
+    if data.outcome is Outcome.retained:
+        if data.retention_action is None:
+            raise InvalidOutcome(
+                "a retained customer needs the retention action that kept them",
+                field="retention_action",
+            )
+        if data.churn_reason is not None:
+            raise InvalidOutcome("a retained customer has no churn reason", field="churn_reason")
+    elif data.outcome is Outcome.churned:
+        if data.churn_reason is None:
+            raise InvalidOutcome("a churned customer needs a churn reason", field="churn_reason")
+    else:
+        if data.retention_action is not None:
+            raise InvalidOutcome("a false alarm has no retention action", field="retention_action")
+        if data.churn_reason is not None:
+            raise InvalidOutcome("a false alarm has no churn reason", field="churn_reason")
+
+
+async def resolve(
+    session: AsyncSession, warning_id: int, data: Resolve, principal: Principal
+) -> Warning:
+    """in_progress -> resolved with an outcome. Retained or churned needs a contact first;
+    a false alarm may be closed straight from open."""
+    _check_outcome(data)
+    warning = await _for_update(session, warning_id, principal)
+    if warning.status is Status.resolved:
+        raise InvalidTransition(f"warning {warning_id} is already resolved ({warning.outcome})")
+    if warning.status is Status.open and data.outcome is not Outcome.false_alarm:
+        raise InvalidTransition(
+            f"warning {warning_id} is open: record the contact with the customer before "
+            f"resolving it as {data.outcome.value}"
+        )
+    now = utcnow()
+    warning.status = Status.resolved
+    warning.outcome = data.outcome
+    warning.retention_action = data.retention_action
+    warning.churn_reason = data.churn_reason
+    warning.resolution_note = data.note
+    warning.resolved_at = now
+    warning.resolved_by = principal.user_id
+    warning.updated_at = now
+    await session.flush()
+    current = await current_rules(session)
+    await repo.rescore(
+        session, bands=bands_of(current), as_of=business_today(), msisdns=[warning.msisdn]
+    )
+    await publish(
+        session,
+        WarningResolved(
+            warning_id=warning_id,
+            msisdn=warning.msisdn,
+            signal=warning.signal.value,
+            outcome=data.outcome.value,
+            retention_action=data.retention_action.value if data.retention_action else None,
+            churn_reason=data.churn_reason.value if data.churn_reason else None,
+            resolved_by=principal.user_id,
+            manager_id=warning.manager_id,
+        ),
+        aggregate_id=warning.msisdn,
+        actor=principal.user_id,
+    )
+    return warning
+
+
+async def risk_of(session: AsyncSession, msisdn: str, principal: Principal) -> RiskRead:
+    warnings = await repo.open_warnings_of(session, msisdn)
+    for w in warnings:
+        _check_scope(principal, w)
+    score = min(100, sum(w.weight for w in warnings))
+    current = await current_rules(session)
+    severity = None
+    if warnings:
+        severity = next(
+            b.severity for b in validate_bands(bands_of(current)) if b.min_score <= score
+        )
+    return RiskRead(
+        msisdn=msisdn,
+        score=score,
+        severity=severity,
+        components=[
+            RiskComponent(
+                signal=w.signal,
+                signal_name=SIGNAL_NAMES[w.signal],
+                weight=w.weight,
+                warning_id=w.id or 0,
+                summary=describe(w.signal, w.evidence),
+            )
+            for w in warnings
+        ],
+    )
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+async def open_report(session: AsyncSession, principal: Principal) -> OpenReport:
+    scope = scope_of(principal)
+
+    async def counts(column: str) -> list[Count]:
+        return [
+            Count(key=None if k is None else str(k), count=n)
+            for k, n in await repo.open_counts(session, scope, column)
+        ]
+
+    return OpenReport(
+        by_signal=await counts("signal"),
+        by_severity=await counts("severity"),
+        by_manager=await counts("manager_id"),
+    )
+
+
+def _period(start: date, end: date) -> tuple[datetime, datetime]:
+    tz = ZoneInfo(get_warning_settings().time_zone)
+    return (
+        datetime.combine(start, time(), tz),
+        datetime.combine(end + timedelta(days=1), time(), tz),
+    )
+
+
+def _rates(rows: list[tuple[Any, str, int]]) -> list[Rate]:
+    by_key: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for key, outcome, n in rows:
+        by_key[None if key is None else str(key)][str(outcome)] += n
+    rates = []
+    for key, counts in by_key.items():
+        retained, churned = counts[Outcome.retained], counts[Outcome.churned]
+        decided = retained + churned
+        rates.append(
+            Rate(
+                key=key,
+                retained=retained,
+                churned=churned,
+                false_alarm=counts[Outcome.false_alarm],
+                success_rate=round(retained / decided, 4) if decided else None,
+            )
+        )
+    return sorted(rates, key=lambda r: (-(r.retained + r.churned), r.key or ""))
+
+
+async def retention_report(
+    session: AsyncSession, principal: Principal, start: date, end: date
+) -> RetentionReport:
+    scope = scope_of(principal)
+    lo, hi = _period(start, end)
+    by_action = [
+        row
+        for row in await repo.outcome_counts(session, scope, "retention_action", lo, hi)
+        if row[0] is not None
+    ]
+    by_signal = await repo.outcome_counts(session, scope, "signal", lo, hi)
+    return RetentionReport(
+        start=start, end=end, by_action=_rates(by_action), by_signal=_rates(by_signal)
+    )
+
+
+async def churn_reason_report(
+    session: AsyncSession, principal: Principal, start: date, end: date
+) -> ChurnReasonReport:
+    scope = scope_of(principal)
+    lo, hi = _period(start, end)
+    rows = await repo.outcome_counts(session, scope, "churn_reason", lo, hi)
+    counts: dict[str, int] = defaultdict(int)
+    for reason, outcome, n in rows:
+        if outcome == Outcome.churned and reason is not None:
+            counts[str(reason)] += n
+    reasons = [Count(key=k, count=n) for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    return ChurnReasonReport(start=start, end=end, reasons=reasons)
