@@ -65,12 +65,15 @@ def serve(
 
 
 @app.command()
-def worker(service: Annotated[Service, typer.Argument()]) -> None:
-    """Run one service's arq worker."""
-    from arq import run_worker
+def worker(
+    service: Annotated[
+        list[Service], typer.Argument(help="Services whose queues this process works.")
+    ],
+) -> None:
+    """Run arq workers: one service's (as in production), or several in one process."""
+    from keepwell.workers import run_workers
 
-    module = importlib.import_module(f"services.{service}.worker")
-    run_worker(module.WorkerSettings)
+    run_workers([str(s) for s in service])
 
 
 @app.command()

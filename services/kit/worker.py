@@ -53,6 +53,21 @@ def _measured(service: str, job: JobFunction) -> JobFunction:
     return run
 
 
+_configured_as: str | None = None
+
+
+def configure_worker_process(name: str, settings: Settings, metrics_of: str) -> None:
+    """Logging and the metrics endpoint, once per process: a process that works several
+    services' queues (``keepwell worker a b``) serves every service's job metrics on the
+    first one's port."""
+    global _configured_as
+    if _configured_as is not None:
+        return
+    _configured_as = name
+    configure_logging(name, settings.log_level)
+    start_http_server(settings.worker_metrics_port(metrics_of), addr=settings.host)
+
+
 def worker_settings(
     service: str,
     functions: Sequence[JobFunction],
@@ -65,9 +80,8 @@ def worker_settings(
     settings = settings or get_settings()
 
     async def startup(ctx: dict[str, Any]) -> None:
-        configure_logging(f"{service}-worker", settings.log_level)
         if serve_metrics:
-            start_http_server(settings.worker_metrics_port(service), addr=settings.host)
+            configure_worker_process(f"{service}-worker", settings, service)
         ctx["resources"] = Resources.open(service, settings)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
