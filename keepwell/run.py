@@ -63,9 +63,13 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
 
-def children() -> list[Child]:
+def children(settings: Settings) -> list[Child]:
     me = [sys.executable, "-m", "keepwell"]
-    procs = [Child(s, [*me, "serve", s]) for s in SERVICES]
+    # The stand-in SMS operator (CARE_SMS_PROVIDER=sandbox, the default), pushing delivery
+    # receipts back to the care service as a real operator would.
+    receipts = f"{settings.url_of('care')}/sms/receipts/sandbox"
+    procs = [Child("sms-sandbox", [*me, "care", "sandbox", "--receipt-url", receipts])]
+    procs += [Child(s, [*me, "serve", s]) for s in SERVICES]
     procs.append(Child("gateway", [*me, "serve", "gateway"]))
     if WORKER_SERVICES:
         # One process for every service's queue: far quicker to start than one each.
@@ -115,6 +119,9 @@ def print_urls(settings: Settings, elapsed: float) -> None:
     table.add_row("gateway (GraphQL)", f"http://{settings.host}:{settings.gateway_port}/graphql")
     for s in SERVICES:
         table.add_row(f"{s} (REST, /docs)", settings.url_of(s))
+    from services.care.config import get_care_settings
+
+    table.add_row("sms-sandbox (sent messages: /messages)", get_care_settings().sandbox_url)
     if WORKER_SERVICES:
         port = settings.worker_metrics_port(WORKER_SERVICES[0])
         table.add_row(
@@ -179,11 +186,11 @@ def run(data_dir: Path, demo_customers: int) -> None:
         settings = Settings()
         console.print("[dim]applying migrations[/]")
         migrations.upgrade(settings.database_url)
-        from keepwell.seed import seed_if_empty
+        from keepwell.seed import prepare
 
-        if asyncio.run(seed_if_empty(settings, demo_customers)):
+        if asyncio.run(prepare(settings, demo_customers)):
             console.print(f"[dim]loaded demo data: {demo_customers} customers[/]")
-        procs = children()
+        procs = children(settings)
         watcher = threading.Thread(target=supervise, args=(procs, env, stop), daemon=True)
         watcher.start()
         try:

@@ -1,8 +1,9 @@
-"""Demo data for the whole system; each service loads its own part into its own schema."""
+"""Demo data and first-start defaults; each service loads its own part into its own schema."""
 
 from __future__ import annotations
 
 from keepwell.demo import generate
+from services.kit.app import Resources
 from services.kit.bulk import raw_connection
 from services.kit.config import Settings
 from services.profile import seed as profile_seed
@@ -10,18 +11,36 @@ from services.warning import seed as warning_seed
 
 
 async def load_demo(settings: Settings, customers: int, seed: int = 7) -> dict[str, int]:
-    """Load ``customers`` demo customers and 90 days of their usage in one transaction."""
+    """Load ``customers`` demo customers and 90 days of their usage in one transaction.
+    Profile announces every customer with a ``customer.created`` event, so the other
+    services' read models fill the way they do in production."""
     data = generate(customers=customers, seed=seed)
     async with raw_connection(settings.database_url) as conn, conn.transaction():
         counts = await profile_seed.load_demo(conn, data)
         counts |= await warning_seed.load_demo(conn, data)
+    counts["care_rules"] = await install_defaults(settings)
     return counts
 
 
-async def seed_if_empty(settings: Settings, customers: int) -> bool:
-    """First start of a fresh system: load demo data. Returns whether it did."""
+async def install_defaults(settings: Settings) -> int:
+    """What a fresh installation starts with (the automatic-care rules); a no-op later."""
+    from services.care.automatic import install_default_rules
+
+    resources = Resources.open("care", settings)
+    try:
+        async with resources.session() as session:
+            return await install_default_rules(session)
+    finally:
+        await resources.close()
+
+
+async def prepare(settings: Settings, demo_customers: int) -> bool:
+    """First start of a fresh system: defaults, and demo data when the archive is empty.
+    Returns whether demo data was loaded."""
     async with raw_connection(settings.database_url) as conn:
-        if not await profile_seed.is_empty(conn):
-            return False
-    await load_demo(settings, customers)
-    return True
+        empty = await profile_seed.is_empty(conn)
+    if empty:
+        await load_demo(settings, demo_customers)
+    else:
+        await install_defaults(settings)
+    return empty

@@ -411,3 +411,18 @@ async def recompute_values(
         as_of,
     )
     return {k: int(v) for k, v in counts.items()}
+
+
+async def announce_all_created(conn: asyncpg.Connection, *, actor: str) -> None:
+    """A ``customer.created`` event for every customer: for archives loaded without the
+    import (demo data), so other services' read models fill through the usual events."""
+    types, subscribers = await _subscribers(conn, ["customer.created"])
+    await conn.execute(
+        f"WITH ev AS ({_OUTBOX} SELECT gen_random_uuid(), 'customer.created', 1, u.msisdn, "
+        f"now(), jsonb_build_object('customer', {_snapshot('u')}), $1 FROM {_T} u "
+        f"LEFT JOIN {SCHEMA}.manager mg ON mg.id = u.manager_id ORDER BY u.id "
+        "RETURNING seq, type, aggregate_id) " + _DELIVER,
+        actor,
+        types,
+        subscribers,
+    )

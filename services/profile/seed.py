@@ -11,6 +11,7 @@ import asyncpg
 
 from keepwell.demo import Customer, DemoData
 from services.kit.bulk import copy_rows
+from services.profile import bulk_sql
 from services.profile.models import SCHEMA
 
 CUSTOMER_COLUMNS = (
@@ -70,4 +71,5 @@ async def load_demo(conn: asyncpg.Connection, data: DemoData) -> dict[str, int]:
         f"SELECT id, manager_id, created_at, 'seed', '演示数据' FROM {SCHEMA}.customer "
         "WHERE manager_id IS NOT NULL"
     )
+    await bulk_sql.announce_all_created(conn, actor="seed")
     return {"teams": teams, "managers": managers, "customers": customers}

@@ -27,7 +27,10 @@ HEALTH = {"query": "{ health { service ready failing } }"}
 
 def system_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    sandbox = free_port()
     env.update(
+        CARE_SANDBOX_PORT=str(sandbox),
+        CARE_SANDBOX_URL=f"http://127.0.0.1:{sandbox}",
         KEEPWELL_ENV="development",
         KEEPWELL_DATA_DIR=str(tmp_path / "data"),
         KEEPWELL_DEMO_CUSTOMERS="40",

@@ -1,0 +1,332 @@
+"""Automatic care: each day, the active rules (stored in the database) become campaigns.
+
+Every rule turns into at most one campaign per (rule, day), keyed by ``plan_key``, so
+planning the same day twice adds nothing. Greetings carry an ``occasion`` so nobody gets
+the same greeting twice, whatever the plan does. Service-level A customers get a manager
+call task each month instead of an SMS; new VIPs get a welcome SMS and a first-contact
+task due within 3 days.
+"""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.care import repository
+from services.care.calendar_cn import FESTIVAL_NAMES_ZH, FESTIVALS, festival_date, long_holidays
+from services.care.config import CareSettings, get_care_settings
+from services.care.dispatch import nudge
+from services.care.models import (
+    Campaign,
+    CampaignKind,
+    CampaignStatus,
+    Category,
+    Rule,
+    RuleKind,
+    TaskKind,
+)
+from services.care.rendering import placeholders
+from services.care.schemas import PlanResult, RuleCreate
+from services.kit.db import after_commit
+from services.kit.errors import InvalidInput
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+NETWORK_YEARS = (1, 3, 5, 10)
+FIRST_CONTACT_DAYS = 3
+
+
+async def create_rule(session: AsyncSession, data: RuleCreate) -> Rule:
+    placeholders(data.template)
+    if data.kind is RuleKind.holiday and data.params.get("festival") not in FESTIVALS:
+        raise InvalidInput(
+            f"params.festival must be one of: {', '.join(FESTIVALS)}", field="params.festival"
+        )
+    rule = Rule(**data.model_dump())
+    session.add(rule)
+    await session.flush()
+    return rule
+
+
+def _send_at(day: date, rule: Rule) -> datetime:
+    """The rule's hour on ``day``; campaigns use it as each recipient's local time."""
+    return datetime.combine(day, time(int(rule.params.get("hour", 10))), tzinfo=BEIJING)
+
+
+async def _auto_campaign(
+    session: AsyncSession,
+    *,
+    rule: Rule,
+    plan_key: str,
+    name: str,
+    template: str,
+    occasion: str | None,
+    msisdns: list[str],
+    send_at: datetime | None,
+    care: CareSettings,
+) -> int:
+    """Find or create the campaign for ``plan_key`` and add ``msisdns`` to it."""
+    if not msisdns:
+        return 0
+    campaign = (
+        await session.execute(
+            select(Campaign).where(Campaign.plan_key == plan_key).with_for_update()  # type: ignore[arg-type]
+        )
+    ).scalar_one_or_none()
+    if campaign is None:
+        campaign = Campaign(
+            name=name,
+            kind=CampaignKind.auto,
+            category=rule.category,
+            template=template,
+            taboo_tags=list(rule.taboo_tags),
+            occasion=occasion,
+            plan_key=plan_key,
+            audience={"source": "list"},
+            send_at=send_at,
+            local_time=send_at is not None,
+            status=CampaignStatus.approved,
+            created_by="care-planner",
+            approved_by=f"rule:{rule.id}",
+            approved_at=datetime.now(UTC),
+        )
+        session.add(campaign)
+        await session.flush()
+    await repository.add_list_members(session, campaign.id, msisdns)
+    added = await repository.materialise(
+        session, campaign, datetime.now(UTC), care.cap_exempt_categories
+    )
+    if added and campaign.status is CampaignStatus.completed:
+        campaign.status = CampaignStatus.dispatching
+    if campaign.status is CampaignStatus.dispatching or send_at is None:
+        campaign.status = CampaignStatus.dispatching
+        redis = session.info.get("redis")
+        if redis is not None:
+            campaign_id: uuid.UUID = campaign.id
+            after_commit(session, lambda: nudge(redis, campaign_id, 1))
+    return added
+
+
+async def _audience(session: AsyncSession, rule: Rule, day: date) -> dict[str, Any] | None:
+    """(condition, params, occasion, template) for a rule firing on ``day``, else None."""
+    p = rule.params
+    mmdd = day.strftime("%m-%d")
+    vip = "c.tier <> 'none'"
+    if rule.kind is RuleKind.birthday:
+        birthdays = [mmdd] + (
+            ["02-29"] if mmdd == "02-28" and not calendar.isleap(day.year) else []
+        )
+        return {
+            "condition": f"{vip} AND to_char(c.birthday, 'MM-DD') = ANY(:days)",
+            "params": {"days": birthdays},
+            "occasion": f"birthday:{day.year}",
+        }
+    if rule.kind is RuleKind.personal_anniversary:
+        return {
+            "condition": (
+                f"{vip} AND EXISTS (SELECT 1 FROM jsonb_array_elements(c.important_dates) d "
+                "WHERE right(d->>'date', 5) = :mmdd)"
+            ),
+            "params": {"mmdd": mmdd},
+            "occasion": f"anniversary:{mmdd}:{day.year}",
+        }
+    if rule.kind is RuleKind.holiday:
+        festival = str(p.get("festival"))
+        first = festival_date(festival, day.year) if festival in FESTIVALS else None
+        if first is None or first - timedelta(days=int(p.get("days_before", 0))) != day:
+            return None
+        return {
+            "condition": vip,
+            "params": {},
+            "occasion": f"holiday:{festival}:{day.year}",
+        }
+    if rule.kind is RuleKind.low_balance:
+        ahead = day + timedelta(days=int(p.get("days_before", 3)))
+        starts = [s for s, _ in long_holidays(ahead.year, int(p.get("min_days", 3)))]
+        if ahead not in starts:
+            return None
+        return {
+            "condition": f"{vip} AND c.balance < :below",
+            "params": {"below": Decimal(str(p.get("balance_below", "30")))},
+            "occasion": f"low_balance:{ahead.isoformat()}",
+        }
+    if rule.kind is RuleKind.level_b_sms:
+        if day.day != int(p.get("day_of_month", 1)):
+            return None
+        return {
+            "condition": "c.service_level = 'B'",
+            "params": {},
+            "occasion": f"level_b:{day:%Y-%m}",
+        }
+    return None
+
+
+async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> PlanResult:
+    campaigns = recipients = tasks = 0
+    for rule in await repository.active_rules(session):
+        if rule.kind is RuleKind.network_anniversary:
+            for years in rule.params.get("years", NETWORK_YEARS):
+                joined = (
+                    day.replace(year=day.year - int(years))
+                    if not (day.month == 2 and day.day == 29)
+                    else None
+                )
+                if joined is None:
+                    continue
+                msisdns = await repository.customers_where(
+                    session, "c.tier <> 'none' AND c.join_date = :joined", {"joined": joined}
+                )
+                added = await _auto_campaign(
+                    session,
+                    rule=rule,
+                    plan_key=f"{rule.id}:{day}:{years}",
+                    name=f"{rule.name}（网龄{years}年）{day}",
+                    template=rule.template.replace("{years}", str(years)),
+                    occasion=f"network_age:{years}",
+                    msisdns=msisdns,
+                    send_at=_send_at(day, rule),
+                    care=care,
+                )
+                campaigns += 1 if msisdns else 0
+                recipients += added
+            continue
+        if rule.kind is RuleKind.level_a_call:
+            if day.day != int(rule.params.get("day_of_month", 1)):
+                continue
+            last = day.replace(day=calendar.monthrange(day.year, day.month)[1])
+            rows = await repository.customers_with_managers(session, "c.service_level = 'A'")
+            for msisdn, manager_id in rows:
+                created = await repository.add_task(
+                    session,
+                    msisdn=msisdn,
+                    manager_id=manager_id,
+                    kind=TaskKind.monthly_call,
+                    period=f"{day:%Y-%m}",
+                    due_on=last,
+                    note=rule.template,
+                )
+                tasks += int(created)
+            continue
+        if rule.kind is RuleKind.vip_welcome:
+            continue  # event-driven: see welcome_new_vip
+        found = await _audience(session, rule, day)
+        if found is None:
+            continue
+        msisdns = await repository.customers_where(session, found["condition"], found["params"])
+        template = rule.template
+        if rule.kind is RuleKind.holiday:
+            festival = str(rule.params["festival"])
+            template = template.replace("{festival}", FESTIVAL_NAMES_ZH[festival])
+        added = await _auto_campaign(
+            session,
+            rule=rule,
+            plan_key=f"{rule.id}:{day}",
+            name=f"{rule.name} {day}",
+            template=template,
+            occasion=found["occasion"],
+            msisdns=msisdns,
+            send_at=_send_at(day, rule),
+            care=care,
+        )
+        campaigns += 1 if msisdns else 0
+        recipients += added
+    return PlanResult(day=day, campaigns=campaigns, recipients=recipients, tasks=tasks)
+
+
+async def welcome_new_vip(session: AsyncSession, msisdn: str, manager_id: str | None) -> None:
+    """A new VIP: a welcome SMS (today's welcome campaign) and a first-contact task."""
+    today = datetime.now(BEIJING).date()
+    await repository.add_task(
+        session,
+        msisdn=msisdn,
+        manager_id=manager_id,
+        kind=TaskKind.first_contact,
+        period="vip",
+        due_on=today + timedelta(days=FIRST_CONTACT_DAYS),
+        note="新晋VIP客户：3天内完成首次回访",
+    )
+    rules = [r for r in await repository.active_rules(session) if r.kind is RuleKind.vip_welcome]
+    for rule in rules:
+        await _auto_campaign(
+            session,
+            rule=rule,
+            plan_key=f"{rule.id}:{today}",
+            name=f"{rule.name} {today}",
+            template=rule.template,
+            occasion="vip_welcome",
+            msisdns=[msisdn],
+            send_at=None,
+            care=get_care_settings(),
+        )
+
+
+DEFAULT_RULES: list[dict[str, Any]] = [
+    {
+        "kind": RuleKind.birthday,
+        "name": "生日祝福",
+        "template": "{name}{honorific}，今天是您的生日，{manager_name}和全体客户经理祝您生日快乐！",
+    },
+    {
+        "kind": RuleKind.network_anniversary,
+        "name": "网龄纪念",
+        "template": "{name}{honorific}，感谢您与我们相伴{years}年，您的专属客户经理随时为您服务。",
+        "params": {"years": list(NETWORK_YEARS)},
+    },
+    {
+        "kind": RuleKind.personal_anniversary,
+        "name": "纪念日祝福",
+        "template": "{name}{honorific}，今天是您的重要纪念日，祝您和家人幸福美满！",
+    },
+    *[
+        {
+            "kind": RuleKind.holiday,
+            "name": f"{zh}祝福",
+            "template": "{name}{honorific}，" + zh + "快乐！感谢您一直以来的信任与支持。",
+            "params": {"festival": key},
+        }
+        for key, zh in FESTIVAL_NAMES_ZH.items()
+        if key != "tomb_sweeping"
+    ],
+    {
+        "kind": RuleKind.low_balance,
+        "name": "长假前余额提醒",
+        "category": Category.care,
+        "template": "{name}{honorific}，长假将至，您的话费余额较少，请及时充值，以免影响使用。",
+        "params": {"days_before": 3, "balance_below": "30"},
+    },
+    {
+        "kind": RuleKind.vip_welcome,
+        "name": "新晋VIP欢迎",
+        "category": Category.care,
+        "template": (
+            "{name}{honorific}，欢迎成为{tier}客户！您可享受专属客户经理、优先办理等专属服务。"
+        ),
+    },
+    {
+        "kind": RuleKind.level_a_call,
+        "name": "A级客户月度回访",
+        "category": Category.care,
+        "template": "A级客户月度电话回访",
+    },
+    {
+        "kind": RuleKind.level_b_sms,
+        "name": "B级客户月度关怀",
+        "category": Category.care,
+        "template": "{name}{honorific}，您的专属客户经理提醒您：本月如有任何需要，欢迎随时联系。",
+    },
+]
+
+
+async def install_default_rules(session: AsyncSession) -> int:
+    """The rules a fresh installation starts with (skipped when any rule exists)."""
+    if await repository.active_rules(session):
+        return 0
+    for data in DEFAULT_RULES:
+        await create_rule(session, RuleCreate(**data))
+    return len(DEFAULT_RULES)

@@ -1,0 +1,69 @@
+"""Settings of the care service (environment variables prefixed ``CARE_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.kit.config import get_settings
+
+DEVELOPMENT_RECEIPT_TOKEN = "keepwell-development-receipt-token"
+
+
+class CareSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARE_", extra="ignore")
+
+    sms_provider: Literal["sandbox", "aliyun"] = "sandbox"
+    sandbox_url: str = "http://127.0.0.1:8009"
+    sandbox_port: int = 8009
+    receipt_token: SecretStr = SecretStr(DEVELOPMENT_RECEIPT_TOKEN)
+    """Shared secret in the receipt callback URL (``?token=``) for either provider."""
+
+    aliyun_access_key_id: str = ""
+    aliyun_access_key_secret: SecretStr = SecretStr("")
+    aliyun_sign_name: str = ""
+    aliyun_endpoint: str = "https://dysmsapi.aliyuncs.com"
+
+    batch_size: int = 500
+    """Recipients per provider call (the sandbox takes any size; Aliyun is capped per call)."""
+    rate_per_second: float = 0.0
+    """Provider token bucket in Redis; 0 means unthrottled."""
+    dispatch_concurrency: int = 4
+    """Dispatch jobs started per campaign; they share the work through row claims."""
+    lease_seconds: float = 60.0
+    """How long a claimed batch is a worker's; must exceed the provider call's timeout."""
+    max_attempts: int = 5
+    retry_base_seconds: float = 5.0
+    receipt_wait_seconds: float = 900.0
+    """For providers we cannot ask: how long a send of unknown outcome waits for a receipt
+    before it is sent again (accepting a possible duplicate over a lost message)."""
+    job_seconds: float = 30.0
+    """A dispatch job hands over to a fresh job after this long, so jobs stay short."""
+    redrive_every_seconds: int = 5
+    stall_seconds: float = 15.0
+    """The re-driver tops a campaign's jobs up to ``dispatch_concurrency`` at most this often."""
+
+    quiet_start_hour: int = 21
+    quiet_end_hour: int = 8
+    frequency_cap: int = 3
+    frequency_window_days: int = 7
+    cap_exempt_categories: list[str] = ["greeting", "alert"]
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets_in_production(self) -> CareSettings:
+        if get_settings().env != "production":
+            return self
+        token = self.receipt_token.get_secret_value()
+        if token == DEVELOPMENT_RECEIPT_TOKEN or len(token) < 32:
+            raise ValueError("CARE_RECEIPT_TOKEN must be a secret of your own (32+ bytes)")
+        if self.sms_provider == "sandbox":
+            raise ValueError("CARE_SMS_PROVIDER=sandbox sends nothing; production needs aliyun")
+        return self
+
+
+@lru_cache
+def get_care_settings() -> CareSettings:
+    return CareSettings()

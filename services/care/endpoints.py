@@ -1,0 +1,214 @@
+"""HTTP routes of the care service: thin, everything else is in service.py."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from services.care import automatic, repository, service
+from services.care.config import get_care_settings
+from services.care.dispatch import build_provider
+from services.care.models import CampaignStatus, RecipientState, Rule
+from services.care.providers.aliyun import RECEIPT_ACK
+from services.care.providers.base import ReceiptAuthenticationError, ReceiptFormatError
+from services.care.schemas import (
+    AlertCreate,
+    AudienceList,
+    AudienceListResult,
+    CampaignCreate,
+    CampaignRead,
+    CampaignReport,
+    CampaignUpdate,
+    PlanResult,
+    Preview,
+    ReachReport,
+    ReachRow,
+    RecipientRead,
+    RuleCreate,
+    RuleRead,
+    TaskRead,
+)
+from services.kit.app import Session, resources
+from services.kit.auth import Acting, Principal, Role, require_role
+from services.kit.errors import InvalidInput, NotFound, Unauthorized
+
+router = APIRouter(tags=["campaigns"])
+
+Author = Annotated[Principal, Depends(require_role(Role.manager, Role.supervisor))]
+Supervisor = Annotated[Principal, Depends(require_role(Role.supervisor))]
+Controller = Annotated[Principal, Depends(require_role(Role.supervisor, Role.operator))]
+
+
+class PauseBody(BaseModel):
+    reason: str | None = None
+
+
+@router.post("/campaigns", status_code=201, summary="Create a campaign (draft)")
+async def create_campaign(body: CampaignCreate, session: Session, actor: Author) -> CampaignRead:
+    return CampaignRead.model_validate(await service.create_campaign(session, body, actor))
+
+
+@router.get("/campaigns", summary="Campaigns, newest first")
+async def list_campaigns(
+    session: Session,
+    _: Acting,
+    status: CampaignStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[CampaignRead]:
+    found = await repository.list_campaigns(session, status, limit, offset)
+    return [CampaignRead.model_validate(c) for c in found]
+
+
+@router.get("/campaigns/{campaign_id}", summary="One campaign")
+async def get_campaign(campaign_id: uuid.UUID, session: Session, _: Acting) -> CampaignRead:
+    return CampaignRead.model_validate(await service.get_campaign(session, campaign_id, lock=False))
+
+
+@router.patch("/campaigns/{campaign_id}", summary="Edit a draft (back to draft)")
+async def update_campaign(
+    campaign_id: uuid.UUID, body: CampaignUpdate, session: Session, _: Author
+) -> CampaignRead:
+    return CampaignRead.model_validate(await service.update_campaign(session, campaign_id, body))
+
+
+@router.post("/campaigns/{campaign_id}/audience-list", summary="Upload an audience list")
+async def upload_list(
+    campaign_id: uuid.UUID, body: AudienceList, session: Session, _: Author
+) -> AudienceListResult:
+    return AudienceListResult(added=await service.add_to_list(session, campaign_id, body.msisdns))
+
+
+@router.post("/campaigns/{campaign_id}/preview", summary="Audience, samples and suppressions")
+async def preview(campaign_id: uuid.UUID, session: Session, _: Author) -> Preview:
+    return await service.preview(session, campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/approve", summary="Approve a previewed campaign")
+async def approve(campaign_id: uuid.UUID, session: Session, actor: Supervisor) -> CampaignRead:
+    campaign = await service.approve(session, campaign_id, actor, get_care_settings())
+    return CampaignRead.model_validate(campaign)
+
+
+@router.post("/campaigns/{campaign_id}/pause", summary="Pause sending")
+async def pause(
+    campaign_id: uuid.UUID, session: Session, _: Controller, body: PauseBody | None = None
+) -> CampaignRead:
+    campaign = await service.pause(session, campaign_id, body.reason if body else None)
+    return CampaignRead.model_validate(campaign)
+
+
+@router.post("/campaigns/{campaign_id}/resume", summary="Continue where it stopped")
+async def resume(campaign_id: uuid.UUID, session: Session, _: Controller) -> CampaignRead:
+    campaign = await service.resume(session, campaign_id, get_care_settings())
+    return CampaignRead.model_validate(campaign)
+
+
+@router.post("/campaigns/{campaign_id}/cancel", summary="Cancel; nothing more is sent")
+async def cancel(campaign_id: uuid.UUID, session: Session, _: Controller) -> CampaignRead:
+    return CampaignRead.model_validate(await service.cancel(session, campaign_id))
+
+
+@router.get("/campaigns/{campaign_id}/report", summary="Delivery, suppression and reach")
+async def report(campaign_id: uuid.UUID, session: Session, _: Acting) -> CampaignReport:
+    return await service.report(session, campaign_id)
+
+
+@router.get("/campaigns/{campaign_id}/recipients", summary="Recipients and their state")
+async def recipients(
+    campaign_id: uuid.UUID,
+    session: Session,
+    _: Acting,
+    state: RecipientState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[RecipientRead]:
+    found = await repository.list_recipients(session, campaign_id, state, limit, offset)
+    return [RecipientRead.model_validate(r) for r in found]
+
+
+@router.post("/alerts", status_code=201, summary="Broadcast an alert to regions now")
+async def post_alert(body: AlertCreate, session: Session, actor: Controller) -> CampaignRead:
+    campaign = await service.create_alert(session, body, actor, get_care_settings())
+    return CampaignRead.model_validate(campaign)
+
+
+@router.post("/rules", status_code=201, summary="Add an automatic-care rule", tags=["automatic"])
+async def create_rule(body: RuleCreate, session: Session, _: Supervisor) -> RuleRead:
+    rule = await automatic.create_rule(session, body)
+    return RuleRead.model_validate(rule)
+
+
+@router.get("/rules", summary="Active automatic-care rules", tags=["automatic"])
+async def list_rules(session: Session, _: Acting) -> list[RuleRead]:
+    rules: list[Rule] = await repository.active_rules(session)
+    return [RuleRead.model_validate(r) for r in rules]
+
+
+@router.post("/plan/{day}", summary="Plan automatic care for a day now", tags=["automatic"])
+async def plan_day(day: datetime, session: Session, _: Supervisor) -> PlanResult:
+    return await automatic.plan_day(session, day.date(), get_care_settings())
+
+
+@router.get("/tasks", summary="Open care tasks (a manager sees their own)", tags=["automatic"])
+async def tasks(session: Session, actor: Acting) -> list[TaskRead]:
+    manager = actor.user_id if actor.role is Role.manager else None
+    return [TaskRead.model_validate(t) for t in await repository.open_tasks(session, manager)]
+
+
+@router.get("/kpis/reach", summary="Service reach rate per manager, team or tier", tags=["kpis"])
+async def reach(
+    session: Session,
+    _: Acting,
+    start: datetime,
+    end: datetime,
+    group_by: Literal["manager", "team", "tier"] = "manager",
+) -> ReachReport:
+    if end <= start:
+        raise InvalidInput("end must be after start", field="end")
+    rows = await repository.reach(session, group_by, start, end)
+    return ReachReport(
+        group_by=group_by,
+        start=start,
+        end=end,
+        rows=[
+            ReachRow(
+                key=r["key"],
+                customers=r["customers"],
+                reached=r["reached"],
+                reach_rate=round(r["reached"] / r["customers"], 4) if r["customers"] else None,
+            )
+            for r in rows
+        ],
+    )
+
+
+# Called by the SMS provider, not by our services: authenticated by the provider's own
+# mechanism (a shared token in the callback URL), so it is mounted without the JWT check.
+receipts_router = APIRouter(tags=["receipts"])
+
+
+@receipts_router.post("/sms/receipts/{provider}", summary="Delivery receipts from a provider")
+async def receipts(
+    provider: Literal["sandbox", "aliyun"], request: Request, session: Session
+) -> dict[str, Any]:
+    care = get_care_settings().model_copy(update={"sms_provider": provider})
+    if provider == "aliyun" and not (care.aliyun_access_key_id and care.aliyun_sign_name):
+        raise NotFound("aliyun SMS is not configured here", field="provider")
+    parser = build_provider(care, resources(request).http)
+    try:
+        parsed = parser.parse_receipts(
+            dict(request.headers), await request.body(), dict(request.query_params)
+        )
+    except ReceiptAuthenticationError as exc:
+        raise Unauthorized(str(exc)) from exc
+    except ReceiptFormatError as exc:
+        raise InvalidInput(str(exc), field="body") from exc
+    applied = await service.apply_receipts(session, parsed)
+    if provider == "aliyun":
+        return dict(RECEIPT_ACK)
+    return {"received": len(parsed), "applied": applied}

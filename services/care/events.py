@@ -1,0 +1,108 @@
+"""Events the care service publishes, and the profile events it keeps its read model from."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.care import repository
+from services.care.automatic import welcome_new_vip
+from services.kit.events import Envelope, Event
+from services.kit.events.consumer import Consumer
+from services.profile.events import (
+    ContactLogEntry,
+    CustomerChurned,
+    CustomerCreated,
+    CustomerSnapshot,
+    CustomerUpdated,
+    ManagerReassigned,
+    TierChanged,
+)
+
+PRODUCER = "care"
+VIP_TIERS = frozenset({"diamond", "gold", "silver"})
+NEW_SUBSCRIBER_DAYS = 30
+
+
+class MessageDelivered(Event):
+    """A care SMS reached the customer's handset; profile appends ``contact`` to the log."""
+
+    event_type = "care.message_delivered"
+    producer = PRODUCER
+    campaign_id: uuid.UUID
+    recipient_id: int
+    contact: ContactLogEntry
+
+
+consumer = Consumer(PRODUCER)
+
+
+def read_model_values(snapshot: CustomerSnapshot) -> dict[str, Any]:
+    tags = snapshot.custom.get("tags")
+    return {
+        "msisdn": snapshot.msisdn,
+        "version": snapshot.version,
+        "name": snapshot.name,
+        "gender": snapshot.gender,
+        "honorific": snapshot.honorific,
+        "birthday": snapshot.birthday,
+        "region": snapshot.region,
+        "city": snapshot.city,
+        "time_zone": snapshot.time_zone,
+        "join_date": snapshot.join_date,
+        "status": snapshot.status,
+        "tier": snapshot.tier,
+        "service_level": snapshot.service_level,
+        "lifecycle": snapshot.lifecycle,
+        "manager_id": snapshot.manager_id,
+        "team_id": snapshot.team_id,
+        "balance": snapshot.balance,
+        "sms_opt_out": snapshot.sms_opt_out,
+        "do_not_disturb": snapshot.do_not_disturb,
+        "taboos": snapshot.taboos,
+        "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
+        "important_dates": snapshot.important_dates,
+        "custom": snapshot.custom,
+    }
+
+
+async def _upsert(session: AsyncSession, snapshot: CustomerSnapshot) -> bool:
+    values = read_model_values(snapshot)
+    values["balance"] = Decimal(snapshot.balance)
+    return await repository.upsert_customer(session, values)
+
+
+@consumer.handles(CustomerCreated)
+async def customer_created(session: AsyncSession, event: CustomerCreated, _: Envelope) -> None:
+    customer = event.customer
+    # Loading an existing customer base creates customers too; only a subscriber who joined
+    # recently is a new VIP to welcome.
+    recent = customer.join_date >= date.today() - timedelta(days=NEW_SUBSCRIBER_DAYS)
+    if await _upsert(session, customer) and customer.tier in VIP_TIERS and recent:
+        await welcome_new_vip(session, customer.msisdn, customer.manager_id)
+
+
+@consumer.handles(CustomerUpdated)
+async def customer_updated(session: AsyncSession, event: CustomerUpdated, _: Envelope) -> None:
+    await _upsert(session, event.customer)
+
+
+@consumer.handles(TierChanged)
+async def tier_changed(session: AsyncSession, event: TierChanged, _: Envelope) -> None:
+    became_vip = event.old_tier not in VIP_TIERS and event.new_tier in VIP_TIERS
+    if await _upsert(session, event.customer) and became_vip:
+        await welcome_new_vip(session, event.customer.msisdn, event.customer.manager_id)
+
+
+@consumer.handles(ManagerReassigned)
+async def manager_reassigned(session: AsyncSession, event: ManagerReassigned, _: Envelope) -> None:
+    await _upsert(session, event.customer)
+
+
+@consumer.handles(CustomerChurned)
+async def customer_churned(session: AsyncSession, event: CustomerChurned, _: Envelope) -> None:
+    await _upsert(session, event.customer)

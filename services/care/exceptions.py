@@ -1,0 +1,17 @@
+"""Domain errors of the care service."""
+
+from __future__ import annotations
+
+from services.kit.errors import Conflict, InvalidInput, NotFound
+
+
+class CampaignNotFound(NotFound):
+    code = "campaign_not_found"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class InvalidTemplate(InvalidInput):
+    code = "invalid_template"

@@ -1,0 +1,748 @@
+"""Every query of the care service. Dispatch paths are set-based: one statement per batch."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    DateTime,
+    String,
+    Text,
+    Uuid,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.care.models import (
+    Campaign,
+    CampaignStatus,
+    Customer,
+    Greeting,
+    ListMember,
+    Recipient,
+    RecipientState,
+    Rule,
+    Task,
+)
+
+R = Recipient.__table__  # type: ignore[attr-defined]
+C = Customer.__table__  # type: ignore[attr-defined]
+CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
+
+
+# ---- customers (read model) -----------------------------------------------------------
+
+
+async def upsert_customer(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert or replace a customer unless we already hold a version at least as new."""
+    statement = insert(C).values(**values, updated_at=func.now())
+    changed: dict[str, Any] = {k: statement.excluded[k] for k in values if k != "msisdn"}
+    changed["updated_at"] = func.now()
+    result = await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[C.c.msisdn],
+            set_=changed,
+            where=C.c.version < statement.excluded.version,
+        ).returning(C.c.msisdn)
+    )
+    return result.first() is not None
+
+
+async def get_customer(session: AsyncSession, msisdn: str) -> Customer | None:
+    return await session.get(Customer, msisdn)
+
+
+# ---- audience -------------------------------------------------------------------------
+
+
+def audience_filter(audience: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """SQL condition over ``c`` (customer) for a filter audience, with its parameters."""
+    clauses: list[str] = ["c.status = 'active'"]
+    params: dict[str, Any] = {}
+    for key, column in (
+        ("tiers", "tier"),
+        ("service_levels", "service_level"),
+        ("lifecycles", "lifecycle"),
+        ("regions", "region"),
+        ("manager_ids", "manager_id"),
+    ):
+        values = audience.get(key)
+        if values:
+            clauses.append(f"c.{column} = ANY(:{key})")
+            params[key] = list(values)
+    if audience.get("tags"):
+        clauses.append("c.tags ?| :tags")
+        params["tags"] = list(audience["tags"])
+    if audience.get("birthday_month"):
+        clauses.append("extract(month FROM c.birthday) = :birthday_month")
+        params["birthday_month"] = int(audience["birthday_month"])
+    if audience.get("msisdns"):
+        clauses.append("c.msisdn = ANY(:msisdns)")
+        params["msisdns"] = list(audience["msisdns"])
+    return " AND ".join(clauses), params
+
+
+def _audience_source(campaign: Campaign) -> tuple[str, dict[str, Any]]:
+    """FROM clause yielding (msisdn, customer columns) rows; list members may be unknown."""
+    if campaign.audience.get("source") == "list":
+        return (
+            "care.list_member m LEFT JOIN care.customer c ON c.msisdn = m.msisdn "
+            "WHERE m.campaign_id = :cid",
+            {"cid": campaign.id},
+        )
+    where, params = audience_filter(campaign.audience)
+    return f"care.customer c WHERE {where}", params
+
+
+async def audience_count(session: AsyncSession, campaign: Campaign) -> int:
+    source, params = _audience_source(campaign)
+    key = "m.msisdn" if campaign.audience.get("source") == "list" else "c.msisdn"
+    return int(
+        (await session.execute(text(f"SELECT count({key}) FROM {source}"), params)).scalar_one()
+    )
+
+
+async def audience_sample(
+    session: AsyncSession, campaign: Campaign, limit: int
+) -> list[dict[str, Any]]:
+    source, params = _audience_source(campaign)
+    key = "m.msisdn" if campaign.audience.get("source") == "list" else "c.msisdn"
+    rows = await session.execute(
+        text(f"SELECT {key} AS target, c.* FROM {source} ORDER BY {key} LIMIT :limit"),
+        {**params, "limit": limit},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def audience_rows(
+    session: AsyncSession, campaign: Campaign, after: str, limit: int
+) -> list[dict[str, Any]]:
+    """A page of the audience joined with customers, for the suppression forecast."""
+    source, params = _audience_source(campaign)
+    key = "m.msisdn" if campaign.audience.get("source") == "list" else "c.msisdn"
+    rows = await session.execute(
+        text(
+            f"SELECT {key} AS target, c.* FROM {source} AND {key} > :after "
+            f"ORDER BY {key} LIMIT :limit"
+        ),
+        {**params, "after": after, "limit": limit},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def materialise(
+    session: AsyncSession, campaign: Campaign, now: datetime, exempt_categories: list[str]
+) -> int:
+    """Write one recipient row per audience member, with its idempotency key and due time.
+
+    The control group is chosen by a hash of (campaign, number): stable, so re-running this
+    (it is ON CONFLICT DO NOTHING) never moves anyone between groups.
+    """
+    source, params = _audience_source(campaign)
+    key = "m.msisdn" if campaign.audience.get("source") == "list" else "c.msisdn"
+    params["send_at"] = campaign.send_at or now
+    if campaign.send_at is not None and campaign.local_time:
+        # send_at's wall-clock time in Beijing is the local time each recipient gets it at.
+        due = "coalesce((:local_at)::timestamp AT TIME ZONE c.time_zone, :send_at)"
+        params["local_at"] = campaign.send_at.astimezone(ZoneInfo("Asia/Shanghai")).replace(
+            tzinfo=None
+        )
+    else:
+        due = ":send_at"
+    statement = text(
+        f"""
+        INSERT INTO care.recipient (campaign_id, msisdn, idempotency_key, state, due_at,
+            attempts, manager_id, team_id, tier, counts_toward_cap, updated_at)
+        SELECT :campaign_id, {key}, replace(:campaign_id_text, '-', '') || {key},
+            CASE WHEN abs(hashtext(:campaign_id_text || {key})::bigint) % 10000 < :control_bp
+                 THEN 'control' ELSE 'queued' END,
+            {due}, 0, c.manager_id, c.team_id, c.tier, NOT (:category = ANY(:exempt)), now()
+        FROM {source}
+        ON CONFLICT (campaign_id, msisdn) DO NOTHING
+        """
+    ).bindparams(
+        bindparam("exempt", type_=ARRAY(String)),
+        bindparam("send_at", type_=DateTime(timezone=True)),
+    )
+    result = await session.execute(
+        statement,
+        {
+            **params,
+            "campaign_id": campaign.id,
+            "campaign_id_text": str(campaign.id),
+            "control_bp": int(campaign.control_percent * 100),
+            "category": str(campaign.category),
+            "exempt": exempt_categories,
+        },
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def add_list_members(
+    session: AsyncSession, campaign_id: uuid.UUID, msisdns: Sequence[str]
+) -> int:
+    if not msisdns:
+        return 0
+    result = await session.execute(
+        insert(ListMember.__table__)  # type: ignore[attr-defined]
+        .values([{"campaign_id": campaign_id, "msisdn": m} for m in msisdns])
+        .on_conflict_do_nothing()
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# ---- campaigns ------------------------------------------------------------------------
+
+
+async def get_campaign(
+    session: AsyncSession, campaign_id: uuid.UUID, *, for_update: bool = False
+) -> Campaign | None:
+    statement = select(Campaign).where(Campaign.id == campaign_id)  # type: ignore[arg-type]
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def list_campaigns(
+    session: AsyncSession, status: CampaignStatus | None, limit: int, offset: int
+) -> list[Campaign]:
+    statement = select(Campaign).order_by(Campaign.created_at.desc())  # type: ignore[attr-defined]
+    if status is not None:
+        statement = statement.where(Campaign.status == status)  # type: ignore[arg-type]
+    return list((await session.execute(statement.limit(limit).offset(offset))).scalars())
+
+
+async def campaign_status(session: AsyncSession, campaign_id: uuid.UUID) -> str | None:
+    return (
+        await session.execute(select(CAMPAIGN.c.status).where(CAMPAIGN.c.id == campaign_id))
+    ).scalar_one_or_none()
+
+
+async def touch_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> None:
+    await session.execute(
+        update(CAMPAIGN).where(CAMPAIGN.c.id == campaign_id).values(heartbeat_at=func.now())
+    )
+
+
+async def pause_campaign(session: AsyncSession, campaign_id: uuid.UUID, reason: str) -> None:
+    await session.execute(
+        update(CAMPAIGN)
+        .where(CAMPAIGN.c.id == campaign_id, CAMPAIGN.c.status == "dispatching")
+        .values(status="paused", pause_reason=reason, updated_at=func.now())
+    )
+
+
+async def complete_if_done(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
+    result = await session.execute(
+        text(
+            """
+            UPDATE care.campaign SET status = 'completed', completed_at = now(),
+                updated_at = now()
+            WHERE id = :cid AND status = 'dispatching' AND NOT EXISTS (
+                SELECT 1 FROM care.recipient
+                WHERE campaign_id = :cid AND state IN ('queued', 'held', 'sending'))
+            RETURNING id
+            """
+        ),
+        {"cid": campaign_id},
+    )
+    return result.first() is not None
+
+
+async def due_approved_campaigns(session: AsyncSession) -> list[uuid.UUID]:
+    """Approved campaigns whose first recipient is due: they start dispatching now."""
+    rows = await session.execute(
+        text(
+            """
+            UPDATE care.campaign c SET status = 'dispatching', updated_at = now()
+            WHERE c.status = 'approved' AND EXISTS (
+                SELECT 1 FROM care.recipient r WHERE r.campaign_id = c.id
+                AND r.state IN ('queued', 'held') AND r.due_at <= now())
+            RETURNING c.id
+            """
+        )
+    )
+    return [r[0] for r in rows]
+
+
+async def campaigns_with_due_work(session: AsyncSession) -> list[uuid.UUID]:
+    rows = await session.execute(
+        text(
+            """
+            SELECT c.id FROM care.campaign c
+            WHERE c.status = 'dispatching' AND EXISTS (
+                SELECT 1 FROM care.recipient r WHERE r.campaign_id = c.id
+                AND r.state IN ('queued', 'held') AND r.due_at <= now())
+            """
+        )
+    )
+    return [r[0] for r in rows]
+
+
+async def finished_candidates(session: AsyncSession) -> list[uuid.UUID]:
+    rows = await session.execute(
+        text(
+            """
+            SELECT c.id FROM care.campaign c WHERE c.status = 'dispatching' AND NOT EXISTS (
+                SELECT 1 FROM care.recipient r
+                WHERE r.campaign_id = c.id AND r.state IN ('queued', 'held', 'sending'))
+            """
+        )
+    )
+    return [r[0] for r in rows]
+
+
+async def cancel_open_recipients(session: AsyncSession, campaign_id: uuid.UUID) -> int:
+    result = await session.execute(
+        update(R)
+        .where(R.c.campaign_id == campaign_id, R.c.state.in_(["queued", "held"]))
+        .values(state="cancelled", reason="campaign_cancelled", updated_at=func.now())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# ---- dispatch -------------------------------------------------------------------------
+
+
+async def claim_due(
+    session: AsyncSession, campaign_id: uuid.UUID, limit: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Lock up to ``limit`` due recipients no other worker holds, with their customer.
+
+    SKIP LOCKED lets any number of jobs share one campaign without ever taking the same row.
+    """
+    rows = await session.execute(
+        text(
+            """
+            SELECT r.id, r.msisdn, r.idempotency_key, r.attempts, r.state AS recipient_state,
+                   c.msisdn AS customer_msisdn, c.name, c.gender, c.honorific, c.tier,
+                   c.region, c.city, c.service_level, c.status, c.time_zone, c.sms_opt_out,
+                   c.do_not_disturb, c.taboos, c.custom
+            FROM care.recipient r LEFT JOIN care.customer c ON c.msisdn = r.msisdn
+            WHERE r.campaign_id = :cid AND r.state IN ('queued', 'held') AND r.due_at <= :now
+            LIMIT :limit
+            FOR UPDATE OF r SKIP LOCKED
+            """
+        ),
+        {"cid": campaign_id, "limit": limit, "now": now},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def sent_in_window(
+    session: AsyncSession, msisdns: Sequence[str], window_days: int
+) -> dict[str, int]:
+    rows = await session.execute(
+        text(
+            """
+            SELECT msisdn, count(*) FROM care.recipient
+            WHERE msisdn = ANY(:m) AND counts_toward_cap AND state IN ('sending', 'sent',
+                'delivered') AND sent_at > now() - make_interval(days => :days)
+            GROUP BY msisdn
+            """
+        ).bindparams(bindparam("m", type_=ARRAY(String))),
+        {"m": list(msisdns), "days": window_days},
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def claim_greetings(
+    session: AsyncSession, occasion: str, recipients: dict[str, int]
+) -> set[str]:
+    """Record that these recipients get the greeting for ``occasion``; returns the numbers
+    that are theirs to send. A number another recipient row already holds is not: the
+    primary key makes two concurrent campaigns for one occasion agree on a single winner."""
+    if not recipients:
+        return set()
+    now = datetime.now(UTC)
+    inserted = await session.execute(
+        insert(Greeting.__table__)  # type: ignore[attr-defined]
+        .values(
+            [
+                {"msisdn": m, "occasion": occasion, "recipient_id": rid, "at": now}
+                for m, rid in recipients.items()
+            ]
+        )
+        .on_conflict_do_nothing()
+        .returning(Greeting.__table__.c.msisdn)  # type: ignore[attr-defined]
+    )
+    ours = {r[0] for r in inserted}
+    rest = [m for m in recipients if m not in ours]
+    if rest:
+        # A row re-sent after a crash finds its own earlier claim.
+        held = await session.execute(
+            select(Greeting.msisdn, Greeting.recipient_id).where(  # type: ignore[call-overload]
+                Greeting.occasion == occasion,
+                Greeting.msisdn.in_(rest),  # type: ignore[attr-defined]
+            )
+        )
+        ours |= {m for m, rid in held if recipients[m] == rid}
+    return ours
+
+
+async def forget_greetings(session: AsyncSession, recipient_ids: Sequence[int]) -> None:
+    if recipient_ids:
+        await session.execute(
+            delete(Greeting).where(Greeting.recipient_id.in_(list(recipient_ids)))  # type: ignore[attr-defined]
+        )
+
+
+_APPLY = text(
+    """
+    UPDATE care.recipient r SET
+        state = v.state,
+        text = coalesce(v.text, r.text),
+        reason = v.reason,
+        error_message = v.detail,
+        due_at = coalesce(v.due_at, r.due_at),
+        attempts = r.attempts + CASE WHEN v.state = 'sending' THEN 1 ELSE 0 END,
+        claim_token = CASE WHEN v.state = 'sending' THEN :token ELSE NULL END,
+        lease_until = CASE WHEN v.state = 'sending' THEN now() + make_interval(secs => :lease)
+                      ELSE NULL END,
+        sent_at = CASE WHEN v.state = 'sending' THEN now() ELSE r.sent_at END,
+        provider = CASE WHEN v.state = 'sending' THEN :provider ELSE r.provider END,
+        updated_at = now()
+    FROM unnest(:ids, :states, :texts, :reasons, :details, :due)
+        AS v(id, state, text, reason, detail, due_at)
+    WHERE r.id = v.id
+    """
+).bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger)),
+    bindparam("states", type_=ARRAY(String)),
+    bindparam("texts", type_=ARRAY(Text)),
+    bindparam("reasons", type_=ARRAY(String)),
+    bindparam("details", type_=ARRAY(Text)),
+    bindparam("due", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("token", type_=Uuid),
+)
+
+
+async def apply_decisions(
+    session: AsyncSession,
+    rows: Sequence[tuple[int, str, str | None, str | None, str | None, datetime | None]],
+    *,
+    token: uuid.UUID,
+    lease_seconds: float,
+    provider: str,
+) -> None:
+    """(id, state, text, reason, detail, due_at) per claimed row; 'sending' takes a lease."""
+    if not rows:
+        return
+    ids, states, texts, reasons, details, due = (list(c) for c in zip(*rows, strict=True))
+    await session.execute(
+        _APPLY,
+        {
+            "ids": ids,
+            "states": states,
+            "texts": texts,
+            "reasons": reasons,
+            "details": details,
+            "due": due,
+            "token": token,
+            "lease": lease_seconds,
+            "provider": provider,
+        },
+    )
+
+
+_RESULTS = text(
+    """
+    UPDATE care.recipient r SET
+        state = v.state,
+        provider_message_id = coalesce(v.message_id, r.provider_message_id),
+        error_code = v.error_code,
+        error_message = v.error_message,
+        due_at = coalesce(v.due_at, r.due_at),
+        attempts = r.attempts - CASE WHEN v.refund THEN 1 ELSE 0 END,
+        claim_token = CASE WHEN v.state = 'sending' THEN r.claim_token ELSE NULL END,
+        lease_until = CASE WHEN v.state = 'sending' THEN v.due_at ELSE NULL END,
+        sent_at = CASE WHEN v.state = 'sent' THEN now() ELSE r.sent_at END,
+        updated_at = now()
+    FROM unnest(:ids, :states, :message_ids, :codes, :messages, :due, :refund)
+        AS v(id, state, message_id, error_code, error_message, due_at, refund)
+    WHERE r.id = v.id AND r.state = 'sending' AND r.claim_token = :token
+    RETURNING r.id
+    """
+).bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger)),
+    bindparam("states", type_=ARRAY(String)),
+    bindparam("message_ids", type_=ARRAY(String)),
+    bindparam("codes", type_=ARRAY(String)),
+    bindparam("messages", type_=ARRAY(Text)),
+    bindparam("due", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("refund", type_=ARRAY(Boolean)),
+    bindparam("token", type_=Uuid),
+)
+
+
+async def record_results(
+    session: AsyncSession,
+    token: uuid.UUID,
+    rows: Sequence[tuple[int, str, str | None, str | None, str | None, datetime | None, bool]],
+) -> set[int]:
+    """(id, state, message id, error code, error message, due/lease, refund attempt) per
+    sent row; only rows still held under ``token`` change. Returns the ids that changed."""
+    if not rows:
+        return set()
+    columns = [list(c) for c in zip(*rows, strict=True)]
+    result = await session.execute(
+        _RESULTS,
+        {
+            "ids": columns[0],
+            "states": columns[1],
+            "message_ids": columns[2],
+            "codes": columns[3],
+            "messages": columns[4],
+            "due": columns[5],
+            "refund": columns[6],
+            "token": token,
+        },
+    )
+    return {r[0] for r in result}
+
+
+async def stale_sending(session: AsyncSession, limit: int) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            """
+            SELECT id, idempotency_key, provider, lease_until, claim_token FROM care.recipient
+            WHERE state = 'sending' AND lease_until < now()
+            ORDER BY lease_until LIMIT :limit FOR UPDATE SKIP LOCKED
+            """
+        ),
+        {"limit": limit},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def settle_stale(session: AsyncSession, sent: dict[int, str], requeue: Sequence[int]) -> None:
+    if sent:
+        await session.execute(
+            text(
+                """
+                UPDATE care.recipient r SET state = 'sent', provider_message_id = v.mid,
+                    claim_token = NULL, lease_until = NULL, updated_at = now()
+                FROM unnest(:ids, :mids) AS v(id, mid) WHERE r.id = v.id
+                """
+            ).bindparams(
+                bindparam("ids", type_=ARRAY(BigInteger)), bindparam("mids", type_=ARRAY(String))
+            ),
+            {"ids": list(sent), "mids": list(sent.values())},
+        )
+    if requeue:
+        await session.execute(
+            update(R)
+            .where(R.c.id.in_(list(requeue)))
+            .values(
+                state="queued",
+                claim_token=None,
+                lease_until=None,
+                due_at=func.now(),
+                updated_at=func.now(),
+            )
+        )
+
+
+# ---- receipts -------------------------------------------------------------------------
+
+
+async def apply_receipt(
+    session: AsyncSession,
+    idempotency_key: str | None,
+    provider_message_id: str | None,
+    delivered: bool,
+    error_code: str | None,
+    at: datetime,
+) -> dict[str, Any] | None:
+    """Mark a recipient delivered (or failed) once; a repeated receipt changes nothing."""
+    if idempotency_key:
+        match = R.c.idempotency_key == idempotency_key
+    elif provider_message_id:
+        match = R.c.provider_message_id == provider_message_id
+    else:
+        return None
+    values: dict[str, Any] = (
+        {"state": "delivered", "delivered_at": at}
+        if delivered
+        else {"state": "failed", "error_code": error_code or "undelivered"}
+    )
+    result = await session.execute(
+        update(R)
+        .where(match, R.c.state.in_(["sending", "sent"]))
+        .values(**values, claim_token=None, lease_until=None, updated_at=func.now())
+        .returning(R.c.id, R.c.campaign_id, R.c.msisdn, R.c.text, R.c.manager_id)
+    )
+    row = result.first()
+    return dict(row._mapping) if row else None
+
+
+# ---- reports --------------------------------------------------------------------------
+
+
+async def state_counts(session: AsyncSession, campaign_id: uuid.UUID) -> dict[str, int]:
+    rows = await session.execute(
+        select(R.c.state, func.count()).where(R.c.campaign_id == campaign_id).group_by(R.c.state)
+    )
+    return {s: int(n) for s, n in rows}
+
+
+async def reason_counts(session: AsyncSession, campaign_id: uuid.UUID) -> dict[str, int]:
+    rows = await session.execute(
+        select(R.c.reason, func.count())
+        .where(R.c.campaign_id == campaign_id, R.c.state == "suppressed")
+        .group_by(R.c.reason)
+    )
+    return {str(s): int(n) for s, n in rows}
+
+
+async def list_recipients(
+    session: AsyncSession,
+    campaign_id: uuid.UUID,
+    state: RecipientState | None,
+    limit: int,
+    offset: int,
+) -> list[Recipient]:
+    statement = select(Recipient).where(Recipient.campaign_id == campaign_id)  # type: ignore[arg-type]
+    if state is not None:
+        statement = statement.where(Recipient.state == state)  # type: ignore[arg-type]
+    statement = statement.order_by(Recipient.id).limit(limit).offset(offset)  # type: ignore[arg-type]
+    return list((await session.execute(statement)).scalars())
+
+
+async def reach(
+    session: AsyncSession, group: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Per group: VIP customers, how many got a care message delivered in [start, end)."""
+    column = {"manager": "manager_id", "team": "team_id", "tier": "tier"}[group]
+    rows = await session.execute(
+        text(
+            f"""
+            SELECT c.{column} AS key, count(*) AS customers,
+                count(*) FILTER (WHERE EXISTS (
+                    SELECT 1 FROM care.recipient r WHERE r.msisdn = c.msisdn
+                    AND r.state = 'delivered' AND r.delivered_at >= :start
+                    AND r.delivered_at < :end)) AS reached
+            FROM care.customer c
+            WHERE c.status = 'active' AND c.tier <> 'none'
+            GROUP BY c.{column} ORDER BY c.{column}
+            """
+        ),
+        {"start": start, "end": end},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+# ---- rules and tasks ------------------------------------------------------------------
+
+
+async def active_rules(session: AsyncSession) -> list[Rule]:
+    return list(
+        (await session.execute(select(Rule).where(Rule.active))).scalars()  # type: ignore[arg-type]
+    )
+
+
+async def customers_where(
+    session: AsyncSession, condition: str, params: dict[str, Any]
+) -> list[str]:
+    rows = await session.execute(
+        text(f"SELECT c.msisdn FROM care.customer c WHERE c.status = 'active' AND {condition}"),
+        params,
+    )
+    return [r[0] for r in rows]
+
+
+async def add_task(
+    session: AsyncSession,
+    *,
+    msisdn: str,
+    manager_id: str | None,
+    kind: str,
+    period: str,
+    due_on: date,
+    note: str,
+) -> bool:
+    result = await session.execute(
+        insert(Task.__table__)  # type: ignore[attr-defined]
+        .values(
+            msisdn=msisdn,
+            manager_id=manager_id,
+            kind=kind,
+            period=period,
+            due_on=due_on,
+            status="open",
+            note=note,
+            created_at=func.now(),
+        )
+        .on_conflict_do_nothing()
+        .returning(Task.__table__.c.id)  # type: ignore[attr-defined]
+    )
+    return result.first() is not None
+
+
+async def open_tasks(session: AsyncSession, manager_id: str | None) -> list[Task]:
+    statement = select(Task).where(Task.status == "open")  # type: ignore[arg-type]
+    if manager_id is not None:
+        statement = statement.where(Task.manager_id == manager_id)  # type: ignore[arg-type]
+    return list((await session.execute(statement.order_by(Task.due_on))).scalars())  # type: ignore[arg-type]
+
+
+async def forecast(
+    session: AsyncSession, campaign: Campaign, missing_conditions: list[str], params: dict[str, Any]
+) -> dict[str, int]:
+    """How the audience would split if sent now: control group, each suppression reason
+    that does not depend on the moment of sending, and 'ok'."""
+    source, source_params = _audience_source(campaign)
+    key = "m.msisdn" if campaign.audience.get("source") == "list" else "c.msisdn"
+    render_error = " OR ".join(missing_conditions) or "false"
+    rows = await session.execute(
+        text(
+            f"""
+            SELECT CASE
+                WHEN abs(hashtext(:campaign_id_text || {key})::bigint) % 10000 < :control_bp
+                    THEN 'control'
+                WHEN c.msisdn IS NULL THEN 'unknown_customer'
+                WHEN {key} !~ '^1[3-9][0-9]{{9}}$' THEN 'invalid_number'
+                WHEN c.status = 'churned' THEN 'churned'
+                WHEN c.sms_opt_out THEN 'opt_out'
+                WHEN c.do_not_disturb THEN 'do_not_disturb'
+                WHEN c.taboos ?| :taboo_tags THEN 'taboo'
+                WHEN {render_error} THEN 'render_error'
+                ELSE 'ok' END AS outcome, count(*)
+            FROM {source}
+            GROUP BY 1
+            """
+        ).bindparams(bindparam("taboo_tags", type_=ARRAY(String))),
+        {
+            **source_params,
+            **params,
+            "campaign_id_text": str(campaign.id),
+            "control_bp": int(campaign.control_percent * 100),
+            "taboo_tags": list(campaign.taboo_tags),
+        },
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def customers_with_managers(
+    session: AsyncSession, condition: str
+) -> list[tuple[str, str | None]]:
+    rows = await session.execute(
+        text(
+            "SELECT c.msisdn, c.manager_id FROM care.customer c "
+            f"WHERE c.status = 'active' AND {condition} ORDER BY c.msisdn"
+        )
+    )
+    return [(r[0], r[1]) for r in rows]

@@ -1,0 +1,1 @@
+"""A stand-in SMS operator for development, tests and benchmarks, run as its own process."""

@@ -1,0 +1,215 @@
+"""Request and response models of the care API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.care.models import (
+    CampaignKind,
+    CampaignStatus,
+    Category,
+    RecipientState,
+    RuleKind,
+    TaskKind,
+    TaskStatus,
+)
+
+
+class Audience(BaseModel):
+    """Who a campaign addresses: filters (all given ones must match) or an uploaded list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field("filter", pattern="^(filter|list)$")
+    tiers: list[str] = []
+    service_levels: list[str] = []
+    lifecycles: list[str] = []
+    regions: list[str] = []
+    manager_ids: list[str] = []
+    tags: list[str] = []
+    birthday_month: int | None = Field(None, ge=1, le=12)
+
+
+class CampaignCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    template: str = Field(min_length=1, max_length=500)
+    template_code: str | None = Field(None, max_length=50)
+    category: Category = Category.care
+    taboo_tags: list[str] = []
+    occasion: str | None = Field(None, max_length=100)
+    audience: Audience = Audience()
+    send_at: datetime | None = None
+    local_time: bool = False
+    control_percent: Decimal = Field(Decimal(0), ge=0, le=50)
+
+    @field_validator("send_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("send_at must carry a time zone, e.g. 2026-12-01T10:00:00+08:00")
+        return value
+
+
+class CampaignUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    template: str | None = Field(None, min_length=1, max_length=500)
+    template_code: str | None = Field(None, max_length=50)
+    category: Category | None = None
+    taboo_tags: list[str] | None = None
+    occasion: str | None = Field(None, max_length=100)
+    audience: Audience | None = None
+    send_at: datetime | None = None
+    local_time: bool | None = None
+    control_percent: Decimal | None = Field(None, ge=0, le=50)
+
+
+class CampaignRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    kind: CampaignKind
+    category: Category
+    template: str
+    template_code: str | None
+    taboo_tags: list[str]
+    occasion: str | None
+    audience: dict[str, Any]
+    send_at: datetime | None
+    local_time: bool
+    control_percent: Decimal
+    status: CampaignStatus
+    pause_reason: str | None
+    created_by: str
+    approved_by: str | None
+    approved_at: datetime | None
+    heartbeat_at: datetime | None
+    """When a dispatch job last took a batch: how on-call operators see a stuck campaign."""
+    completed_at: datetime | None
+    created_at: datetime
+
+
+class AudienceList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    msisdns: list[str] = Field(min_length=1, max_length=100_000)
+
+
+class AudienceListResult(BaseModel):
+    added: int
+
+
+class SampleRendering(BaseModel):
+    msisdn: str
+    text: str | None
+    error: str | None = None
+
+
+class Preview(BaseModel):
+    audience: int
+    control_group: int
+    suppressed: dict[str, int]
+    """Reason -> how many would be suppressed if sent now (frequency cap and quiet hours are
+    decided at send time and are not forecast)."""
+    will_send: int
+    samples: list[SampleRendering]
+    render_errors: int
+    placeholders: list[str]
+
+
+class CampaignReport(BaseModel):
+    campaign_id: uuid.UUID
+    status: CampaignStatus
+    recipients: int
+    states: dict[str, int]
+    suppressed: dict[str, int]
+    delivery_rate: float | None
+    """Delivered / sent-or-delivered, once receipts arrive."""
+    reach_rate: float | None
+    """Delivered / eligible recipients (everyone but the control group)."""
+
+
+class RecipientRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    msisdn: str
+    state: RecipientState
+    due_at: datetime
+    attempts: int
+    text: str | None
+    reason: str | None
+    error_code: str | None
+    error_message: str | None
+    provider_message_id: str | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+
+
+class AlertCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    regions: list[str] = Field(min_length=1)
+    template: str = Field(min_length=1, max_length=500)
+
+
+class RuleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: RuleKind
+    name: str = Field(min_length=1, max_length=200)
+    category: Category = Category.greeting
+    template: str = Field(min_length=1, max_length=500)
+    taboo_tags: list[str] = []
+    params: dict[str, Any] = {}
+    active: bool = True
+
+
+class RuleRead(RuleCreate):
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+
+    id: uuid.UUID
+
+
+class TaskRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    msisdn: str
+    manager_id: str | None
+    kind: TaskKind
+    period: str
+    due_on: date
+    status: TaskStatus
+    note: str | None
+
+
+class PlanResult(BaseModel):
+    day: date
+    campaigns: int
+    recipients: int
+    tasks: int
+
+
+class ReachRow(BaseModel):
+    key: str | None
+    customers: int
+    reached: int
+    reach_rate: float | None
+
+
+class ReachReport(BaseModel):
+    group_by: str
+    start: datetime
+    end: datetime
+    rows: list[ReachRow]

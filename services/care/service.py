@@ -1,0 +1,298 @@
+"""Campaign rules: lifecycle, preview, approval, alerts, receipts and reports.
+
+Lifecycle: draft -> preview -> approved -> dispatching -> completed, with pause, resume and
+cancel along the way. Approval writes the recipients (the audience as of that moment);
+sending re-checks every rule per recipient at the moment it goes out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.care import repository
+from services.care.config import CareSettings
+from services.care.dispatch import nudge
+from services.care.events import MessageDelivered
+from services.care.exceptions import CampaignNotFound, InvalidTransition
+from services.care.models import Campaign, CampaignKind, CampaignStatus, Category
+from services.care.providers.base import DeliveryReceipt
+from services.care.rendering import BUILTINS, MissingValues, placeholders, render
+from services.care.schemas import (
+    AlertCreate,
+    CampaignCreate,
+    CampaignReport,
+    CampaignUpdate,
+    Preview,
+    SampleRendering,
+)
+from services.kit.auth import Principal
+from services.kit.db import after_commit, utcnow
+from services.kit.events.publish import publish
+from services.profile.events import ContactLogEntry
+
+EDITABLE = (CampaignStatus.draft, CampaignStatus.preview)
+SAMPLE_SIZE = 5
+
+
+async def get_campaign(
+    session: AsyncSession, campaign_id: uuid.UUID, lock: bool = True
+) -> Campaign:
+    campaign = await repository.get_campaign(session, campaign_id, for_update=lock)
+    if campaign is None:
+        raise CampaignNotFound(f"找不到关怀活动 {campaign_id}", field="campaign_id")
+    return campaign
+
+
+def _refuse(campaign: Campaign, action: str) -> InvalidTransition:
+    return InvalidTransition(f"活动当前状态为 {campaign.status}，不能{action}", field="status")
+
+
+async def create_campaign(
+    session: AsyncSession, data: CampaignCreate, actor: Principal
+) -> Campaign:
+    placeholders(data.template)
+    campaign = Campaign(
+        **data.model_dump(exclude={"audience"}),
+        audience=data.audience.model_dump(exclude_defaults=True) | {"source": data.audience.source},
+        kind=CampaignKind.manual,
+        status=CampaignStatus.draft,
+        created_by=actor.user_id,
+    )
+    session.add(campaign)
+    await session.flush()
+    return campaign
+
+
+async def update_campaign(
+    session: AsyncSession, campaign_id: uuid.UUID, data: CampaignUpdate
+) -> Campaign:
+    campaign = await get_campaign(session, campaign_id)
+    if campaign.status not in EDITABLE:
+        raise _refuse(campaign, "修改")
+    changes = data.model_dump(exclude_unset=True, exclude={"audience"})
+    if "template" in changes:
+        placeholders(changes["template"])
+    for key, value in changes.items():
+        setattr(campaign, key, value)
+    if data.audience is not None:
+        campaign.audience = data.audience.model_dump(exclude_defaults=True) | {
+            "source": data.audience.source
+        }
+    # Anything previewed no longer describes the campaign.
+    campaign.status = CampaignStatus.draft
+    campaign.updated_at = utcnow()
+    await session.flush()
+    return campaign
+
+
+async def add_to_list(session: AsyncSession, campaign_id: uuid.UUID, msisdns: list[str]) -> int:
+    campaign = await get_campaign(session, campaign_id)
+    if campaign.status not in EDITABLE:
+        raise _refuse(campaign, "修改名单")
+    campaign.audience = {"source": "list"}
+    campaign.status = CampaignStatus.draft
+    cleaned = sorted({m.strip() for m in msisdns if m.strip()})
+    return await repository.add_list_members(session, campaign.id, cleaned)
+
+
+def _missing_conditions(names: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """SQL conditions (over customer ``c``) true when a placeholder would have no value."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        if name == "honorific":
+            continue
+        if name in ("name", "surname"):
+            conditions.append("coalesce(btrim(c.name), '') = ''")
+        elif name in BUILTINS - {"manager_name"}:
+            conditions.append(
+                f"coalesce(btrim(c.{name}), '') = '' AND coalesce(c.custom->>'{name}', '') = ''"
+            )
+        else:
+            params[f"p{i}"] = name
+            conditions.append(f"coalesce(btrim(c.custom->>:p{i}), '') = ''")
+    return conditions, params
+
+
+async def preview(session: AsyncSession, campaign_id: uuid.UUID) -> Preview:
+    campaign = await get_campaign(session, campaign_id)
+    if campaign.status not in EDITABLE:
+        raise _refuse(campaign, "预览")
+    names = placeholders(campaign.template)
+    conditions, params = _missing_conditions(names)
+    split = await repository.forecast(session, campaign, conditions, params)
+    samples: list[SampleRendering] = []
+    for row in await repository.audience_sample(session, campaign, SAMPLE_SIZE):
+        if row.get("msisdn") is None:
+            samples.append(SampleRendering(msisdn=row["target"], text=None, error="不是在册客户"))
+            continue
+        try:
+            samples.append(
+                SampleRendering(msisdn=row["target"], text=render(campaign.template, row))
+            )
+        except MissingValues as exc:
+            samples.append(
+                SampleRendering(msisdn=row["target"], text=None, error=f"缺少取值：{exc}")
+            )
+    campaign.status = CampaignStatus.preview
+    campaign.updated_at = utcnow()
+    suppressed = {k: v for k, v in split.items() if k not in ("ok", "control")}
+    return Preview(
+        audience=sum(split.values()),
+        control_group=split.get("control", 0),
+        suppressed=suppressed,
+        will_send=split.get("ok", 0),
+        samples=samples,
+        render_errors=split.get("render_error", 0),
+        placeholders=names,
+    )
+
+
+async def approve(
+    session: AsyncSession, campaign_id: uuid.UUID, actor: Principal, care: CareSettings
+) -> Campaign:
+    campaign = await get_campaign(session, campaign_id)
+    if campaign.status is not CampaignStatus.preview:
+        raise InvalidTransition(
+            "活动须先预览（查看受众人数、样例与屏蔽情况）再审批", field="status"
+        )
+    campaign.approved_by = actor.user_id
+    campaign.approved_at = utcnow()
+    await _start(session, campaign, care)
+    return campaign
+
+
+async def _start(session: AsyncSession, campaign: Campaign, care: CareSettings) -> None:
+    """Write the recipients and begin dispatching, now or at the scheduled time."""
+    now = datetime.now(UTC)
+    await repository.materialise(session, campaign, now, care.cap_exempt_categories)
+    if campaign.send_at is None or (campaign.send_at <= now and not campaign.local_time):
+        campaign.status = CampaignStatus.dispatching
+        _nudge_after_commit(session, campaign.id, care.dispatch_concurrency)
+    else:
+        # The re-driver moves it to dispatching when its first recipient is due.
+        campaign.status = CampaignStatus.approved
+    campaign.updated_at = utcnow()
+    await session.flush()
+
+
+def _nudge_after_commit(session: AsyncSession, campaign_id: uuid.UUID, jobs: int) -> None:
+    redis = session.info.get("redis")
+    if redis is not None:
+        after_commit(session, lambda: nudge(redis, campaign_id, jobs))
+
+
+async def pause(session: AsyncSession, campaign_id: uuid.UUID, reason: str | None) -> Campaign:
+    campaign = await get_campaign(session, campaign_id)
+    if campaign.status not in (CampaignStatus.approved, CampaignStatus.dispatching):
+        raise _refuse(campaign, "暂停")
+    campaign.status = CampaignStatus.paused
+    campaign.pause_reason = reason or "人工暂停"
+    campaign.updated_at = utcnow()
+    return campaign
+
+
+async def resume(session: AsyncSession, campaign_id: uuid.UUID, care: CareSettings) -> Campaign:
+    """Carry on from where it stopped: only recipients still queued or held are sent."""
+    campaign = await get_campaign(session, campaign_id)
+    if campaign.status is not CampaignStatus.paused:
+        raise _refuse(campaign, "恢复")
+    campaign.status = CampaignStatus.dispatching
+    campaign.pause_reason = None
+    campaign.updated_at = utcnow()
+    _nudge_after_commit(session, campaign.id, care.dispatch_concurrency)
+    return campaign
+
+
+async def cancel(session: AsyncSession, campaign_id: uuid.UUID) -> Campaign:
+    campaign = await get_campaign(session, campaign_id)
+    if campaign.status in (CampaignStatus.completed, CampaignStatus.cancelled):
+        raise _refuse(campaign, "取消")
+    campaign.status = CampaignStatus.cancelled
+    campaign.updated_at = utcnow()
+    await repository.cancel_open_recipients(session, campaign.id)
+    return campaign
+
+
+async def create_alert(
+    session: AsyncSession, data: AlertCreate, actor: Principal, care: CareSettings
+) -> Campaign:
+    """A weather/flu/traffic alert for regions: approved by whoever posts it (an operator or
+    supervisor), fanned out to every active customer there at once."""
+    placeholders(data.template)
+    campaign = Campaign(
+        name=data.name,
+        kind=CampaignKind.alert,
+        category=Category.alert,
+        template=data.template,
+        audience={"source": "filter", "regions": data.regions},
+        status=CampaignStatus.approved,
+        created_by=actor.user_id,
+        approved_by=actor.user_id,
+        approved_at=utcnow(),
+    )
+    session.add(campaign)
+    await session.flush()
+    await _start(session, campaign, care)
+    return campaign
+
+
+async def report(session: AsyncSession, campaign_id: uuid.UUID) -> CampaignReport:
+    campaign = await get_campaign(session, campaign_id, lock=False)
+    states = await repository.state_counts(session, campaign.id)
+    delivered = states.get("delivered", 0)
+    sent = delivered + states.get("sent", 0)
+    eligible = sum(states.values()) - states.get("control", 0)
+    return CampaignReport(
+        campaign_id=campaign.id,
+        status=campaign.status,
+        recipients=sum(states.values()),
+        states=states,
+        suppressed=await repository.reason_counts(session, campaign.id),
+        delivery_rate=round(delivered / sent, 4) if sent else None,
+        reach_rate=round(delivered / eligible, 4) if eligible else None,
+    )
+
+
+async def apply_receipts(session: AsyncSession, receipts: list[DeliveryReceipt]) -> int:
+    """Record receipts once each; every delivery is published for the contact log."""
+    applied = 0
+    for receipt in receipts:
+        at = receipt.reported_at or datetime.now(UTC)
+        row = await repository.apply_receipt(
+            session,
+            receipt.out_id,
+            receipt.provider_message_id,
+            receipt.delivered,
+            receipt.error_code,
+            at,
+        )
+        if row is None:
+            continue  # unknown, or already final: receipts are re-pushed by design
+        applied += 1
+        if receipt.delivered:
+            await publish(
+                session,
+                MessageDelivered(
+                    campaign_id=row["campaign_id"],
+                    recipient_id=row["id"],
+                    contact=ContactLogEntry(
+                        msisdn=row["msisdn"],
+                        channel="sms",
+                        direction="outbound",
+                        at=at,
+                        by="care",
+                        outcome="delivered",
+                        note=row["text"],
+                        source="care",
+                        source_ref=f"recipient:{row['id']}",
+                    ),
+                ),
+                aggregate_id=row["msisdn"],
+                actor="care",
+            )
+    return applied

@@ -1,0 +1,83 @@
+"""Helpers shared by the care tests (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.kit.auth import Principal, Role
+from services.profile.events import CustomerSnapshot
+
+SUPERVISOR = Principal(user_id="sup-1", role=Role.supervisor, team_id="t1")
+SeedCustomers = Callable[..., Any]
+TOMORROW = datetime.combine(
+    datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC
+)
+"""Midnight UTC tomorrow: tests set the dispatcher's clock relative to it."""
+
+
+@dataclass
+class Clock:
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def snapshot(msisdn: str, **overrides: Any) -> CustomerSnapshot:
+    values: dict[str, Any] = {
+        "msisdn": msisdn,
+        "version": 1,
+        "name": "张伟",
+        "gender": "male",
+        "birthday": date(1980, 5, 20),
+        "region": "广东",
+        "city": "深圳",
+        "time_zone": "Asia/Shanghai",
+        "join_date": date(2015, 3, 1),
+        "status": "active",
+        "tier": "gold",
+        "service_level": "B",
+        "lifecycle": "maturity",
+        "manager_id": "m1",
+        "team_id": "t1",
+        "plan_name": "全球通199",
+        "plan_fee": "199.00",
+        "contract_end": None,
+        "balance": "88.00",
+        "sms_opt_out": False,
+        "do_not_disturb": False,
+        "preferred_hours_start": 9,
+        "preferred_hours_end": 21,
+        "taboos": [],
+        "important_dates": [],
+        "custom": {"manager_name": "李经理"},
+    }
+    values.update(overrides)
+    return CustomerSnapshot(**values)
+
+
+def numbers(count: int, start: int = 13800000000) -> list[str]:
+    return [str(start + i) for i in range(count)]
+
+
+async def states(engine: AsyncEngine, campaign_id: uuid.UUID) -> dict[str, str]:
+    """msisdn -> state of every recipient of a campaign."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT msisdn, state FROM care.recipient WHERE campaign_id = :c"),
+            {"c": campaign_id},
+        )
+        return {r[0]: r[1] for r in rows}
+
+
+async def sent_phones(sandbox: httpx.AsyncClient) -> list[str]:
+    response = await sandbox.get("/messages", params={"limit": 100000})
+    return [m["phone"] for m in response.json()]

@@ -1,0 +1,404 @@
+"""Dispatch on real PostgreSQL and Redis, with the sandbox provider over HTTP: send-time
+rules, retries, pause/resume and concurrent jobs never sending anything twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from care_support import (
+    SUPERVISOR,
+    TOMORROW,
+    Clock,
+    SeedCustomers,
+    numbers,
+    sent_phones,
+    snapshot,
+    states,
+)
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.care import service
+from services.care.dispatch import Dispatcher
+from services.care.models import Category
+from services.care.schemas import Audience, CampaignCreate
+from services.kit.app import Resources
+
+
+async def test_a_campaign_reaches_every_customer_once_with_a_personal_message(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+    engine: AsyncEngine,
+) -> None:
+    await seed_customers(
+        snapshot("13800000001", name="王芳", gender="female"),
+        snapshot("13800000002", name="刘强", gender="male"),
+    )
+    campaign_id = await start_campaign()
+
+    assert await dispatcher.run(campaign_id, seconds=30) == "done"
+
+    sent = (await sandbox.get("/messages")).json()
+    assert sorted(m["text"] for m in sent) == [
+        "刘强先生您好，李经理祝您生活愉快。",
+        "王芳女士您好，李经理祝您生活愉快。",
+    ]
+    assert set((await states(engine, campaign_id)).values()) == {"sent"}
+    async with engine.connect() as conn:
+        status = (
+            await conn.execute(
+                text("SELECT status FROM care.campaign WHERE id = :c"), {"c": campaign_id}
+            )
+        ).scalar_one()
+    assert status == "completed"
+
+
+async def test_opted_out_dnd_taboo_and_churned_customers_get_nothing_and_say_why(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+    engine: AsyncEngine,
+) -> None:
+    await seed_customers(
+        snapshot("13800000001"),
+        snapshot("13800000002", sms_opt_out=True),
+        snapshot("13800000003", do_not_disturb=True),
+        snapshot("13800000004", taboos=["鲜花"]),
+    )
+    campaign_id = await start_campaign(taboo_tags=["鲜花"])
+    async with engine.begin() as conn:  # churned after approval: rules apply at send time
+        await conn.execute(
+            text("UPDATE care.customer SET status = 'churned' WHERE msisdn = '13800000001'")
+        )
+
+    await dispatcher.run(campaign_id, seconds=30)
+
+    assert await sent_phones(sandbox) == []
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT msisdn, state, reason FROM care.recipient WHERE campaign_id = :c"),
+            {"c": campaign_id},
+        )
+        reasons = {r.msisdn: (r.state, r.reason) for r in rows}
+    assert reasons == {
+        "13800000001": ("suppressed", "churned"),
+        "13800000002": ("suppressed", "opt_out"),
+        "13800000003": ("suppressed", "do_not_disturb"),
+        "13800000004": ("suppressed", "taboo"),
+    }
+
+
+async def test_quiet_hours_hold_the_message_and_send_it_when_they_end(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+    engine: AsyncEngine,
+    clock: Clock,
+) -> None:
+    await seed_customers(snapshot("13800000001"), snapshot("13800000002", time_zone="Asia/Urumqi"))
+    clock.now = TOMORROW.replace(hour=14, minute=30)  # 22:30 Beijing, 20:30 Urumqi
+    campaign_id = await start_campaign()
+
+    assert await dispatcher.run(campaign_id, seconds=30) == "idle"
+
+    assert await sent_phones(sandbox) == ["13800000002"]
+    async with engine.connect() as conn:
+        held = (
+            await conn.execute(
+                text(
+                    "SELECT state, reason, due_at FROM care.recipient "
+                    "WHERE msisdn = '13800000001' AND campaign_id = :c"
+                ),
+                {"c": campaign_id},
+            )
+        ).one()
+    assert (held.state, held.reason) == ("held", "quiet_hours")
+    ends = TOMORROW + timedelta(days=1)  # 08:00 in Beijing
+    assert held.due_at == ends
+
+    clock.now = ends - timedelta(minutes=1)  # 07:59: still quiet
+    assert await dispatcher.run(campaign_id, seconds=30) == "idle"
+    assert len(await sent_phones(sandbox)) == 1
+
+    clock.now = ends + timedelta(seconds=1)
+    assert await dispatcher.run(campaign_id, seconds=30) == "done"
+    assert sorted(await sent_phones(sandbox)) == ["13800000001", "13800000002"]
+
+
+async def test_frequency_cap_suppresses_the_fourth_message_in_a_week_but_not_greetings(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+    engine: AsyncEngine,
+) -> None:
+    await seed_customers(snapshot("13800000001"))
+    for _ in range(3):
+        await dispatcher.run(await start_campaign(category=Category.marketing), seconds=30)
+    fourth = await start_campaign(category=Category.marketing)
+    await dispatcher.run(fourth, seconds=30)
+    greeting = await start_campaign(category=Category.greeting, occasion="birthday:2026")
+    await dispatcher.run(greeting, seconds=30)
+
+    assert len(await sent_phones(sandbox)) == 4
+    async with engine.connect() as conn:
+        reason = (
+            await conn.execute(
+                text("SELECT reason FROM care.recipient WHERE campaign_id = :c"), {"c": fourth}
+            )
+        ).scalar_one()
+    assert reason == "frequency_cap"
+    assert (await states(engine, greeting)) == {"13800000001": "sent"}
+
+
+async def test_the_same_greeting_is_never_sent_twice_for_one_occasion(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+    engine: AsyncEngine,
+) -> None:
+    await seed_customers(snapshot("13800000001"))
+    first = await start_campaign(category=Category.greeting, occasion="spring_festival:2027")
+    await dispatcher.run(first, seconds=30)
+    second = await start_campaign(category=Category.greeting, occasion="spring_festival:2027")
+    await dispatcher.run(second, seconds=30)
+
+    assert await sent_phones(sandbox) == ["13800000001"]
+    async with engine.connect() as conn:
+        reason = (
+            await conn.execute(
+                text("SELECT reason FROM care.recipient WHERE campaign_id = :c"), {"c": second}
+            )
+        ).scalar_one()
+    assert reason == "duplicate_greeting"
+
+
+async def test_pause_stops_sending_and_resume_continues_without_resending(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+    resources: Resources,
+    care_settings,
+    engine: AsyncEngine,
+) -> None:
+    phones = numbers(120)
+    await seed_customers(*(snapshot(p) for p in phones))
+    campaign_id = await start_campaign()
+    await dispatcher.process_batch(campaign_id)
+    await dispatcher.process_batch(campaign_id)
+    async with resources.session() as session:
+        await service.pause(session, campaign_id, "客户投诉，先暂停")
+
+    assert await dispatcher.run(campaign_id, seconds=30) == "stopped"
+    assert len(await sent_phones(sandbox)) == 100  # two batches of 50, nothing after pause
+
+    async with resources.session() as session:
+        await service.resume(session, campaign_id, care_settings)
+    assert await dispatcher.run(campaign_id, seconds=30) == "done"
+
+    stats = (await sandbox.get("/stats")).json()
+    assert (stats["unique"], stats["duplicates"]) == (120, 0)
+    assert sorted(await sent_phones(sandbox)) == phones
+
+
+async def test_concurrent_jobs_on_one_campaign_send_each_message_once(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+) -> None:
+    phones = numbers(400)
+    await seed_customers(*(snapshot(p) for p in phones))
+    campaign_id = await start_campaign()
+
+    await asyncio.gather(*(dispatcher.run(campaign_id, seconds=30) for _ in range(6)))
+
+    assert Counter(await sent_phones(sandbox)) == Counter(phones)
+
+
+async def test_transient_errors_retry_with_backoff_and_permanent_ones_fail_with_the_code(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+    engine: AsyncEngine,
+    clock: Clock,
+) -> None:
+    await seed_customers(snapshot("13800000001"), snapshot("13800000002"))
+    await sandbox.post(
+        "/control",
+        json={
+            "fail_mode": "transient",
+            "fail_phones": {"13800000002": "isv.MOBILE_NUMBER_ILLEGAL"},
+        },
+    )
+    campaign_id = await start_campaign()
+
+    assert await dispatcher.run(campaign_id, seconds=30) == "idle"
+    async with engine.connect() as conn:
+        rows = {
+            r.msisdn: r
+            for r in await conn.execute(
+                text("SELECT * FROM care.recipient WHERE campaign_id = :c"), {"c": campaign_id}
+            )
+        }
+    assert (rows["13800000002"].state, rows["13800000002"].error_code) == (
+        "failed",
+        "isv.MOBILE_NUMBER_ILLEGAL",
+    )
+    retry = rows["13800000001"]
+    assert (retry.state, retry.attempts, retry.error_code) == ("queued", 1, "sandbox.TRANSIENT")
+    assert retry.due_at > datetime.now(UTC)
+
+    await sandbox.post("/control", json={"fail_mode": "none"})
+    clock.now = retry.due_at + timedelta(seconds=1)
+    assert await dispatcher.run(campaign_id, seconds=30) == "done"
+    assert await sent_phones(sandbox) == ["13800000001"]
+    assert (await states(engine, campaign_id))["13800000001"] == "sent"
+
+
+async def test_control_group_is_held_out_and_recorded(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+    engine: AsyncEngine,
+) -> None:
+    phones = numbers(200)
+    await seed_customers(*(snapshot(p) for p in phones))
+    campaign_id = await start_campaign(control_percent=20)
+    await dispatcher.run(campaign_id, seconds=30)
+
+    found = await states(engine, campaign_id)
+    control = [m for m, s in found.items() if s == "control"]
+    assert 20 <= len(control) <= 60
+    assert sorted(await sent_phones(sandbox)) == sorted(m for m, s in found.items() if s == "sent")
+    assert not set(control) & set(await sent_phones(sandbox))
+
+
+async def test_a_vanished_worker_leaves_nothing_lost_and_nothing_resent(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+    engine: AsyncEngine,
+) -> None:
+    """Rows a dead worker left 'sending': the ones the provider accepted become sent, the
+    others are sent once by the re-driver's next run."""
+    phones = numbers(100)
+    await seed_customers(*(snapshot(p) for p in phones))
+    campaign_id = await start_campaign()
+    await dispatcher.process_batch(campaign_id)  # 50 sent and recorded
+    # A worker claims the next 50, sends 25 of them, then dies before recording anything.
+    async with engine.begin() as conn:
+        claimed = (
+            await conn.execute(
+                text(
+                    "UPDATE care.recipient SET state = 'sending', lease_until = now() - "
+                    "interval '1 second', provider = 'sandbox', attempts = 1 "
+                    "WHERE campaign_id = :c AND state = 'queued' RETURNING idempotency_key, msisdn"
+                ),
+                {"c": campaign_id},
+            )
+        ).all()
+    await sandbox.post(
+        "/send",
+        json={
+            "messages": [
+                {"idempotency_key": k, "phone": m, "text": "已发出"} for k, m in claimed[:25]
+            ]
+        },
+    )
+
+    result = await dispatcher.redrive()
+    assert result["reconciled"] == 50
+    assert await dispatcher.run(campaign_id, seconds=30) == "done"
+
+    assert Counter(await sent_phones(sandbox)) == Counter(phones)
+    assert set((await states(engine, campaign_id)).values()) == {"sent"}
+
+
+async def test_list_audience_suppresses_unknown_and_invalid_numbers(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    resources: Resources,
+    care_settings,
+    engine: AsyncEngine,
+) -> None:
+    await seed_customers(snapshot("13800000001"))
+
+    async with resources.session() as session:
+        campaign = await service.create_campaign(
+            session,
+            CampaignCreate(name="名单", template="{name}您好", audience=Audience(source="list")),
+            SUPERVISOR,
+        )
+        await service.add_to_list(session, campaign.id, ["13800000001", "13900000009", "12345"])
+        preview = await service.preview(session, campaign.id)
+        await service.approve(session, campaign.id, SUPERVISOR, care_settings)
+    assert preview.audience == 3
+    assert preview.suppressed == {"unknown_customer": 2}
+
+    await dispatcher.run(campaign.id, seconds=30)
+    assert await sent_phones(sandbox) == ["13800000001"]
+    assert (await states(engine, campaign.id)) == {
+        "13800000001": "sent",
+        "13900000009": "suppressed",
+        "12345": "suppressed",
+    }
+
+
+async def test_a_local_time_schedule_sends_at_that_hour_in_each_recipients_time_zone(
+    seed_customers: SeedCustomers, start_campaign, engine: AsyncEngine
+) -> None:
+    await seed_customers(
+        snapshot("13800000001", time_zone="Asia/Shanghai"),
+        snapshot("13800000002", time_zone="Asia/Urumqi"),  # UTC+6 in the tz database
+    )
+    ten_in_beijing = TOMORROW.replace(hour=2)
+    campaign_id = await start_campaign(send_at=ten_in_beijing.isoformat(), local_time=True)
+
+    async with engine.connect() as conn:
+        due = dict(
+            (
+                await conn.execute(
+                    text("SELECT msisdn, due_at FROM care.recipient WHERE campaign_id = :c"),
+                    {"c": campaign_id},
+                )
+            ).all()
+        )
+        status = (
+            await conn.execute(
+                text("SELECT status FROM care.campaign WHERE id = :c"), {"c": campaign_id}
+            )
+        ).scalar_one()
+    assert status == "approved"  # the re-driver starts it when the first one is due
+    assert due == {
+        "13800000001": ten_in_beijing,
+        "13800000002": ten_in_beijing + timedelta(hours=2),
+    }
+
+
+async def test_after_redis_loses_the_queued_jobs_the_re_driver_starts_new_ones(
+    dispatcher: Dispatcher, seed_customers: SeedCustomers, start_campaign, resources: Resources
+) -> None:
+    await seed_customers(snapshot("13800000001"))
+    await start_campaign()
+    queue = "keepwell:care"
+    assert await resources.redis.zcard(queue) > 0  # approval nudged the workers
+    await resources.redis.flushdb()  # a Redis restart without persistence
+
+    result = await dispatcher.redrive()
+
+    assert result["nudged"] == 1
+    assert await resources.redis.zcard(queue) == dispatcher.care.dispatch_concurrency
