@@ -1,4 +1,4 @@
-"""Demo data for the warning service: the customer read model and daily usage."""
+"""Demo data for the warning service: daily usage (and, for benchmarks, the customer copy)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import asyncpg
 from keepwell.demo import Customer, DailyUsage, DemoData
 from services.kit.bulk import copy_rows
 from services.warning.models import SCHEMA
-from services.warning.repository import CUSTOMER_COLUMNS, USAGE_COLUMNS
+from services.warning.repository import USAGE_COLUMNS
 
 
 def customer_rows(data: DemoData, customers: Iterator[Customer]) -> Iterator[tuple[Any, ...]]:
@@ -35,14 +35,9 @@ def usage_rows(usage: Iterator[DailyUsage]) -> Iterator[tuple[Any, ...]]:
 
 
 async def load_demo(conn: asyncpg.Connection, data: DemoData, days: int = 90) -> dict[str, int]:
-    customers = await copy_rows(
-        conn,
-        SCHEMA,
-        "customer",
-        (*CUSTOMER_COLUMNS, "updated_at"),
-        customer_rows(data, data.customers()),
-    )
+    """Usage only: the customer copy fills from profile's ``customer.created`` events, as
+    in production. (``customer_rows`` loads it directly where no profile runs: benchmarks.)"""
     usage = await copy_rows(
         conn, SCHEMA, "daily_usage", USAGE_COLUMNS, usage_rows(data.usage(days=days))
     )
-    return {"warning_customers": customers, "usage_days": usage}
+    return {"usage_days": usage}

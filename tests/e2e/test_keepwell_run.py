@@ -11,12 +11,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import psutil
 import pytest
 
 from keepwell.embedded import free_port
 from services.kit.config import SERVICES
+from services.kit.db import libpq_url
 from services.kit.testing import Infra, create_scratch_database, drop_database
 
 pytestmark = pytest.mark.e2e
@@ -59,6 +61,25 @@ def wait_for_health(gateway: str, process: subprocess.Popen[bytes]) -> list[dict
     raise AssertionError(f"system not ready after {READY_TIMEOUT}s: {last}")
 
 
+def wait_for_read_models(database: str, expected: int) -> dict[str, int]:
+    async def counts() -> dict[str, int]:
+        conn = await asyncpg.connect(libpq_url(database))
+        try:
+            return {
+                s: await conn.fetchval(f"SELECT count(*) FROM {s}.customer")
+                for s in ("warning", "care")
+            }
+        finally:
+            await conn.close()
+
+    deadline = time.monotonic() + READY_TIMEOUT
+    found = asyncio.run(counts())
+    while any(n < expected for n in found.values()) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        found = asyncio.run(counts())
+    return found
+
+
 def stop_and_check_nothing_left(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     tree = psutil.Process(process.pid).children(recursive=True)
     assert len(tree) >= len(SERVICES) + 1  # every service and the gateway at least
@@ -96,6 +117,9 @@ def test_run_on_configured_servers_serves_health_and_stops_on_sigterm(
         process, gateway = system(env)  # type: ignore[operator]
         health = wait_for_health(gateway, process)
         assert sorted(str(h["service"]) for h in health) == sorted(SERVICES)
+        # The demo customers reach warning's and care's read models through profile's
+        # events: outbox, the workers' relay, each consumer's POST /events.
+        assert wait_for_read_models(database, expected=40) == {"warning": 40, "care": 40}
         stop_and_check_nothing_left(process, signal.SIGTERM)
     finally:
         asyncio.run(drop_database(database))
