@@ -45,6 +45,22 @@ def register(app: typer.Typer, imports: typer.Typer) -> None:
             timeout_graceful_shutdown=5,
         )
 
+    @care.command("rebuild-customers")
+    def rebuild_customers(
+        profile_url: Annotated[
+            str | None, typer.Option(help="Defaults to KEEPWELL_PROFILE_URL.")
+        ] = None,
+    ) -> None:
+        """Reload the care service's customer copy from the profile service."""
+        import asyncio
+        import json
+
+        from services.care.events import rebuild_read_model
+        from services.kit.config import get_settings
+
+        counts = asyncio.run(rebuild_read_model(get_settings(), profile_url))
+        typer.echo(json.dumps(counts))
+
     @care.command("install-rules")
     def install_rules() -> None:
         """Add the default automatic-care rules (only when there are none yet)."""

@@ -11,8 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.care import repository
 from services.care.automatic import welcome_new_vip
+from services.kit.app import Resources
+from services.kit.config import Settings
 from services.kit.events import Envelope, Event
 from services.kit.events.consumer import Consumer
+from services.profile.client import customer_snapshots
 from services.profile.events import (
     ContactLogEntry,
     CustomerChurned,
@@ -106,3 +109,21 @@ async def manager_reassigned(session: AsyncSession, event: ManagerReassigned, _:
 @consumer.handles(CustomerChurned)
 async def customer_churned(session: AsyncSession, event: CustomerChurned, _: Envelope) -> None:
     await _upsert(session, event.customer)
+
+
+async def rebuild_read_model(settings: Settings, profile_url: str | None = None) -> dict[str, int]:
+    """Reload the customer copy from the profile service's API; as with events, only a
+    newer snapshot replaces what is held. One transaction per page."""
+    resources = Resources.open(PRODUCER, settings)
+    fetched = applied = 0
+    try:
+        async for page in customer_snapshots(
+            resources.http, settings, acting_as="system:care", profile_url=profile_url
+        ):
+            fetched += len(page)
+            async with resources.session() as session:
+                for snapshot in page:
+                    applied += await _upsert(session, snapshot)
+    finally:
+        await resources.close()
+    return {"fetched": fetched, "applied": applied}

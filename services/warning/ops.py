@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from services.kit.auth import Principal, Role, issue_token
 from services.kit.bulk import copy_rows, raw_connection
 from services.kit.config import get_settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
 from services.kit.http import create_http_client
-from services.profile.events import CustomerSnapshot
+from services.profile.client import customer_snapshots
 from services.warning import repository, service
 from services.warning.config import get_warning_settings
 from services.warning.models import SCHEMA
@@ -128,33 +126,6 @@ async def import_usage_file(path: Path, batch_rows: int) -> dict[str, Any]:
     return {"imported": imported, "errors": errors}
 
 
-def system_token() -> str:
-    principal = Principal(user_id=service.SYSTEM_ACTOR, role=Role.admin)
-    return issue_token(principal, get_settings())
-
-
-async def fetch_customers(
-    client: httpx.AsyncClient, profile_url: str, page_size: int
-) -> AsyncIterator[list[CustomerSnapshot]]:
-    """Pages of snapshots from ``GET /customers?limit=&cursor=`` of the profile service."""
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": page_size}
-        if cursor:
-            params["cursor"] = cursor
-        response = await client.get(
-            f"{profile_url.rstrip('/')}/customers",
-            params=params,
-            headers={"Authorization": f"Bearer {system_token()}"},
-        )
-        response.raise_for_status()
-        body = response.json()
-        yield [CustomerSnapshot.model_validate(item) for item in body["items"]]
-        cursor = body.get("next_cursor")
-        if not cursor:
-            return
-
-
 async def rebuild_customers(profile_url: str | None) -> dict[str, int]:
     """Reload the read model from the profile service; newer snapshots win, as with events."""
     settings = get_settings()
@@ -163,8 +134,12 @@ async def rebuild_customers(profile_url: str | None) -> dict[str, int]:
     fetched = applied = 0
     try:
         async with create_http_client(settings.http_timeout_seconds) as client:
-            async for page in fetch_customers(
-                client, url, get_warning_settings().rebuild_page_size
+            async for page in customer_snapshots(
+                client,
+                settings,
+                acting_as=service.SYSTEM_ACTOR,
+                page_size=get_warning_settings().rebuild_page_size,
+                profile_url=url,
             ):
                 fetched += len(page)
                 # One transaction per page: a failure halfway keeps what was loaded.

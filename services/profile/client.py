@@ -1,0 +1,41 @@
+"""What other services read from the profile service over HTTP (its public REST API)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from services.kit.auth import Principal, Role, issue_token
+from services.kit.config import Settings
+from services.profile.events import CustomerSnapshot
+
+
+async def customer_snapshots(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    *,
+    acting_as: str,
+    page_size: int = 500,
+    profile_url: str | None = None,
+) -> AsyncIterator[list[CustomerSnapshot]]:
+    """Every customer, a page at a time, as the snapshot profile's events carry: what a
+    read model is rebuilt from."""
+    base = (profile_url or settings.url_of("profile")).rstrip("/")
+    cursor: str | None = None
+    while True:
+        # A fresh token per page: a rebuild can outlast one token's lifetime.
+        token = issue_token(Principal(user_id=acting_as, role=Role.admin), settings)
+        params: dict[str, Any] = {"limit": page_size}
+        if cursor:
+            params["cursor"] = cursor
+        response = await http.get(
+            f"{base}/customers", params=params, headers={"Authorization": f"Bearer {token}"}
+        )
+        response.raise_for_status()
+        body = response.json()
+        yield [CustomerSnapshot.model_validate(item) for item in body["items"]]
+        cursor = body.get("next_cursor")
+        if not cursor:
+            return
