@@ -87,12 +87,17 @@ def event_tables(schema: str) -> EventTables:
         Column("delivered_at", DateTime(timezone=True)),
         UniqueConstraint("event_seq", "subscriber"),
         CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
+        # The relay walks the pending deliveries in (subscriber, aggregate, seq) order to find
+        # each one's earliest: this index makes that a scan of pending rows only.
         Index(
-            f"ix_{schema}_delivery_due",
-            "next_attempt_at",
+            f"ix_{schema}_delivery_pending",
+            "subscriber",
+            "aggregate_id",
+            "event_seq",
             postgresql_where=text("status = 'pending'"),
         ),
-        Index(f"ix_{schema}_delivery_order", "subscriber", "aggregate_id", "event_seq"),
+        # Partners' delivery logs and operators' lists, newest first.
+        Index(f"ix_{schema}_delivery_subscriber", "subscriber", "id"),
         schema=schema,
     )
     attempt = Table(
