@@ -1,5 +1,6 @@
-"""Version 2 of the event tables: the relay finds each (subscriber, aggregate)'s earliest
-pending delivery through a partial index of pending rows. Frozen, like version 1.
+"""Version 2 of the event tables: partial indexes of pending deliveries, by sequence (what
+the relay locks next) and by (subscriber, aggregate, sequence) (what holds a delivery
+back). Frozen, like version 1.
 """
 
 import sqlalchemy as sa
@@ -23,6 +24,14 @@ def upgrade(schema: str) -> None:
         postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(
+        f"ix_{schema}_delivery_next",
+        "delivery",
+        ["event_seq"],
+        unique=False,
+        schema=schema,
+        postgresql_where=sa.text("status = 'pending'"),
+    )
+    op.create_index(
         f"ix_{schema}_delivery_subscriber",
         "delivery",
         ["subscriber", "id"],
@@ -33,6 +42,12 @@ def upgrade(schema: str) -> None:
 
 def downgrade(schema: str) -> None:
     op.drop_index(f"ix_{schema}_delivery_subscriber", table_name="delivery", schema=schema)
+    op.drop_index(
+        f"ix_{schema}_delivery_next",
+        table_name="delivery",
+        schema=schema,
+        postgresql_where=sa.text("status = 'pending'"),
+    )
     op.drop_index(
         f"ix_{schema}_delivery_pending",
         table_name="delivery",

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -141,8 +142,8 @@ async def test_a_consumer_that_was_down_gets_the_backlog_in_order(world: World) 
     assert await PROBE.applied(world.engine) == []
     rows = await _deliveries(world)
     assert {r.status for r in rows} == {"pending"}
-    # Only the first event of each aggregate was attempted; the rest waited behind it.
-    assert sorted(r.attempts for r in rows) == [0, 0, 1, 1]
+    # All four went in one request that failed: one attempt each, all still pending.
+    assert sorted(r.attempts for r in rows) == [1, 1, 1, 1]
 
     del world.urls["probe"]
     async with world.engine.begin() as conn:  # the back-off has passed
@@ -279,3 +280,16 @@ async def test_publish_many_writes_every_event_in_order_with_its_deliveries(worl
     applied = await PROBE.applied(world.engine)
     for k in range(3):
         assert [n for a, n in applied if a == f"agg-{k}"] == list(range(k, 12, 3))
+
+
+async def test_a_delivery_backing_off_holds_back_only_its_own_aggregate(world: World) -> None:
+    await world.produce([("A", 1), ("A", 2), ("B", 3)])
+    async with world.engine.begin() as conn:  # A's first event failed and waits a while
+        first = await conn.scalar(select(func.min(PROFILE.outbox.c.seq)))
+        await conn.execute(
+            PROFILE.delivery.update()
+            .where(PROFILE.delivery.c.event_seq == first)
+            .values(attempts=1, next_attempt_at=func.now() + timedelta(hours=1))
+        )
+    await world.relay().run()
+    assert await PROBE.applied(world.engine) == [("B", 3)]  # A2 waits behind A1

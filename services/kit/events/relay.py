@@ -96,26 +96,30 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-# The earliest still-pending delivery of each (subscriber, aggregate) is due when its time
-# has come; a later one waits for it, so a subscriber sees an aggregate's events in order.
-# DISTINCT ON over the partial index of pending rows costs one pass over the backlog, with
-# no plan that turns quadratic when the table's statistics lag behind a burst of events.
-_DUE = """
-WITH head AS (
-    SELECT DISTINCT ON (subscriber, aggregate_id) id, next_attempt_at
-    FROM {schema}.delivery
-    WHERE status = 'pending'
-    ORDER BY subscriber, aggregate_id, event_seq
-)
+# The next pending deliveries by sequence, locked. Kept to one table and its outbox row, so
+# that a row another relay changed meanwhile is rechecked cheaply (SKIP LOCKED passes over
+# rows locked now; a row delivered and committed since the snapshot is rechecked).
+_NEXT = """
 SELECT d.id, d.subscriber, d.attempts, o.id AS event_id, o.seq, o.type, o.version,
        o.aggregate_id, o.occurred_at, o.payload, o.request_id, o.actor
-FROM head
-JOIN {schema}.delivery d ON d.id = head.id
+FROM {schema}.delivery d
 JOIN {schema}.outbox o ON o.seq = d.event_seq
-WHERE head.next_attempt_at <= now() AND d.status = 'pending'
+WHERE d.status = 'pending' AND d.next_attempt_at <= now()
 ORDER BY d.event_seq
 LIMIT :limit
 FOR UPDATE OF d SKIP LOCKED
+"""
+
+# For each (subscriber, aggregate) in a batch, the earliest pending delivery outside it
+# (locked by another relay, or further on): nothing of the batch at or after it may go.
+_EARLIEST_OUTSIDE = """
+SELECT d.subscriber, d.aggregate_id, min(d.event_seq) AS seq
+FROM {schema}.delivery d
+JOIN unnest(CAST(:subscribers AS varchar[]), CAST(:aggregates AS varchar[]))
+    AS k(subscriber, aggregate_id)
+    ON d.subscriber = k.subscriber AND d.aggregate_id = k.aggregate_id
+WHERE d.status = 'pending' AND d.id <> ALL(CAST(:ids AS bigint[]))
+GROUP BY d.subscriber, d.aggregate_id
 """
 
 
@@ -138,7 +142,8 @@ class Relay:
         self.settings = settings
         self.policy = policy or RelayPolicy()
         self.service_url = service_url or settings.url_of
-        self._due_sql = text(_DUE.format(schema=producer))
+        self._next_sql = text(_NEXT.format(schema=producer))
+        self._earliest_outside_sql = text(_EARLIEST_OUTSIDE.format(schema=producer))
 
     async def run(self, max_rounds: int | None = None) -> int:
         """Deliver until nothing is due; returns how many deliveries succeeded."""
@@ -155,10 +160,9 @@ class Relay:
     async def round(self) -> tuple[int, int]:
         """One locked batch: (delivered, found)."""
         async with self.sessionmaker() as session, session.begin():
-            rows = (await session.execute(self._due_sql, {"limit": self.policy.batch_size})).all()
-            if not rows:
+            due = await self._lock_due(session)
+            if not due:
                 return 0, 0
-            due = [self._due(row) for row in rows]
             by_subscriber: dict[str, list[Due]] = {}
             for item in due:
                 by_subscriber.setdefault(item.subscriber, []).append(item)
@@ -170,6 +174,31 @@ class Relay:
                 outcomes.update(result)
             await self._record(session, due, outcomes)
             return sum(1 for o in outcomes.values() if o.delivered), len(due)
+
+    async def _lock_due(self, session: AsyncSession) -> list[Due]:
+        """Lock the next due deliveries and keep those with no earlier pending delivery of
+        their (subscriber, aggregate) outside the batch: a subscriber that is down or
+        failing holds back only its own aggregates, never the others'."""
+        rows = (await session.execute(self._next_sql, {"limit": self.policy.batch_size})).all()
+        if not rows:
+            return []
+        keys = sorted({(r.subscriber, r.aggregate_id) for r in rows})
+        outside = {
+            (r.subscriber, r.aggregate_id): r.seq
+            for r in await session.execute(
+                self._earliest_outside_sql,
+                {
+                    "subscribers": [k[0] for k in keys],
+                    "aggregates": [k[1] for k in keys],
+                    "ids": [r.id for r in rows],
+                },
+            )
+        }
+        return [
+            self._due(row)
+            for row in rows
+            if row.seq < outside.get((row.subscriber, row.aggregate_id), row.seq + 1)
+        ]
 
     def _due(self, row: Any) -> Due:
         return Due(

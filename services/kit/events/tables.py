@@ -87,8 +87,13 @@ def event_tables(schema: str) -> EventTables:
         Column("delivered_at", DateTime(timezone=True)),
         UniqueConstraint("event_seq", "subscriber"),
         CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
-        # The relay walks the pending deliveries in (subscriber, aggregate, seq) order to find
-        # each one's earliest: this index makes that a scan of pending rows only.
+        # The relay locks the next pending deliveries by sequence, then holds back any whose
+        # (subscriber, aggregate) has an earlier pending one outside its batch.
+        Index(
+            f"ix_{schema}_delivery_next",
+            "event_seq",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index(
             f"ix_{schema}_delivery_pending",
             "subscriber",
