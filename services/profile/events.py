@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -103,14 +104,38 @@ class CustomerChurned(Event):
 # --- consumed -------------------------------------------------------------------------------
 
 
+class ContactChannel(StrEnum):
+    call = "call"
+    visit = "visit"
+    sms = "sms"
+    gift = "gift"
+    im = "im"
+    email = "email"
+    app = "app"
+
+
+class ContactDirection(StrEnum):
+    outbound = "outbound"
+    inbound = "inbound"
+
+
+class ContactOutcome(StrEnum):
+    reached = "reached"
+    delivered = "delivered"
+    no_answer = "no_answer"
+    refused = "refused"
+    failed = "failed"
+    other = "other"
+
+
 class ContactLogEntry(BaseModel):
     """One contact with a customer, as other services report it.
 
     The contract for every producer: put this model, as a field named ``contact``, in an
     event whose type is listed in :data:`CONTACT_EVENT_TYPES`; the profile service appends
     it to the customer's contact log (once, however often the event is delivered).
-    ``channel``, ``direction`` and ``outcome`` take the values of the profile models'
-    ContactChannel / ContactDirection / ContactOutcome enums.
+    ``channel``, ``direction`` and ``outcome`` take the values of ContactChannel /
+    ContactDirection / ContactOutcome above.
     """
 
     model_config = ConfigDict(frozen=True)

@@ -25,6 +25,7 @@ from sqlmodel import Field, SQLModel
 
 from services.kit.db import enum_column, utcnow
 from services.kit.events import event_tables
+from services.profile.events import ContactChannel, ContactDirection, ContactOutcome
 
 SCHEMA = "profile"
 
@@ -68,30 +69,6 @@ class ValueQuadrant(StrEnum):
     cash_cow = "cash_cow"
     question = "question"
     dog = "dog"
-
-
-class ContactChannel(StrEnum):
-    call = "call"
-    visit = "visit"
-    sms = "sms"
-    gift = "gift"
-    im = "im"
-    email = "email"
-    app = "app"
-
-
-class ContactDirection(StrEnum):
-    outbound = "outbound"
-    inbound = "inbound"
-
-
-class ContactOutcome(StrEnum):
-    reached = "reached"
-    delivered = "delivered"
-    no_answer = "no_answer"
-    refused = "refused"
-    failed = "failed"
-    other = "other"
 
 
 def _created() -> Any:

@@ -459,7 +459,7 @@ async def add_contact(
 
 async def record_reported_contact(session: AsyncSession, entry: ContactLogEntry) -> bool:
     """A contact another service reported (through an event); False for an unknown customer."""
-    from services.profile.models import ContactChannel, ContactDirection, ContactOutcome
+    from services.profile.events import ContactChannel, ContactDirection, ContactOutcome
 
     customer_id = await repo.customer_id_of(session, normalise_msisdn(entry.msisdn))
     if customer_id is None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.profile.events import ContactChannel, ContactDirection, ContactOutcome
 from services.warning.evidence import SIGNAL_NAMES, describe
 from services.warning.models import (
     ChurnReason,
@@ -106,30 +106,6 @@ class WarningRead(BaseModel):
             signal_name=SIGNAL_NAMES[w.signal],
             summary=describe(w.signal, w.evidence),
         )
-
-
-class ContactChannel(StrEnum):
-    call = "call"
-    visit = "visit"
-    sms = "sms"
-    gift = "gift"
-    im = "im"
-    email = "email"
-    app = "app"
-
-
-class ContactDirection(StrEnum):
-    outbound = "outbound"
-    inbound = "inbound"
-
-
-class ContactOutcome(StrEnum):
-    reached = "reached"
-    delivered = "delivered"
-    no_answer = "no_answer"
-    refused = "refused"
-    failed = "failed"
-    other = "other"
 
 
 class ContactCreate(BaseModel):
