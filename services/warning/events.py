@@ -19,7 +19,6 @@ from services.profile.events import (
     ContactLogEntry,
     CustomerChurned,
     CustomerCreated,
-    CustomerSnapshot,
     CustomerUpdated,
     ManagerReassigned,
     TierChanged,
@@ -72,43 +71,23 @@ class WarningContactRecorded(Event):
 consumer = Consumer(PRODUCER)
 
 
-async def _apply_snapshot(session: AsyncSession, snapshot: CustomerSnapshot) -> None:
-    from services.warning import service
-
-    await service.apply_snapshots(session, [snapshot])
+CustomerEvent = (
+    CustomerCreated | CustomerUpdated | TierChanged | ManagerReassigned | CustomerChurned
+)
 
 
 @consumer.handles(CustomerCreated)
-async def on_customer_created(
-    session: AsyncSession, event: CustomerCreated, envelope: Envelope
-) -> None:
-    await _apply_snapshot(session, event.customer)
-
-
 @consumer.handles(CustomerUpdated)
-async def on_customer_updated(
-    session: AsyncSession, event: CustomerUpdated, envelope: Envelope
-) -> None:
-    await _apply_snapshot(session, event.customer)
-
-
 @consumer.handles(TierChanged)
-async def on_tier_changed(session: AsyncSession, event: TierChanged, envelope: Envelope) -> None:
-    await _apply_snapshot(session, event.customer)
-
-
 @consumer.handles(ManagerReassigned)
-async def on_manager_reassigned(
-    session: AsyncSession, event: ManagerReassigned, envelope: Envelope
-) -> None:
-    await _apply_snapshot(session, event.customer)
-
-
 @consumer.handles(CustomerChurned)
-async def on_customer_churned(
-    session: AsyncSession, event: CustomerChurned, envelope: Envelope
+async def apply_customer_event(
+    session: AsyncSession, event: CustomerEvent, envelope: Envelope
 ) -> None:
-    await _apply_snapshot(session, event.customer)
+    """Every customer event carries the full snapshot: keep it if it is newer."""
+    from services.warning import service
+
+    await service.apply_snapshots(session, [event.customer])
 
 
 @consumer.handles(ComplaintOpened)
