@@ -122,6 +122,7 @@ class Customer:
     lifecycle: Lifecycle
     manager_id: str
     interests: tuple[str, ...]
+    tags: tuple[str, ...]
     preferences: tuple[str, ...]
     taboos: tuple[str, ...]
     sms_opt_out: bool
@@ -664,6 +665,15 @@ _BLOCKED_PREFERENCES: Final = {
     for taboos in set(_TABOO_SETS)
     if any(t in taboos for t, _ in _CONFLICTS)
 }
+# Operator labels (客户标签) that campaign audiences are chosen by.
+TAG_BUSINESS_TRAVEL: Final = "商旅客户"
+TAG_ROAMING: Final = "国际漫游"
+TAG_AFFLUENT_FAMILY: Final = "高端家庭"
+TAG_BUSINESS_OWNER: Final = "企业主"
+TAG_BROADBAND: Final = "融合宽带"
+TAG_SENIOR: Final = "银发客户"
+TAG_LOYAL: Final = "十年老客户"
+TAG_5G: Final = "5G尝鲜"
 _CONTACT_HOURS: Final = _weighted_table(
     [
         ((9, 20), 30),
@@ -1113,6 +1123,24 @@ class DemoData:
 
             interests = interest_sets[int(r() * n_interest_sets)]
             x = r()
+            # Tags follow what the archive says (family, company, age, network age, plan);
+            # one draw decides the rest, its scaled fractions acting as further draws.
+            y = r()
+            tags: tuple[str, ...] = ()
+            if y < (0.3 if fee >= 288.0 else 0.1):
+                tags = (TAG_BUSINESS_TRAVEL, TAG_ROAMING) if y < 0.04 else (TAG_BUSINESS_TRAVEL,)
+            if tier in ("diamond", "gold") and any(lbl == "孩子生日" for lbl, _ in dates):
+                tags += (TAG_AFFLUENT_FAMILY,)
+            if dates and dates[-1][0] == "公司成立纪念日":
+                tags += (TAG_BUSINESS_OWNER,)
+            if "融合" in plan_name or (y * 8.0) % 1.0 < 0.3:
+                tags += (TAG_BROADBAND,)
+            if age_days > 60 * year:
+                tags += (TAG_SENIOR,)
+            elif birth_ord >= young_from and plan_name[:2] == "5G" and (y * 64.0) % 1.0 < 0.3:
+                tags += (TAG_5G,)
+            if years >= 10.0:
+                tags += (TAG_LOYAL,)
             if i >= lo:
                 # A presized copy of the field template: a 22-key dict literal is much slower.
                 fields = template()
@@ -1133,6 +1161,7 @@ class DemoData:
                 fields["lifecycle"] = lifecycle
                 fields["manager_id"] = manager_id
                 fields["interests"] = interests
+                fields["tags"] = tags
                 fields["preferences"] = pref
                 fields["taboos"] = taboo
                 # One draw serves both: opt-out is its bottom 3%, the hours use all of it.

@@ -150,26 +150,24 @@ async def _migrate(database_url: str) -> None:
 
 
 async def _load_customers(database_url: str, count: int) -> None:
-    import json
     from datetime import UTC, date, datetime
     from decimal import Decimal
 
     from services.kit.bulk import copy_rows, raw_connection
 
     now = datetime.now(UTC)
-    custom = json.dumps({"manager_name": "李经理"})
     columns = [
         "msisdn", "version", "name", "gender", "honorific", "birthday", "region", "city",
         "time_zone", "join_date", "status", "tier", "service_level", "lifecycle", "manager_id",
-        "team_id", "balance", "sms_opt_out", "do_not_disturb", "taboos", "tags",
-        "important_dates", "custom", "updated_at",
+        "manager_name", "team_id", "balance", "sms_opt_out", "do_not_disturb", "taboos", "tags",
+        "interests", "important_dates", "custom", "updated_at",
     ]  # fmt: skip
     rows = (
         (
             str(13000000000 + i), 1, "客户" + str(i % 1000), "female" if i % 2 else "male", "",
             date(1980, 1 + i % 12, 1 + i % 28), "广东", "深圳", "Asia/Shanghai",
-            date(2015, 1, 1), "active", "gold", "B", "maturity", f"m{i % 200}", f"t{i % 20}",
-            Decimal("88.00"), False, False, "[]", "[]", "[]", custom, now,
+            date(2015, 1, 1), "active", "gold", "B", "maturity", f"m{i % 200}", "李经理",
+            f"t{i % 20}", Decimal("88.00"), False, False, "[]", "[]", "[]", "[]", "{}", now,
         )
         for i in range(count)
     )  # fmt: skip
@@ -238,7 +236,7 @@ async def _campaign_run(
                 ),
                 supervisor,
             )
-            await service.preview(session, campaign.id)
+            await service.preview(session, campaign.id, care)
         materialise_started = time.monotonic()
         async with res.session() as session:
             await service.approve(session, campaign.id, supervisor, care)

@@ -23,6 +23,7 @@ from services.care import repository
 from services.care.calendar_cn import FESTIVAL_NAMES_ZH, FESTIVALS, festival_date, long_holidays
 from services.care.config import CareSettings, get_care_settings
 from services.care.dispatch import nudge
+from services.care.exceptions import RuleNotFound
 from services.care.models import (
     Campaign,
     CampaignKind,
@@ -33,7 +34,7 @@ from services.care.models import (
     TaskKind,
 )
 from services.care.rendering import placeholders
-from services.care.schemas import PlanResult, RuleCreate
+from services.care.schemas import PlanResult, RuleCreate, RuleUpdate
 from services.kit.db import after_commit
 from services.kit.errors import InvalidInput
 
@@ -42,14 +43,34 @@ NETWORK_YEARS = (1, 3, 5, 10)
 FIRST_CONTACT_DAYS = 3
 
 
-async def create_rule(session: AsyncSession, data: RuleCreate) -> Rule:
-    placeholders(data.template)
-    if data.kind is RuleKind.holiday and data.params.get("festival") not in FESTIVALS:
+def _check_rule(kind: RuleKind, template: str, params: dict[str, Any]) -> None:
+    placeholders(template)
+    if kind is RuleKind.holiday and params.get("festival") not in FESTIVALS:
         raise InvalidInput(
             f"params.festival must be one of: {', '.join(FESTIVALS)}", field="params.festival"
         )
+
+
+async def create_rule(session: AsyncSession, data: RuleCreate) -> Rule:
+    _check_rule(data.kind, data.template, data.params)
     rule = Rule(**data.model_dump())
     session.add(rule)
+    await session.flush()
+    return rule
+
+
+async def update_rule(session: AsyncSession, rule_id: uuid.UUID, data: RuleUpdate) -> Rule:
+    rule = await repository.get_rule(session, rule_id)
+    if rule is None:
+        raise RuleNotFound(f"找不到关怀规则 {rule_id}", field="rule_id")
+    changes = data.model_dump(exclude_unset=True)
+    for key in ("name", "category", "template", "taboo_tags", "params", "active"):
+        if key in changes and changes[key] is None:
+            raise InvalidInput(f"{key} cannot be null", field=key)
+    template = changes.get("template", rule.template)
+    _check_rule(rule.kind, template, changes.get("params", rule.params))
+    for key, value in changes.items():
+        setattr(rule, key, value)
     await session.flush()
     return rule
 
@@ -169,7 +190,7 @@ async def _audience(session: AsyncSession, rule: Rule, day: date) -> dict[str, A
 
 async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> PlanResult:
     campaigns = recipients = tasks = 0
-    for rule in await repository.active_rules(session):
+    for rule in await repository.rules(session):
         if rule.kind is RuleKind.network_anniversary:
             for years in rule.params.get("years", NETWORK_YEARS):
                 joined = (
@@ -251,7 +272,7 @@ async def welcome_new_vip(session: AsyncSession, msisdn: str, manager_id: str | 
         due_on=today + timedelta(days=FIRST_CONTACT_DAYS),
         note="新晋VIP客户：3天内完成首次回访",
     )
-    rules = [r for r in await repository.active_rules(session) if r.kind is RuleKind.vip_welcome]
+    rules = [r for r in await repository.rules(session) if r.kind is RuleKind.vip_welcome]
     for rule in rules:
         await _auto_campaign(
             session,
@@ -325,7 +346,7 @@ DEFAULT_RULES: list[dict[str, Any]] = [
 
 async def install_default_rules(session: AsyncSession) -> int:
     """The rules a fresh installation starts with (skipped when any rule exists)."""
-    if await repository.active_rules(session):
+    if await repository.rules(session):
         return 0
     for data in DEFAULT_RULES:
         await create_rule(session, RuleCreate(**data))

@@ -26,6 +26,9 @@ class CareSettings(BaseSettings):
     aliyun_access_key_secret: SecretStr = SecretStr("")
     aliyun_sign_name: str = ""
     aliyun_endpoint: str = "https://dysmsapi.aliyuncs.com"
+    aliyun_lookup_settles_seconds: float = 300.0
+    """How long after an attempt Aliyun's send records are trusted to show it: a send of
+    unknown outcome not found by then is sent again, one found is never resent."""
 
     batch_size: int = 500
     """Recipients per provider call (the sandbox takes any size; Aliyun is capped per call)."""
@@ -37,9 +40,6 @@ class CareSettings(BaseSettings):
     """How long a claimed batch is a worker's; must exceed the provider call's timeout."""
     max_attempts: int = 5
     retry_base_seconds: float = 5.0
-    receipt_wait_seconds: float = 900.0
-    """For providers we cannot ask: how long a send of unknown outcome waits for a receipt
-    before it is sent again (accepting a possible duplicate over a lost message)."""
     job_seconds: float = 30.0
     """A dispatch job hands over to a fresh job after this long, so jobs stay short."""
     redrive_every_seconds: int = 5

@@ -9,11 +9,13 @@ Exactly once, even across crashes, because PostgreSQL holds every recipient's st
 2. The provider is called outside any transaction.
 3. A second transaction records each result, but only on rows still held under the token.
 
-A worker killed between 1 and 3 leaves rows ``sending`` with an expired lease. The
-re-driver (a cron job on every worker, independent of arq re-running the killed job)
-asks the provider which of those keys it accepted: those become ``sent``, the rest go back
-to ``queued``. For a provider that cannot be asked, a row waits ``receipt_wait_seconds``
-for a delivery receipt carrying its key before being sent again.
+A worker killed between 1 and 3 leaves rows ``sending`` with an expired lease, and so
+does a send whose outcome is unknown (a timeout). The re-driver (a cron job on every
+worker, independent of arq re-running the killed job) asks the provider which of those
+sends it accepted: those become ``sent``; the rest go back to ``queued`` once the provider's
+"not found" is conclusive (``lookup_settles_seconds`` after the attempt), and are asked
+about again then if it is not yet. A send the provider could not be asked about stays
+``sending`` for the next sweep.
 """
 
 from __future__ import annotations
@@ -22,36 +24,37 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.care import repository
 from services.care.config import CareSettings
 from services.care.providers.aliyun import AliyunSmsConfig, AliyunSmsProvider
-from services.care.providers.base import SendResult, SendStatus, SmsMessage, SmsProvider
+from services.care.providers.base import (
+    SendResult,
+    SendStatus,
+    SentQuery,
+    SmsMessage,
+    SmsProvider,
+)
 from services.care.providers.sandbox import SandboxSmsProvider
 from services.care.ratelimit import TokenBucket
-from services.care.suppression import Hold, Policy, Send, Suppress, decide
+from services.care.suppression import Hold, Send, Suppress, decide, policy_for
 
 logger = logging.getLogger("keepwell.care.dispatch")
 
 DISPATCH_JOB = "dispatch_campaign"
+DEADLOCK = "40P01"
 
 OpenSession = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-
-
-@runtime_checkable
-class SupportsLookup(Protocol):
-    async def lookup(self, keys: Sequence[str]) -> dict[str, str]:
-        """Idempotency keys the provider accepted -> its message id."""
-        ...
 
 
 def build_provider(care: CareSettings, http: httpx.AsyncClient) -> SmsProvider:
@@ -63,6 +66,7 @@ def build_provider(care: CareSettings, http: httpx.AsyncClient) -> SmsProvider:
                 sign_name=care.aliyun_sign_name,
                 endpoint=care.aliyun_endpoint,
                 receipt_token=care.receipt_token,
+                lookup_settles_seconds=care.aliyun_lookup_settles_seconds,
             ),
             http,
         )
@@ -149,7 +153,16 @@ class Dispatcher:
         started = time.monotonic()
         try:
             while True:
-                outcome = await self.process_batch(campaign_id)
+                try:
+                    outcome = await self.process_batch(campaign_id)
+                except DBAPIError as exc:
+                    # The cap's customer locks can meet the read-model consumer's updates
+                    # in the other order; PostgreSQL then rolls this batch back whole, so
+                    # taking it again is safe.
+                    if getattr(exc.orig, "sqlstate", None) != DEADLOCK:
+                        raise
+                    logger.warning("dispatch batch of %s hit a deadlock; retrying", campaign_id)
+                    continue
                 if outcome is None:
                     return "stopped"
                 if outcome.claimed == 0:
@@ -173,14 +186,17 @@ class Dispatcher:
             rows = await repository.claim_due(session, campaign_id, self.batch_size, now)
             if not rows:
                 return BatchOutcome(0, 0)
-            exempt = str(campaign.category) in care.cap_exempt_categories
-            policy = Policy(care.quiet_start_hour, care.quiet_end_hour, care.frequency_cap, exempt)
-            msisdns = [r["msisdn"] for r in rows]
-            counts = (
-                {}
-                if exempt
-                else await repository.sent_in_window(session, msisdns, care.frequency_window_days)
-            )
+            policy = policy_for(campaign, care)
+            counts: dict[str, int] = {}
+            if not policy.cap_exempt:
+                msisdns = [r["msisdn"] for r in rows]
+                # Until this transaction ends, no other campaign can count or send to
+                # these customers: without it two campaigns sending at once would each
+                # see the other's message as not yet sent and both pass the cap.
+                await repository.lock_customers(session, msisdns)
+                counts = await repository.sent_in_window(
+                    session, msisdns, care.frequency_window_days
+                )
             decisions: list[tuple[int, str, str | None, str | None, str | None, datetime | None]]
             decisions = []
             to_send: list[tuple[int, SmsMessage]] = []
@@ -342,27 +358,46 @@ class Dispatcher:
     # ---- re-driving ----------------------------------------------------------------
 
     async def reconcile(self) -> int:
-        """Settle sends whose worker vanished (lease expired while ``sending``)."""
+        """Settle sends of unknown outcome (lease expired while ``sending``) by asking the
+        provider. Returns how many were settled."""
+        settles = timedelta(seconds=self.provider.lookup_settles_seconds)
         settled = 0
         while True:
             async with self.open_session() as session:
-                stale = await repository.stale_sending(session, 1000)
+                stale = await repository.stale_sending(session, self.provider.name, 1000)
                 if not stale:
                     return settled
-                sent: dict[int, str] = {}
+                answer = await self.provider.lookup(
+                    [
+                        SentQuery(
+                            idempotency_key=r["idempotency_key"],
+                            phone=r["msisdn"],
+                            attempted_at=r["sent_at"],
+                        )
+                        for r in stale
+                    ]
+                )
+                now = datetime.now(UTC)
+                sent: dict[int, str | None] = {}
                 requeue: list[int] = []
-                mine = [r for r in stale if r["provider"] == self.provider.name]
-                if isinstance(self.provider, SupportsLookup) and mine:
-                    found = await self.provider.lookup([r["idempotency_key"] for r in mine])
-                    for r in mine:
-                        if r["idempotency_key"] in found:
-                            sent[r["id"]] = found[r["idempotency_key"]]
-                        else:
-                            requeue.append(r["id"])
-                else:
-                    horizon = datetime.now(UTC) - timedelta(seconds=self.care.receipt_wait_seconds)
-                    requeue = [r["id"] for r in mine if r["lease_until"] < horizon]
-                await repository.settle_stale(session, sent, requeue)
+                ask_later: dict[int, datetime] = {}
+                for r in stale:
+                    key = r["idempotency_key"]
+                    if key in answer.found:
+                        sent[r["id"]] = answer.found[key]
+                    elif key in answer.unanswered:
+                        continue  # its lease stays expired: the next sweep asks again
+                    elif r["sent_at"] + settles <= now:
+                        requeue.append(r["id"])
+                    else:
+                        ask_later[r["id"]] = r["sent_at"] + settles
+                if answer.unanswered:
+                    logger.warning(
+                        "%s could not be asked about %d sends of unknown outcome",
+                        self.provider.name,
+                        len(answer.unanswered),
+                    )
+                await repository.settle_stale(session, sent, requeue, ask_later)
                 settled += len(sent) + len(requeue)
                 if len(stale) < 1000 or not (sent or requeue):
                     return settled

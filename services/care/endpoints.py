@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from services.care import automatic, repository, service
 from services.care.config import get_care_settings
 from services.care.dispatch import build_provider
-from services.care.models import CampaignStatus, RecipientState, Rule
+from services.care.models import CampaignStatus, RecipientState, Rule, TaskStatus
 from services.care.providers.aliyun import RECEIPT_ACK
 from services.care.providers.base import ReceiptAuthenticationError, ReceiptFormatError
 from services.care.schemas import (
@@ -30,6 +30,8 @@ from services.care.schemas import (
     RecipientRead,
     RuleCreate,
     RuleRead,
+    RuleUpdate,
+    TaskComplete,
     TaskRead,
 )
 from services.kit.app import Session, resources
@@ -85,7 +87,7 @@ async def upload_list(
 
 @router.post("/campaigns/{campaign_id}/preview", summary="Audience, samples and suppressions")
 async def preview(campaign_id: uuid.UUID, session: Session, _: Author) -> Preview:
-    return await service.preview(session, campaign_id)
+    return await service.preview(session, campaign_id, get_care_settings())
 
 
 @router.post("/campaigns/{campaign_id}/approve", summary="Approve a previewed campaign")
@@ -143,10 +145,21 @@ async def create_rule(body: RuleCreate, session: Session, _: Supervisor) -> Rule
     return RuleRead.model_validate(rule)
 
 
-@router.get("/rules", summary="Active automatic-care rules", tags=["automatic"])
-async def list_rules(session: Session, _: Acting) -> list[RuleRead]:
-    rules: list[Rule] = await repository.active_rules(session)
+@router.get("/rules", summary="Automatic-care rules", tags=["automatic"])
+async def list_rules(session: Session, _: Acting, include_inactive: bool = False) -> list[RuleRead]:
+    rules: list[Rule] = await repository.rules(session, include_inactive)
     return [RuleRead.model_validate(r) for r in rules]
+
+
+@router.patch(
+    "/rules/{rule_id}",
+    summary="Change or deactivate a rule (from the next planning on)",
+    tags=["automatic"],
+)
+async def update_rule(
+    rule_id: uuid.UUID, body: RuleUpdate, session: Session, _: Supervisor
+) -> RuleRead:
+    return RuleRead.model_validate(await automatic.update_rule(session, rule_id, body))
 
 
 @router.post("/plan/{day}", summary="Plan automatic care for a day now", tags=["automatic"])
@@ -154,10 +167,31 @@ async def plan_day(day: datetime, session: Session, _: Supervisor) -> PlanResult
     return await automatic.plan_day(session, day.date(), get_care_settings())
 
 
-@router.get("/tasks", summary="Open care tasks (a manager sees their own)", tags=["automatic"])
-async def tasks(session: Session, actor: Acting) -> list[TaskRead]:
-    manager = actor.user_id if actor.role is Role.manager else None
-    return [TaskRead.model_validate(t) for t in await repository.open_tasks(session, manager)]
+@router.get("/tasks", summary="Care tasks (a manager sees only their own)", tags=["tasks"])
+async def tasks(
+    session: Session,
+    actor: Acting,
+    status: TaskStatus = TaskStatus.open,
+    manager_id: str | None = None,
+    due_by: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[TaskRead]:
+    if actor.role is Role.manager:
+        manager_id = actor.user_id
+    found = await repository.list_tasks(session, status, manager_id, due_by, limit, offset)
+    return [TaskRead.model_validate(t) for t in found]
+
+
+@router.post(
+    "/tasks/{task_id}/complete",
+    summary="Record the outcome of a call or visit task; logged as a contact",
+    tags=["tasks"],
+)
+async def complete_task(
+    task_id: int, body: TaskComplete, session: Session, actor: Author
+) -> TaskRead:
+    return TaskRead.model_validate(await service.complete_task(session, task_id, body, actor))
 
 
 @router.get("/kpis/reach", summary="Service reach rate per manager, team or tier", tags=["kpis"])

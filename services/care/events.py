@@ -41,11 +41,20 @@ class MessageDelivered(Event):
     contact: ContactLogEntry
 
 
+class TaskCompleted(Event):
+    """A manager finished a care task (a call or visit); profile appends ``contact``."""
+
+    event_type = "care.task_completed"
+    producer = PRODUCER
+    task_id: int
+    kind: str
+    contact: ContactLogEntry
+
+
 consumer = Consumer(PRODUCER)
 
 
 def read_model_values(snapshot: CustomerSnapshot) -> dict[str, Any]:
-    tags = snapshot.custom.get("tags")
     return {
         "msisdn": snapshot.msisdn,
         "version": snapshot.version,
@@ -62,21 +71,25 @@ def read_model_values(snapshot: CustomerSnapshot) -> dict[str, Any]:
         "service_level": snapshot.service_level,
         "lifecycle": snapshot.lifecycle,
         "manager_id": snapshot.manager_id,
+        "manager_name": snapshot.manager_name,
         "team_id": snapshot.team_id,
         "balance": snapshot.balance,
         "sms_opt_out": snapshot.sms_opt_out,
         "do_not_disturb": snapshot.do_not_disturb,
         "taboos": snapshot.taboos,
-        "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
+        "tags": snapshot.tags,
+        "interests": snapshot.interests,
         "important_dates": snapshot.important_dates,
         "custom": snapshot.custom,
     }
 
 
-async def _upsert(session: AsyncSession, snapshot: CustomerSnapshot) -> bool:
+async def _upsert(
+    session: AsyncSession, snapshot: CustomerSnapshot, *, refill: bool = False
+) -> bool:
     values = read_model_values(snapshot)
     values["balance"] = Decimal(snapshot.balance)
-    return await repository.upsert_customer(session, values)
+    return await repository.upsert_customer(session, values, refill=refill)
 
 
 @consumer.handles(CustomerCreated)
@@ -113,7 +126,8 @@ async def customer_churned(session: AsyncSession, event: CustomerChurned, _: Env
 
 async def rebuild_read_model(settings: Settings, profile_url: str | None = None) -> dict[str, int]:
     """Reload the customer copy from the profile service's API; as with events, only a
-    newer snapshot replaces what is held. One transaction per page."""
+    newer snapshot replaces what is held, or one of the same version that differs (after an
+    upgrade that added columns to the copy). One transaction per page."""
     resources = Resources.open(PRODUCER, settings)
     fetched = applied = 0
     try:
@@ -123,7 +137,7 @@ async def rebuild_read_model(settings: Settings, profile_url: str | None = None)
             fetched += len(page)
             async with resources.session() as session:
                 for snapshot in page:
-                    applied += await _upsert(session, snapshot)
+                    applied += await _upsert(session, snapshot, refill=True)
     finally:
         await resources.close()
     return {"fetched": fetched, "applied": applied}

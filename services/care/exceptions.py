@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.kit.errors import Conflict, InvalidInput, NotFound
+from services.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 
 class CampaignNotFound(NotFound):
@@ -15,3 +15,15 @@ class InvalidTransition(Conflict):
 
 class InvalidTemplate(InvalidInput):
     code = "invalid_template"
+
+
+class TaskNotFound(NotFound):
+    code = "task_not_found"
+
+
+class RuleNotFound(NotFound):
+    code = "rule_not_found"
+
+
+class NotYourTask(Forbidden):
+    code = "not_your_task"

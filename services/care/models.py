@@ -126,12 +126,14 @@ class Customer(SQLModel, table=True):
     service_level: str = Field(max_length=2)
     lifecycle: str = Field(max_length=20)
     manager_id: str | None = Field(default=None, max_length=32, index=True)
+    manager_name: str | None = Field(default=None, max_length=50)
     team_id: str | None = Field(default=None, max_length=32)
     balance: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
     sms_opt_out: bool = False
     do_not_disturb: bool = False
     taboos: list[str] = _json()
     tags: list[str] = _json()
+    interests: list[str] = _json()
     important_dates: list[dict[str, str]] = _json()
     custom: dict[str, Any] = _json(dict)
     updated_at: datetime = _at()
@@ -154,6 +156,8 @@ class Campaign(SQLModel, table=True):
     audience: dict[str, Any] = _json(dict)
     send_at: datetime | None = _at(nullable=True)
     local_time: bool = False
+    urgent: bool = False
+    """Alerts only: sent at once, even in quiet hours (a typhoon warning cannot wait)."""
     control_percent: Decimal = Field(
         default=Decimal(0), sa_column=Column(Numeric(5, 2), nullable=False)
     )
@@ -267,6 +271,11 @@ class Task(SQLModel, table=True):
     due_on: date
     status: TaskStatus = Field(default=TaskStatus.open, sa_column=enum_column(TaskStatus, "status"))
     note: str | None = None
+    completed_at: datetime | None = _at(nullable=True)
+    completed_by: str | None = Field(default=None, max_length=64)
+    channel: str | None = Field(default=None, max_length=20)
+    outcome: str | None = Field(default=None, max_length=20)
+    outcome_note: str | None = Field(default=None, max_length=500)
     created_at: datetime = _at()
 
 

@@ -71,9 +71,12 @@ def values_of(customer: Mapping[str, Any]) -> dict[str, str]:
     for key in ("region", "city", "service_level"):
         if customer.get(key):
             values[key] = str(customer[key])
-    manager = custom.get("manager_name")
+    # Only profile's manager record names the manager: a customer without one gets a
+    # render error, never a name left over in the custom attributes.
+    values.pop("manager_name", None)
+    manager = str(customer.get("manager_name") or "").strip()
     if manager:
-        values["manager_name"] = str(manager)
+        values["manager_name"] = manager
     return values
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,11 +16,14 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    and_,
     bindparam,
     delete,
     func,
+    or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -36,7 +39,9 @@ from services.care.models import (
     RecipientState,
     Rule,
     Task,
+    TaskStatus,
 )
+from services.care.suppression import Policy
 
 R = Recipient.__table__  # type: ignore[attr-defined]
 C = Customer.__table__  # type: ignore[attr-defined]
@@ -46,16 +51,27 @@ CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
 # ---- customers (read model) -----------------------------------------------------------
 
 
-async def upsert_customer(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Insert or replace a customer unless we already hold a version at least as new."""
+async def upsert_customer(
+    session: AsyncSession, values: dict[str, Any], *, refill: bool = False
+) -> bool:
+    """Insert or replace a customer unless we already hold a version at least as new.
+
+    ``refill`` (a rebuild from profile's API) also replaces a copy of the same version that
+    differs: one kept before this copy had a column the snapshot now fills."""
     statement = insert(C).values(**values, updated_at=func.now())
-    changed: dict[str, Any] = {k: statement.excluded[k] for k in values if k != "msisdn"}
+    columns = [k for k in values if k != "msisdn"]
+    changed: dict[str, Any] = {k: statement.excluded[k] for k in columns}
     changed["updated_at"] = func.now()
+    newer = C.c.version < statement.excluded.version
+    if refill:
+        held = tuple_(*(C.c[k] for k in columns))
+        given = tuple_(*(statement.excluded[k] for k in columns))
+        newer = or_(
+            newer, and_(C.c.version == statement.excluded.version, held.is_distinct_from(given))
+        )
     result = await session.execute(
         statement.on_conflict_do_update(
-            index_elements=[C.c.msisdn],
-            set_=changed,
-            where=C.c.version < statement.excluded.version,
+            index_elements=[C.c.msisdn], set_=changed, where=newer
         ).returning(C.c.msisdn)
     )
     return result.first() is not None
@@ -107,14 +123,6 @@ def _audience_source(campaign: Campaign) -> tuple[str, dict[str, Any]]:
     return f"care.customer c WHERE {where}", params
 
 
-async def audience_count(session: AsyncSession, campaign: Campaign) -> int:
-    source, params = _audience_source(campaign)
-    key = "m.msisdn" if campaign.audience.get("source") == "list" else "c.msisdn"
-    return int(
-        (await session.execute(text(f"SELECT count({key}) FROM {source}"), params)).scalar_one()
-    )
-
-
 async def audience_sample(
     session: AsyncSession, campaign: Campaign, limit: int
 ) -> list[dict[str, Any]]:
@@ -127,20 +135,16 @@ async def audience_sample(
     return [dict(r._mapping) for r in rows]
 
 
-async def audience_rows(
-    session: AsyncSession, campaign: Campaign, after: str, limit: int
-) -> list[dict[str, Any]]:
-    """A page of the audience joined with customers, for the suppression forecast."""
-    source, params = _audience_source(campaign)
-    key = "m.msisdn" if campaign.audience.get("source") == "list" else "c.msisdn"
-    rows = await session.execute(
-        text(
-            f"SELECT {key} AS target, c.* FROM {source} AND {key} > :after "
-            f"ORDER BY {key} LIMIT :limit"
-        ),
-        {**params, "after": after, "limit": limit},
-    )
-    return [dict(r._mapping) for r in rows]
+def _due(campaign: Campaign, now: datetime, params: dict[str, Any]) -> str:
+    """SQL for when a recipient (customer ``c``) is due; adds its parameters to ``params``."""
+    params["send_at"] = campaign.send_at or now
+    if campaign.send_at is not None and campaign.local_time:
+        # send_at's wall-clock time in Beijing is the local time each recipient gets it at.
+        params["local_at"] = campaign.send_at.astimezone(ZoneInfo("Asia/Shanghai")).replace(
+            tzinfo=None
+        )
+        return "coalesce((:local_at)::timestamp AT TIME ZONE c.time_zone, :send_at)"
+    return ":send_at"
 
 
 async def materialise(
@@ -153,15 +157,7 @@ async def materialise(
     """
     source, params = _audience_source(campaign)
     key = "m.msisdn" if campaign.audience.get("source") == "list" else "c.msisdn"
-    params["send_at"] = campaign.send_at or now
-    if campaign.send_at is not None and campaign.local_time:
-        # send_at's wall-clock time in Beijing is the local time each recipient gets it at.
-        due = "coalesce((:local_at)::timestamp AT TIME ZONE c.time_zone, :send_at)"
-        params["local_at"] = campaign.send_at.astimezone(ZoneInfo("Asia/Shanghai")).replace(
-            tzinfo=None
-        )
-    else:
-        due = ":send_at"
+    due = _due(campaign, now, params)
     statement = text(
         f"""
         INSERT INTO care.recipient (campaign_id, msisdn, idempotency_key, state, due_at,
@@ -330,7 +326,7 @@ async def claim_due(
             SELECT r.id, r.msisdn, r.idempotency_key, r.attempts, r.state AS recipient_state,
                    c.msisdn AS customer_msisdn, c.name, c.gender, c.honorific, c.tier,
                    c.region, c.city, c.service_level, c.status, c.time_zone, c.sms_opt_out,
-                   c.do_not_disturb, c.taboos, c.custom
+                   c.do_not_disturb, c.taboos, c.custom, c.manager_name
             FROM care.recipient r LEFT JOIN care.customer c ON c.msisdn = r.msisdn
             WHERE r.campaign_id = :cid AND r.state IN ('queued', 'held') AND r.due_at <= :now
             LIMIT :limit
@@ -340,6 +336,17 @@ async def claim_due(
         {"cid": campaign_id, "limit": limit, "now": now},
     )
     return [dict(r._mapping) for r in rows]
+
+
+async def lock_customers(session: AsyncSession, msisdns: Sequence[str]) -> None:
+    """Row locks on these customers until the transaction ends, taken in one order so two
+    batches waiting on each other's customers cannot deadlock."""
+    await session.execute(
+        text(
+            "SELECT 1 FROM care.customer WHERE msisdn = ANY(:m) ORDER BY msisdn FOR NO KEY UPDATE"
+        ).bindparams(bindparam("m", type_=ARRAY(String))),
+        {"m": list(msisdns)},
+    )
 
 
 async def sent_in_window(
@@ -514,26 +521,36 @@ async def record_results(
     return {r[0] for r in result}
 
 
-async def stale_sending(session: AsyncSession, limit: int) -> list[dict[str, Any]]:
+async def stale_sending(session: AsyncSession, provider: str, limit: int) -> list[dict[str, Any]]:
+    """Sends of ``provider`` whose outcome is unknown, locked for the caller to settle;
+    ``sent_at`` is when the row was claimed for the attempt."""
     rows = await session.execute(
         text(
             """
-            SELECT id, idempotency_key, provider, lease_until, claim_token FROM care.recipient
-            WHERE state = 'sending' AND lease_until < now()
+            SELECT id, idempotency_key, msisdn, sent_at FROM care.recipient
+            WHERE state = 'sending' AND provider = :provider AND lease_until < now()
             ORDER BY lease_until LIMIT :limit FOR UPDATE SKIP LOCKED
             """
         ),
-        {"limit": limit},
+        {"provider": provider, "limit": limit},
     )
     return [dict(r._mapping) for r in rows]
 
 
-async def settle_stale(session: AsyncSession, sent: dict[int, str], requeue: Sequence[int]) -> None:
+async def settle_stale(
+    session: AsyncSession,
+    sent: Mapping[int, str | None],
+    requeue: Sequence[int],
+    ask_later: Mapping[int, datetime],
+) -> None:
+    """``sent``: id -> provider message id, where known; ``ask_later``: id -> when to ask
+    the provider again (the row stays ``sending`` until then)."""
     if sent:
         await session.execute(
             text(
                 """
-                UPDATE care.recipient r SET state = 'sent', provider_message_id = v.mid,
+                UPDATE care.recipient r SET state = 'sent',
+                    provider_message_id = coalesce(v.mid, r.provider_message_id),
                     claim_token = NULL, lease_until = NULL, updated_at = now()
                 FROM unnest(:ids, :mids) AS v(id, mid) WHERE r.id = v.id
                 """
@@ -541,6 +558,19 @@ async def settle_stale(session: AsyncSession, sent: dict[int, str], requeue: Seq
                 bindparam("ids", type_=ARRAY(BigInteger)), bindparam("mids", type_=ARRAY(String))
             ),
             {"ids": list(sent), "mids": list(sent.values())},
+        )
+    if ask_later:
+        await session.execute(
+            text(
+                """
+                UPDATE care.recipient r SET lease_until = v.at, updated_at = now()
+                FROM unnest(:ids, :ats) AS v(id, at) WHERE r.id = v.id
+                """
+            ).bindparams(
+                bindparam("ids", type_=ARRAY(BigInteger)),
+                bindparam("ats", type_=ARRAY(DateTime(timezone=True))),
+            ),
+            {"ids": list(ask_later), "ats": list(ask_later.values())},
         )
     if requeue:
         await session.execute(
@@ -625,7 +655,8 @@ async def list_recipients(
 async def reach(
     session: AsyncSession, group: str, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
-    """Per group: VIP customers, how many got a care message delivered in [start, end)."""
+    """Per group: VIP customers, and how many were reached in [start, end): a care message
+    delivered, or a call or visit task closed as reached."""
     column = {"manager": "manager_id", "team": "team_id", "tier": "tier"}[group]
     rows = await session.execute(
         text(
@@ -634,7 +665,10 @@ async def reach(
                 count(*) FILTER (WHERE EXISTS (
                     SELECT 1 FROM care.recipient r WHERE r.msisdn = c.msisdn
                     AND r.state = 'delivered' AND r.delivered_at >= :start
-                    AND r.delivered_at < :end)) AS reached
+                    AND r.delivered_at < :end) OR EXISTS (
+                    SELECT 1 FROM care.task t WHERE t.msisdn = c.msisdn
+                    AND t.outcome = 'reached' AND t.completed_at >= :start
+                    AND t.completed_at < :end)) AS reached
             FROM care.customer c
             WHERE c.status = 'active' AND c.tier <> 'none'
             GROUP BY c.{column} ORDER BY c.{column}
@@ -648,10 +682,15 @@ async def reach(
 # ---- rules and tasks ------------------------------------------------------------------
 
 
-async def active_rules(session: AsyncSession) -> list[Rule]:
-    return list(
-        (await session.execute(select(Rule).where(Rule.active))).scalars()  # type: ignore[arg-type]
-    )
+async def rules(session: AsyncSession, include_inactive: bool = False) -> list[Rule]:
+    statement = select(Rule).order_by(Rule.created_at)  # type: ignore[arg-type]
+    if not include_inactive:
+        statement = statement.where(Rule.active)  # type: ignore[arg-type]
+    return list((await session.execute(statement)).scalars())
+
+
+async def get_rule(session: AsyncSession, rule_id: uuid.UUID) -> Rule | None:
+    return await session.get(Rule, rule_id, with_for_update=True)
 
 
 async def customers_where(
@@ -692,45 +731,94 @@ async def add_task(
     return result.first() is not None
 
 
-async def open_tasks(session: AsyncSession, manager_id: str | None) -> list[Task]:
-    statement = select(Task).where(Task.status == "open")  # type: ignore[arg-type]
+async def list_tasks(
+    session: AsyncSession,
+    status: TaskStatus,
+    manager_id: str | None,
+    due_by: date | None,
+    limit: int,
+    offset: int,
+) -> list[Task]:
+    """Open tasks soonest due first; done ones most recently completed first."""
+    statement = select(Task).where(Task.status == status)  # type: ignore[arg-type]
     if manager_id is not None:
         statement = statement.where(Task.manager_id == manager_id)  # type: ignore[arg-type]
-    return list((await session.execute(statement.order_by(Task.due_on))).scalars())  # type: ignore[arg-type]
+    if due_by is not None:
+        statement = statement.where(Task.due_on <= due_by)  # type: ignore[arg-type]
+    order = (
+        (Task.due_on, Task.id) if status is TaskStatus.open else (Task.completed_at.desc(), Task.id)  # type: ignore[union-attr]
+    )
+    statement = statement.order_by(*order).limit(limit).offset(offset)  # type: ignore[arg-type]
+    return list((await session.execute(statement)).scalars())
+
+
+async def get_task(session: AsyncSession, task_id: int) -> Task | None:
+    return await session.get(Task, task_id, with_for_update=True)
 
 
 async def forecast(
-    session: AsyncSession, campaign: Campaign, missing_conditions: list[str], params: dict[str, Any]
+    session: AsyncSession,
+    campaign: Campaign,
+    policy: Policy,
+    window_days: int,
+    missing_conditions: list[str],
+    params: dict[str, Any],
+    now: datetime,
 ) -> dict[str, int]:
-    """How the audience would split if sent now: control group, each suppression reason
-    that does not depend on the moment of sending, and 'ok'."""
+    """How the audience would split if approved at ``now``: control group, each
+    suppression reason in the order the dispatcher applies them, ``held`` (due inside quiet
+    hours, sent when they end) and ``ok``. The cap counts what was sent so far."""
     source, source_params = _audience_source(campaign)
     key = "m.msisdn" if campaign.audience.get("source") == "list" else "c.msisdn"
     render_error = " OR ".join(missing_conditions) or "false"
+    due = _due(campaign, now, source_params)
+    start, end = policy.quiet_start_hour, policy.quiet_end_hour
+    hour = "extract(hour FROM c.due AT TIME ZONE coalesce(c.time_zone, 'Asia/Shanghai'))"
+    if not policy.honours_quiet_hours or start == end:
+        quiet = "false"
+    elif start > end:
+        quiet = f"({hour} >= {start} OR {hour} < {end})"
+    else:
+        quiet = f"({hour} >= {start} AND {hour} < {end})"
     rows = await session.execute(
         text(
             f"""
+            WITH sent AS (
+                SELECT msisdn, count(*) AS n FROM care.recipient
+                WHERE counts_toward_cap AND state IN ('sending', 'sent', 'delivered')
+                    AND sent_at > now() - make_interval(days => :window_days)
+                GROUP BY msisdn)
             SELECT CASE
-                WHEN abs(hashtext(:campaign_id_text || {key})::bigint) % 10000 < :control_bp
+                WHEN abs(hashtext(:campaign_id_text || c.target)::bigint) % 10000 < :control_bp
                     THEN 'control'
                 WHEN c.msisdn IS NULL THEN 'unknown_customer'
-                WHEN {key} !~ '^1[3-9][0-9]{{9}}$' THEN 'invalid_number'
+                WHEN c.target !~ '^1[3-9][0-9]{{9}}$' THEN 'invalid_number'
                 WHEN c.status = 'churned' THEN 'churned'
                 WHEN c.sms_opt_out THEN 'opt_out'
-                WHEN c.do_not_disturb THEN 'do_not_disturb'
+                WHEN c.do_not_disturb AND :honours_dnd THEN 'do_not_disturb'
                 WHEN c.taboos ?| :taboo_tags THEN 'taboo'
                 WHEN {render_error} THEN 'render_error'
+                WHEN {quiet} THEN 'held'
+                WHEN NOT :cap_exempt AND coalesce(s.n, 0) >= :cap THEN 'frequency_cap'
                 ELSE 'ok' END AS outcome, count(*)
-            FROM {source}
+            FROM (SELECT {key} AS target, {due} AS due, c.* FROM {source}) c
+            LEFT JOIN sent s ON s.msisdn = c.target
             GROUP BY 1
             """
-        ).bindparams(bindparam("taboo_tags", type_=ARRAY(String))),
+        ).bindparams(
+            bindparam("taboo_tags", type_=ARRAY(String)),
+            bindparam("send_at", type_=DateTime(timezone=True)),
+        ),
         {
             **source_params,
             **params,
             "campaign_id_text": str(campaign.id),
             "control_bp": int(campaign.control_percent * 100),
             "taboo_tags": list(campaign.taboo_tags),
+            "honours_dnd": policy.honours_do_not_disturb,
+            "cap_exempt": policy.cap_exempt,
+            "cap": policy.frequency_cap,
+            "window_days": window_days,
         },
     )
     return {r[0]: int(r[1]) for r in rows}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +18,7 @@ from services.care.models import (
     TaskKind,
     TaskStatus,
 )
+from services.profile.events import ContactChannel
 
 
 class Audience(BaseModel):
@@ -86,6 +87,7 @@ class CampaignRead(BaseModel):
     audience: dict[str, Any]
     send_at: datetime | None
     local_time: bool
+    urgent: bool
     control_percent: Decimal
     status: CampaignStatus
     pause_reason: str | None
@@ -118,9 +120,13 @@ class Preview(BaseModel):
     audience: int
     control_group: int
     suppressed: dict[str, int]
-    """Reason -> how many would be suppressed if sent now (frequency cap and quiet hours are
-    decided at send time and are not forecast)."""
+    """Reason -> how many would be suppressed if approved now. Every rule is checked again
+    when each message goes out, so the frequency cap in particular may differ by then."""
     will_send: int
+    """Messages that would go out, including those held for quiet hours."""
+    held_for_quiet_hours: int
+    """Of ``will_send``: due inside quiet hours in the recipient's time zone, so sent when
+    quiet hours end."""
     samples: list[SampleRendering]
     render_errors: int
     placeholders: list[str]
@@ -161,6 +167,12 @@ class AlertCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     regions: list[str] = Field(min_length=1)
     template: str = Field(min_length=1, max_length=500)
+    urgent: bool = Field(
+        False,
+        description="Send at once even in quiet hours (typhoon, earthquake); otherwise "
+        "customers inside quiet hours get it when they end. Alerts always pass "
+        "do-not-disturb, never an SMS opt-out.",
+    )
 
 
 class RuleCreate(BaseModel):
@@ -173,6 +185,20 @@ class RuleCreate(BaseModel):
     taboo_tags: list[str] = []
     params: dict[str, Any] = {}
     active: bool = True
+
+
+class RuleUpdate(BaseModel):
+    """Fields to change; the kind of a rule is fixed. Takes effect from the next planning:
+    campaigns already planned from the rule keep what they were planned with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    category: Category | None = None
+    template: str | None = Field(None, min_length=1, max_length=500)
+    taboo_tags: list[str] | None = None
+    params: dict[str, Any] | None = None
+    active: bool | None = None
 
 
 class RuleRead(RuleCreate):
@@ -192,6 +218,21 @@ class TaskRead(BaseModel):
     due_on: date
     status: TaskStatus
     note: str | None
+    completed_at: datetime | None
+    completed_by: str | None
+    channel: ContactChannel | None
+    outcome: str | None
+    outcome_note: str | None
+
+
+class TaskComplete(BaseModel):
+    """What came of the call or visit; it goes into the customer's contact log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["reached", "no_answer", "refused", "other"]
+    channel: ContactChannel = ContactChannel.call
+    note: str | None = Field(None, max_length=500)
 
 
 class PlanResult(BaseModel):

@@ -16,9 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.care import repository
 from services.care.config import CareSettings
 from services.care.dispatch import nudge
-from services.care.events import MessageDelivered
-from services.care.exceptions import CampaignNotFound, InvalidTransition
-from services.care.models import Campaign, CampaignKind, CampaignStatus, Category
+from services.care.events import MessageDelivered, TaskCompleted
+from services.care.exceptions import (
+    CampaignNotFound,
+    InvalidTransition,
+    NotYourTask,
+    TaskNotFound,
+)
+from services.care.models import (
+    Campaign,
+    CampaignKind,
+    CampaignStatus,
+    Category,
+    Task,
+    TaskStatus,
+)
 from services.care.providers.base import DeliveryReceipt
 from services.care.rendering import BUILTINS, MissingValues, placeholders, render
 from services.care.schemas import (
@@ -28,8 +40,10 @@ from services.care.schemas import (
     CampaignUpdate,
     Preview,
     SampleRendering,
+    TaskComplete,
 )
-from services.kit.auth import Principal
+from services.care.suppression import policy_for
+from services.kit.auth import Principal, Role
 from services.kit.db import after_commit, utcnow
 from services.kit.events.publish import publish
 from services.profile.events import ContactLogEntry
@@ -108,7 +122,9 @@ def _missing_conditions(names: list[str]) -> tuple[list[str], dict[str, Any]]:
             continue
         if name in ("name", "surname"):
             conditions.append("coalesce(btrim(c.name), '') = ''")
-        elif name in BUILTINS - {"manager_name"}:
+        elif name == "manager_name":
+            conditions.append("coalesce(btrim(c.manager_name), '') = ''")
+        elif name in BUILTINS:
             conditions.append(
                 f"coalesce(btrim(c.{name}), '') = '' AND coalesce(c.custom->>'{name}', '') = ''"
             )
@@ -118,13 +134,21 @@ def _missing_conditions(names: list[str]) -> tuple[list[str], dict[str, Any]]:
     return conditions, params
 
 
-async def preview(session: AsyncSession, campaign_id: uuid.UUID) -> Preview:
+async def preview(session: AsyncSession, campaign_id: uuid.UUID, care: CareSettings) -> Preview:
     campaign = await get_campaign(session, campaign_id)
     if campaign.status not in EDITABLE:
         raise _refuse(campaign, "预览")
     names = placeholders(campaign.template)
     conditions, params = _missing_conditions(names)
-    split = await repository.forecast(session, campaign, conditions, params)
+    split = await repository.forecast(
+        session,
+        campaign,
+        policy_for(campaign, care),
+        care.frequency_window_days,
+        conditions,
+        params,
+        datetime.now(UTC),
+    )
     samples: list[SampleRendering] = []
     for row in await repository.audience_sample(session, campaign, SAMPLE_SIZE):
         if row.get("msisdn") is None:
@@ -140,12 +164,13 @@ async def preview(session: AsyncSession, campaign_id: uuid.UUID) -> Preview:
             )
     campaign.status = CampaignStatus.preview
     campaign.updated_at = utcnow()
-    suppressed = {k: v for k, v in split.items() if k not in ("ok", "control")}
+    suppressed = {k: v for k, v in split.items() if k not in ("ok", "held", "control")}
     return Preview(
         audience=sum(split.values()),
         control_group=split.get("control", 0),
         suppressed=suppressed,
-        will_send=split.get("ok", 0),
+        will_send=split.get("ok", 0) + split.get("held", 0),
+        held_for_quiet_hours=split.get("held", 0),
         samples=samples,
         render_errors=split.get("render_error", 0),
         placeholders=names,
@@ -229,6 +254,7 @@ async def create_alert(
         kind=CampaignKind.alert,
         category=Category.alert,
         template=data.template,
+        urgent=data.urgent,
         audience={"source": "filter", "regions": data.regions},
         status=CampaignStatus.approved,
         created_by=actor.user_id,
@@ -296,3 +322,52 @@ async def apply_receipts(session: AsyncSession, receipts: list[DeliveryReceipt])
                 actor="care",
             )
     return applied
+
+
+# ---- manager tasks --------------------------------------------------------------------
+
+
+async def complete_task(
+    session: AsyncSession, task_id: int, data: TaskComplete, actor: Principal
+) -> Task:
+    """Close a call or visit task with its outcome, and log the contact in the customer's
+    archive. A manager closes only their own tasks; a supervisor any of them."""
+    task = await repository.get_task(session, task_id)
+    if task is None:
+        raise TaskNotFound(f"找不到关怀任务 {task_id}", field="task_id")
+    if actor.role is Role.manager and task.manager_id != actor.user_id:
+        raise NotYourTask("只能完成分配给自己的关怀任务", field="task_id")
+    if task.status is TaskStatus.done:
+        raise InvalidTransition(
+            f"任务已于 {task.completed_at:%Y-%m-%d %H:%M} 由 {task.completed_by} 完成",
+            field="status",
+        )
+    now = utcnow()
+    task.status = TaskStatus.done
+    task.completed_at = now
+    task.completed_by = actor.user_id
+    task.channel = str(data.channel)
+    task.outcome = data.outcome
+    task.outcome_note = data.note
+    await session.flush()
+    await publish(
+        session,
+        TaskCompleted(
+            task_id=task_id,
+            kind=str(task.kind),
+            contact=ContactLogEntry(
+                msisdn=task.msisdn,
+                channel=str(data.channel),
+                direction="outbound",
+                at=now,
+                by=actor.user_id,
+                outcome=data.outcome,
+                note=data.note,
+                source="care",
+                source_ref=f"task:{task_id}",
+            ),
+        ),
+        aggregate_id=task.msisdn,
+        actor=actor.user_id,
+    )
+    return task

@@ -13,6 +13,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.care.config import CareSettings
+from services.care.models import Campaign, Category
 from services.care.providers.base import CN_MOBILE_PATTERN
 from services.care.rendering import MissingValues, render
 
@@ -26,6 +28,11 @@ class Policy:
     quiet_end_hour: int
     frequency_cap: int
     cap_exempt: bool
+    honours_do_not_disturb: bool = True
+    """Do-not-disturb turns away care and marketing, not a weather or safety alert for the
+    customer's own region; an SMS opt-out turns away everything."""
+    honours_quiet_hours: bool = True
+    """False only for an alert posted as urgent."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,18 @@ class Hold:
 
 
 Decision = Send | Suppress | Hold
+
+
+def policy_for(campaign: Campaign, care: CareSettings) -> Policy:
+    alert = campaign.category == Category.alert
+    return Policy(
+        quiet_start_hour=care.quiet_start_hour,
+        quiet_end_hour=care.quiet_end_hour,
+        frequency_cap=care.frequency_cap,
+        cap_exempt=str(campaign.category) in care.cap_exempt_categories,
+        honours_do_not_disturb=not alert,
+        honours_quiet_hours=not (alert and campaign.urgent),
+    )
 
 
 def zone_of(name: str | None) -> ZoneInfo:
@@ -90,7 +109,7 @@ def decide(
         return Suppress("churned")
     if customer["sms_opt_out"]:
         return Suppress("opt_out")
-    if customer["do_not_disturb"]:
+    if customer["do_not_disturb"] and policy.honours_do_not_disturb:
         return Suppress("do_not_disturb")
     clash = sorted(set(taboo_tags) & set(customer["taboos"] or []))
     if clash:
@@ -102,7 +121,7 @@ def decide(
     until = quiet_until(
         now, zone_of(customer["time_zone"]), policy.quiet_start_hour, policy.quiet_end_hour
     )
-    if until is not None:
+    if until is not None and policy.honours_quiet_hours:
         return Hold(until)
     if not policy.cap_exempt and sent_in_window >= policy.frequency_cap:
         return Suppress("frequency_cap", f"{sent_in_window} in window")

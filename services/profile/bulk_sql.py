@@ -22,7 +22,7 @@ from services.profile.schemas import REQUIRED_FOR_NEW, CustomerFields, ImportIss
 FIELDS: tuple[str, ...] = tuple(CustomerFields.model_fields)
 BITS: dict[str, int] = {name: 1 << i for i, name in enumerate(FIELDS)}
 JSON_COLUMNS = frozenset(
-    {"interests", "preferences", "taboos", "important_dates", "contact_channels", "custom"}
+    {"interests", "tags", "preferences", "taboos", "important_dates", "contact_channels", "custom"}
 )
 DATE_COLUMNS = frozenset({"birthday", "join_date", "contract_end", "churned_on"})
 IMPORT_REASON = "批量导入"
@@ -111,14 +111,15 @@ _COMPOUND = "ARRAY['欧阳','司马','上官','诸葛','东方','慕容','皇甫
 
 
 def _snapshot(u: str) -> str:
-    """The CustomerSnapshot of row alias ``u`` (manager alias ``mg`` gives the team)."""
+    """The CustomerSnapshot of row alias ``u`` (manager alias ``mg`` gives the team and
+    the manager's name), as ``service.snapshot_of`` builds it."""
     plain = [
         "msisdn", "version", "name", "gender", "birthday", "region", "city", "time_zone",
         "join_date", "status", "tier", "service_level", "lifecycle", "manager_id",
         "plan_name", "contract_end", "sms_opt_out", "do_not_disturb",
         "preferred_hours_start", "preferred_hours_end", "taboos", "important_dates",
         "custom", "contract_name", "churned_on", "churn_reason", "value_quadrant",
-        "contact_channels", "sms_opt_out_at",
+        "contact_channels", "sms_opt_out_at", "tags", "interests",
     ]  # fmt: skip
     honorific = (
         f"CASE WHEN {u}.gender = 'unknown' THEN {u}.name ELSE "
@@ -128,6 +129,7 @@ def _snapshot(u: str) -> str:
     )
     pairs = [f"'{name}', {u}.{name}" for name in plain] + [
         "'team_id', mg.team_id",
+        "'manager_name', mg.name",
         f"'plan_fee', {u}.plan_fee::text",
         f"'balance', {u}.balance::text",
         f"'honorific', {honorific}",
@@ -165,11 +167,19 @@ EVENT_TYPES = [
 ]
 
 
+async def hold_managers(conn: asyncpg.Connection) -> None:
+    """Share-lock every manager until commit. The snapshots written next name managers; a
+    manager renamed or leaving meanwhile (which rewrites their customers) waits for us, or
+    we wait for it and read what it wrote."""
+    await conn.execute(f"SELECT FROM {SCHEMA}.manager FOR SHARE")
+
+
 async def apply(
     conn: asyncpg.Connection, *, actor: str
 ) -> tuple[dict[str, int], list[ImportIssue]]:
     """Upsert the staged rows; returns the counts and the rows refused at this stage."""
     await conn.execute("ANALYZE import_row")
+    await hold_managers(conn)
     issues: list[ImportIssue] = []
     superseded = await conn.fetchval(
         "WITH d AS (DELETE FROM import_row s USING (SELECT msisdn, max(line) AS keep "
@@ -390,6 +400,7 @@ async def recompute_values(
         t["min_active"],
     )
     types, subscribers = await _subscribers(conn, ["customer.tier_changed"])
+    await hold_managers(conn)
     await conn.execute(
         f"WITH upd AS (UPDATE {_T} c SET rfm_recency = v.r, rfm_frequency = v.f, "
         "rfm_monetary = v.m, avg_spend_3m = v.avg_spend, value_quadrant = v.new_quadrant, "

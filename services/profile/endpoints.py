@@ -17,6 +17,7 @@ from services.profile.models import (
     Customer,
     CustomerStatus,
     Lifecycle,
+    Manager,
     ServiceLevel,
     Tier,
 )
@@ -50,11 +51,12 @@ router = APIRouter(tags=["profile"])
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 
 
-def present(customer: Customer, team_id: str | None, principal: Principal) -> CustomerRead:
+def present(customer: Customer, manager: Manager | None, principal: Principal) -> CustomerRead:
     read = CustomerRead.model_validate(
         {
             **customer.model_dump(),
-            "team_id": team_id,
+            "team_id": service.team_of(manager),
+            "manager_name": manager.name if manager is not None else None,
             "honorific": service.honorific(customer.name, str(customer.gender)),
         }
     )
@@ -83,10 +85,10 @@ def _if_match(header: str | None) -> int | None:
 async def create_customer(
     data: CustomerCreate, session: Session, principal: Acting, response: Response
 ) -> CustomerRead:
-    customer, team_id = await service.create_customer(session, principal, data)
+    customer, manager = await service.create_customer(session, principal, data)
     response.headers["ETag"] = _etag(customer)
     response.headers["Location"] = f"/customers/{customer.msisdn}"
-    return present(customer, team_id, principal)
+    return present(customer, manager, principal)
 
 
 @router.get("/customers", summary="List customers with filters (cursor pagination)")
@@ -103,6 +105,7 @@ async def list_customers(
     birthday_month: Annotated[int | None, Query(ge=1, le=12)] = None,
     q: Annotated[str | None, Query(max_length=50, description="Part of the name")] = None,
     msisdn: Annotated[str | None, Query(description="Exact number (any usual form)")] = None,
+    tag: Annotated[str | None, Query(max_length=50, description="Customers with this tag")] = None,
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> CustomerPage:
@@ -122,6 +125,7 @@ async def list_customers(
         birthday_month=birthday_month,
         name_contains=q,
         msisdn=service.parse_msisdn(msisdn) if msisdn is not None else None,
+        tag=(tag or "").strip() or None,
     )
     items, next_cursor = await service.list_customers(session, principal, filters, cursor, limit)
     return CustomerPage(items=[present(c, t, principal) for c, t in items], next_cursor=next_cursor)
@@ -131,9 +135,9 @@ async def list_customers(
 async def get_customer(
     msisdn: str, session: Session, principal: Acting, response: Response
 ) -> CustomerRead:
-    customer, team_id = await service.get_customer(session, principal, msisdn)
+    customer, manager = await service.get_customer(session, principal, msisdn)
     response.headers["ETag"] = _etag(customer)
-    return present(customer, team_id, principal)
+    return present(customer, manager, principal)
 
 
 @router.patch(
@@ -149,11 +153,11 @@ async def update_customer(
     response: Response,
     if_match: Annotated[str | None, Header()] = None,
 ) -> CustomerRead:
-    customer, team_id = await service.update_customer(
+    customer, manager = await service.update_customer(
         session, principal, msisdn, data, _if_match(if_match)
     )
     response.headers["ETag"] = _etag(customer)
-    return present(customer, team_id, principal)
+    return present(customer, manager, principal)
 
 
 @router.get("/customers/{msisdn}/managers", summary="Who managed the customer, and when")

@@ -61,6 +61,11 @@ class CustomerSnapshot(BaseModel):
     value_quadrant: str | None = None
     contact_channels: list[str] = []
     sms_opt_out_at: datetime | None = None
+    tags: list[str] = []
+    interests: list[str] = []
+    # The name on profile's manager record: a rename publishes ``customer.updated`` with
+    # changed=["manager_name"] for each of the manager's customers.
+    manager_name: str | None = None
 
 
 class CustomerCreated(Event):
@@ -153,6 +158,7 @@ class ContactLogEntry(BaseModel):
 
 CONTACT_EVENT_TYPES: tuple[str, ...] = (
     "care.message_delivered",
+    "care.task_completed",
     "warning.contact_recorded",
     "complaint.step_recorded",
 )

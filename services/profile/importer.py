@@ -10,7 +10,7 @@ Rows are checked in Python with the same rules as the API (:class:`ImportRow`), 
 loaded set-based: COPY into a temporary table and a handful of INSERT/UPDATE ... SELECT
 statements (``bulk_sql``), all in the caller's transaction.
 
-CSV cells: an empty cell is null; list fields (interests, preferences, taboos,
+CSV cells: an empty cell is null; list fields (interests, tags, preferences, taboos,
 contact_channels) are separated by ``|``; important_dates and custom are JSON.
 """
 
@@ -38,7 +38,7 @@ from services.profile.service import CHINA
 from services.profile.validation import check_custom, time_zone_of
 
 Format = Literal["csv", "jsonl"]
-LIST_FIELDS = frozenset({"interests", "preferences", "taboos", "contact_channels"})
+LIST_FIELDS = frozenset({"interests", "tags", "preferences", "taboos", "contact_channels"})
 JSON_FIELDS = frozenset({"important_dates", "custom"})
 EMPTY_JSON: dict[str, Any] = {"important_dates": [], "custom": {}}
 COLUMNS: tuple[str, ...] = ("msisdn", *bulk_sql.FIELDS)

@@ -142,6 +142,8 @@ class Customer(SQLModel, table=True):
         default=None, foreign_key=f"{SCHEMA}.manager.id", index=True, max_length=32
     )
     interests: list[str] = _json_list()
+    # Operator labels (商旅客户, 高端家庭...): campaign audiences are chosen by them.
+    tags: list[str] = _json_list()
     preferences: list[str] = _json_list()
     taboos: list[str] = _json_list()
     family_notes: str | None = Field(default=None, sa_column=Column(Text))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert
@@ -38,6 +38,7 @@ class CustomerFilters:
     birthday_month: int | None = None
     name_contains: str | None = None
     msisdn: str | None = None
+    tag: str | None = None
 
 
 def _team_of_manager(team_id: str) -> ColumnElement[bool]:
@@ -72,6 +73,8 @@ def _filter_conditions(f: CustomerFilters) -> list[ColumnElement[bool]]:
             conditions.append(getattr(Customer, name) == value)
     if f.team_id is not None:
         conditions.append(_team_of_manager(f.team_id))
+    if f.tag is not None:
+        conditions.append(col(Customer.tags).contains([f.tag]))
     if f.birthday_month is not None:
         conditions.append(func.extract("month", col(Customer.birthday)) == f.birthday_month)
     if f.name_contains:
@@ -94,18 +97,15 @@ async def customer_exists(session: AsyncSession, msisdn: str) -> bool:
     return bool((await session.execute(query)).scalar())
 
 
-async def team_of_manager(session: AsyncSession, manager_id: str | None) -> str | None:
-    if manager_id is None:
-        return None
-    query = select(Manager.team_id).where(col(Manager.id) == manager_id)
-    return (await session.execute(query)).scalar_one_or_none()
+async def manager_of(session: AsyncSession, manager_id: str | None) -> Manager | None:
+    return await session.get(Manager, manager_id) if manager_id is not None else None
 
 
-async def teams_of_managers(session: AsyncSession, manager_ids: set[str]) -> dict[str, str]:
+async def managers_by_id(session: AsyncSession, manager_ids: set[str]) -> dict[str, Manager]:
     if not manager_ids:
         return {}
-    query = select(Manager.id, Manager.team_id).where(col(Manager.id).in_(manager_ids))
-    return {row.id: row.team_id for row in await session.execute(query)}
+    query = select(Manager).where(col(Manager.id).in_(manager_ids))
+    return {m.id: m for m in (await session.execute(query)).scalars()}
 
 
 async def list_customers(
@@ -260,8 +260,15 @@ async def delete(session: AsyncSession, row: Any) -> None:
     await session.flush()
 
 
-async def get_manager(session: AsyncSession, manager_id: str) -> Manager | None:
-    return await session.get(Manager, manager_id)
+async def get_manager(
+    session: AsyncSession, manager_id: str, *, lock: Literal["share", "update"] | None = None
+) -> Manager | None:
+    """``lock`` holds the manager's row until commit. Changes to a manager that rewrite their
+    customers' snapshots lock it for update before any customer; whoever puts a customer
+    under a manager holds it shared, so the two never interleave."""
+    if lock is None:
+        return await session.get(Manager, manager_id)
+    return await session.get(Manager, manager_id, with_for_update={"read": lock == "share"})
 
 
 async def list_managers(

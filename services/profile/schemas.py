@@ -53,7 +53,7 @@ class CustomerFields(_Strict):
         {
             "name", "gender", "region", "city", "time_zone", "join_date", "plan_name",
             "plan_fee", "balance", "status", "tier", "service_level", "lifecycle",
-            "interests", "preferences", "taboos", "important_dates", "contact_channels",
+            "interests", "tags", "preferences", "taboos", "important_dates", "contact_channels",
             "preferred_hours_start", "preferred_hours_end", "do_not_disturb", "sms_opt_out",
             "custom",
         }
@@ -79,6 +79,7 @@ class CustomerFields(_Strict):
     lifecycle: Lifecycle | None = None
     manager_id: Annotated[Text, Field(max_length=32)] | None = None
     interests: Labels | None = None
+    tags: Labels | None = None
     preferences: Labels | None = None
     taboos: Labels | None = None
     family_notes: Annotated[str, Field(max_length=2000)] | None = None
@@ -191,8 +192,10 @@ class CustomerRead(BaseModel):
     value_quadrant: ValueQuadrant | None
     value_computed_on: date | None
     manager_id: str | None
+    manager_name: str | None
     team_id: str | None
     interests: list[str]
+    tags: list[str]
     preferences: list[str]
     taboos: list[str]
     family_notes: str | None

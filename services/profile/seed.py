@@ -17,7 +17,7 @@ from services.profile.models import SCHEMA
 CUSTOMER_COLUMNS = (
     "msisdn", "name", "gender", "birthday", "region", "city", "time_zone", "join_date",
     "plan_name", "plan_fee", "contract_end", "balance", "status", "tier", "service_level",
-    "lifecycle", "manager_id", "interests", "preferences", "taboos", "important_dates",
+    "lifecycle", "manager_id", "interests", "tags", "preferences", "taboos", "important_dates",
     "sms_opt_out", "sms_opt_out_at", "preferred_hours_start", "preferred_hours_end",
     "contact_channels", "do_not_disturb", "custom", "version", "created_at", "updated_at",
 )  # fmt: skip
@@ -30,6 +30,7 @@ def _customer_row(c: Customer, now: datetime) -> tuple[Any, ...]:
         c.msisdn, c.name, c.gender, c.birthday, c.region, c.city, c.time_zone, c.join_date,
         c.plan_name, c.plan_fee, c.contract_end, c.balance, "active", c.tier, c.service_level,
         c.lifecycle, c.manager_id, json.dumps(list(c.interests), ensure_ascii=False),
+        json.dumps(list(c.tags), ensure_ascii=False),
         json.dumps(list(c.preferences), ensure_ascii=False),
         json.dumps(list(c.taboos), ensure_ascii=False), json.dumps(dates, ensure_ascii=False),
         c.sms_opt_out, now if c.sms_opt_out else None, start, end,

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, date, datetime, time
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, false, select, true
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal, Role
 from services.kit.db import utcnow
-from services.kit.events.publish import publish
+from services.kit.events.publish import publish, publish_many
 from services.profile import repository as repo
 from services.profile.config import get_profile_settings
 from services.profile.events import (
@@ -82,7 +83,7 @@ _COMPOUND_SURNAMES = frozenset({"欧阳", "司马", "上官", "诸葛", "东方"
 # Defaults of a new customer for the fields REQUIRED_FOR_NEW does not cover.
 NEW_CUSTOMER_DEFAULTS: dict[str, Any] = {
     "gender": Gender.unknown,
-    "balance": 0,
+    "balance": Decimal(0),
     "status": CustomerStatus.active,
     "tier": Tier.none,
     "service_level": ServiceLevel.C,
@@ -139,7 +140,14 @@ def honorific(name: str, gender: str) -> str:
     return surname + ("女士" if gender == Gender.female else "先生")
 
 
-def snapshot_of(c: Customer, team_id: str | None) -> CustomerSnapshot:
+def team_of(manager: Manager | None) -> str | None:
+    return manager.team_id if manager is not None else None
+
+
+def snapshot_of(c: Customer, manager: Manager | None) -> CustomerSnapshot:
+    """The snapshot events carry; ``manager`` is the customer's current manager record.
+
+    bulk_sql._snapshot builds the same object in SQL for set-based changes."""
     return CustomerSnapshot(
         msisdn=c.msisdn,
         version=c.version,
@@ -155,7 +163,7 @@ def snapshot_of(c: Customer, team_id: str | None) -> CustomerSnapshot:
         service_level=str(c.service_level),
         lifecycle=str(c.lifecycle),
         manager_id=c.manager_id,
-        team_id=team_id,
+        team_id=team_of(manager),
         plan_name=c.plan_name,
         plan_fee=f"{c.plan_fee:.2f}",
         contract_end=c.contract_end,
@@ -174,6 +182,9 @@ def snapshot_of(c: Customer, team_id: str | None) -> CustomerSnapshot:
         value_quadrant=str(c.value_quadrant) if c.value_quadrant else None,
         contact_channels=list(c.contact_channels),
         sms_opt_out_at=c.sms_opt_out_at,
+        tags=list(c.tags),
+        interests=list(c.interests),
+        manager_name=manager.name if manager is not None else None,
     )
 
 
@@ -186,16 +197,16 @@ def _raise_if_broken(data: CustomerFields) -> None:
         raise InvalidInput(f"{broken.field}: {broken.message}", field=broken.field)
 
 
-async def _check_manager(session: AsyncSession, manager_id: str | None) -> str | None:
-    """The team of ``manager_id``; refuses an unknown or departed manager."""
+async def _check_manager(session: AsyncSession, manager_id: str | None) -> Manager | None:
+    """The manager ``manager_id``; refuses an unknown or departed one."""
     if manager_id is None:
         return None
-    manager = await repo.get_manager(session, manager_id)
+    manager = await repo.get_manager(session, manager_id, lock="share")
     if manager is None:
         raise InvalidInput(f"manager_id: no manager {manager_id}", field="manager_id")
     if not manager.active:
         raise InvalidInput(f"manager_id: manager {manager_id} has left", field="manager_id")
-    return manager.team_id
+    return manager
 
 
 def _checked_custom(values: dict[str, Any], *, complete: bool) -> dict[str, Any]:
@@ -210,7 +221,7 @@ def _checked_custom(values: dict[str, Any], *, complete: bool) -> dict[str, Any]
 
 async def create_customer(
     session: AsyncSession, principal: Principal, data: CustomerCreate
-) -> tuple[Customer, str | None]:
+) -> tuple[Customer, Manager | None]:
     if principal.role not in (Role.admin, Role.operator, Role.supervisor):
         raise Forbidden(f"{principal.role.value} may not create customers")
     _raise_if_broken(data)
@@ -219,8 +230,8 @@ async def create_customer(
     values["custom"] = _checked_custom(values.get("custom") or {}, complete=True)
     _settle_status(values, None)
     _settle_opt_out(values, None)
-    team_id = await _check_manager(session, values.get("manager_id"))
-    if principal.role is Role.supervisor and team_id != principal.team_id:
+    manager = await _check_manager(session, values.get("manager_id"))
+    if principal.role is Role.supervisor and team_of(manager) != principal.team_id:
         raise Forbidden("a supervisor assigns new customers to their own team's managers")
     if await repo.customer_exists(session, data.msisdn):
         raise CustomerExists(data.msisdn)
@@ -233,11 +244,11 @@ async def create_customer(
         )
     await publish(
         session,
-        CustomerCreated(customer=snapshot_of(customer, team_id)),
+        CustomerCreated(customer=snapshot_of(customer, manager)),
         aggregate_id=customer.msisdn,
         actor=principal.user_id,
     )
-    return customer, team_id
+    return customer, manager
 
 
 def _settle_status(values: dict[str, Any], current: Customer | None) -> None:
@@ -264,14 +275,14 @@ def _settle_opt_out(values: dict[str, Any], current: Customer | None) -> None:
 
 async def _visible_customer(
     session: AsyncSession, principal: Principal, msisdn: str, *, for_update: bool = False
-) -> tuple[Customer, str | None]:
+) -> tuple[Customer, Manager | None]:
     customer = await repo.get_customer(session, msisdn, for_update=for_update)
     if customer is None:
         raise CustomerNotFound(msisdn)
-    team_id = await repo.team_of_manager(session, customer.manager_id)
-    if not _may_see(principal, customer, team_id):
+    manager = await repo.manager_of(session, customer.manager_id)
+    if not _may_see(principal, customer, team_of(manager)):
         raise CustomerNotFound(msisdn)  # not 403: do not confirm the number is on file
-    return customer, team_id
+    return customer, manager
 
 
 def parse_msisdn(raw: str) -> str:
@@ -283,7 +294,7 @@ def parse_msisdn(raw: str) -> str:
 
 async def get_customer(
     session: AsyncSession, principal: Principal, msisdn: str
-) -> tuple[Customer, str | None]:
+) -> tuple[Customer, Manager | None]:
     return await _visible_customer(session, principal, parse_msisdn(msisdn))
 
 
@@ -293,11 +304,11 @@ async def update_customer(
     msisdn: str,
     data: CustomerUpdate,
     if_match: int | None,
-) -> tuple[Customer, str | None]:
-    customer, team_id = await _visible_customer(
+) -> tuple[Customer, Manager | None]:
+    customer, manager = await _visible_customer(
         session, principal, parse_msisdn(msisdn), for_update=True
     )
-    _check_may_edit(principal, customer, team_id)
+    _check_may_edit(principal, customer, team_of(manager))
     expected = data.version if data.version is not None else if_match
     if expected is None:
         raise VersionRequired()
@@ -316,14 +327,14 @@ async def update_customer(
         values["custom"] = _checked_custom({**customer.custom, **values["custom"]}, complete=True)
     _settle_status(values, customer)
     _settle_opt_out(values, customer)
-    new_team = team_id
+    new_manager = manager
     if "manager_id" in values and values["manager_id"] != customer.manager_id:
-        new_team = await _check_manager(session, values["manager_id"])
-        if principal.role is Role.supervisor and new_team != principal.team_id:
+        new_manager = await _check_manager(session, values["manager_id"])
+        if principal.role is Role.supervisor and team_of(new_manager) != principal.team_id:
             raise Forbidden("a supervisor reassigns only to their own team's managers")
     changed = sorted(k for k, v in values.items() if getattr(customer, k) != v)
     if not changed:
-        return customer, team_id
+        return customer, manager
     old = {k: getattr(customer, k) for k in ("tier", "manager_id", "status")}
     for field in changed:
         setattr(customer, field, values[field])
@@ -332,7 +343,7 @@ async def update_customer(
     await session.flush()
     assert customer.id is not None
     actor = principal.user_id
-    snapshot = snapshot_of(customer, new_team)
+    snapshot = snapshot_of(customer, new_manager)
     await publish(
         session,
         CustomerUpdated(changed=changed, customer=snapshot),
@@ -375,7 +386,7 @@ async def update_customer(
             aggregate_id=customer.msisdn,
             actor=actor,
         )
-    return customer, new_team
+    return customer, new_manager
 
 
 async def _reassign_history(
@@ -404,13 +415,13 @@ async def list_customers(
     filters: CustomerFilters,
     cursor: str | None,
     limit: int,
-) -> tuple[list[tuple[Customer, str | None]], str | None]:
+) -> tuple[list[tuple[Customer, Manager | None]], str | None]:
     after = decode_cursor(cursor) if cursor else None
     rows = await repo.list_customers(session, filters, visible_to(principal), after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    teams = await repo.teams_of_managers(session, {c.manager_id for c in rows if c.manager_id})
-    items = [(c, teams.get(c.manager_id) if c.manager_id else None) for c in rows]
+    managers = await repo.managers_by_id(session, {c.manager_id for c in rows if c.manager_id})
+    items = [(c, managers.get(c.manager_id) if c.manager_id else None) for c in rows]
     last_id = rows[-1].id if rows else None
     return items, encode_cursor(last_id) if more and last_id is not None else None
 
@@ -599,28 +610,62 @@ async def create_manager(
     return manager
 
 
-async def get_manager(session: AsyncSession, manager_id: str) -> Manager:
-    manager = await repo.get_manager(session, manager_id)
+async def get_manager(
+    session: AsyncSession, manager_id: str, *, lock: Literal["update"] | None = None
+) -> Manager:
+    manager = await repo.get_manager(session, manager_id, lock=lock)
     if manager is None:
         raise ManagerNotFound(manager_id)
     return manager
+
+
+# Manager fields that customers' snapshots carry, by their name in the snapshot.
+SNAPSHOT_OF_MANAGER = {"name": "manager_name", "team_id": "team_id"}
 
 
 async def update_manager(
     session: AsyncSession, principal: Principal, manager_id: str, data: ManagerUpdate
 ) -> Manager:
     _check_admin(principal)
-    manager = await get_manager(session, manager_id)
+    manager = await get_manager(session, manager_id, lock="update")
     values = data.model_dump(exclude_unset=True)
     for field, value in values.items():
         if value is None:
             raise InvalidInput(f"{field}: may be omitted but not null", field=field)
     if "team_id" in values:
         await get_team(session, values["team_id"])
+    changed = sorted(
+        SNAPSHOT_OF_MANAGER[field]
+        for field, value in values.items()
+        if field in SNAPSHOT_OF_MANAGER and getattr(manager, field) != value
+    )
     for field, value in values.items():
         setattr(manager, field, value)
     await session.flush()
+    if changed:
+        await _announce_customers_of(session, manager, changed, principal.user_id)
     return manager
+
+
+async def _announce_customers_of(
+    session: AsyncSession, manager: Manager, changed: list[str], actor: str
+) -> None:
+    """The manager's customers' snapshots changed with the manager: each customer gets a
+    new version (consumers keep only newer snapshots) and a ``customer.updated``."""
+    customers = await repo.customers_of_manager(session, manager.id)
+    now = utcnow()
+    for customer in customers:
+        customer.version += 1
+        customer.updated_at = now
+    await session.flush()
+    await publish_many(
+        session,
+        [
+            (CustomerUpdated(changed=changed, customer=snapshot_of(c, manager)), c.msisdn)
+            for c in customers
+        ],
+        actor=actor,
+    )
 
 
 async def manager_leaves(
@@ -629,15 +674,15 @@ async def manager_leaves(
     """A manager leaves: they are kept (the history names them) but marked as gone, and
     their customers move to ``reassign_to`` or become unassigned. The archive stays."""
     _check_admin(principal)
-    manager = await get_manager(session, manager_id)
+    manager = await get_manager(session, manager_id, lock="update")
     if not manager.active:
         raise Conflict(f"manager {manager_id} has left already", field="manager_id")
-    new_team = None
+    successor = None
     if data.reassign_to is not None:
         if data.reassign_to == manager_id:
             raise InvalidInput("reassign_to: must be another manager", field="reassign_to")
         try:
-            new_team = await _check_manager(session, data.reassign_to)
+            successor = await _check_manager(session, data.reassign_to)
         except InvalidInput:
             raise InvalidInput(
                 f"reassign_to: no active manager {data.reassign_to}", field="reassign_to"
@@ -657,7 +702,7 @@ async def manager_leaves(
             ManagerReassigned(
                 old_manager_id=manager_id,
                 new_manager_id=data.reassign_to,
-                customer=snapshot_of(customer, new_team),
+                customer=snapshot_of(customer, successor),
             ),
             aggregate_id=customer.msisdn,
             actor=principal.user_id,

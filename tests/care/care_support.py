@@ -47,6 +47,7 @@ def snapshot(msisdn: str, **overrides: Any) -> CustomerSnapshot:
         "service_level": "B",
         "lifecycle": "maturity",
         "manager_id": "m1",
+        "manager_name": "李经理",
         "team_id": "t1",
         "plan_name": "全球通199",
         "plan_fee": "199.00",
@@ -58,7 +59,7 @@ def snapshot(msisdn: str, **overrides: Any) -> CustomerSnapshot:
         "preferred_hours_end": 21,
         "taboos": [],
         "important_dates": [],
-        "custom": {"manager_name": "李经理"},
+        "custom": {},
     }
     values.update(overrides)
     return CustomerSnapshot(**values)
@@ -68,14 +69,26 @@ def numbers(count: int, start: int = 13800000000) -> list[str]:
     return [str(start + i) for i in range(count)]
 
 
-async def states(engine: AsyncEngine, campaign_id: uuid.UUID) -> dict[str, str]:
-    """msisdn -> state of every recipient of a campaign."""
+async def recipients(engine: AsyncEngine, campaign_id: uuid.UUID) -> dict[str, Any]:
+    """msisdn -> recipient row (every column) of a campaign."""
     async with engine.connect() as conn:
         rows = await conn.execute(
-            text("SELECT msisdn, state FROM care.recipient WHERE campaign_id = :c"),
-            {"c": campaign_id},
+            text("SELECT * FROM care.recipient WHERE campaign_id = :c"), {"c": campaign_id}
         )
-        return {r[0]: r[1] for r in rows}
+        return {r.msisdn: r for r in rows}
+
+
+async def states(engine: AsyncEngine, campaign_id: uuid.UUID) -> dict[str, str]:
+    """msisdn -> state of every recipient of a campaign."""
+    return {m: r.state for m, r in (await recipients(engine, campaign_id)).items()}
+
+
+async def campaign_status(engine: AsyncEngine, campaign_id: uuid.UUID) -> str:
+    async with engine.connect() as conn:
+        status = await conn.scalar(
+            text("SELECT status FROM care.campaign WHERE id = :c"), {"c": campaign_id}
+        )
+    return str(status)
 
 
 async def sent_phones(sandbox: httpx.AsyncClient) -> list[str]:

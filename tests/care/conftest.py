@@ -111,7 +111,7 @@ def start_campaign(resources: Resources, care_settings: CareSettings) -> Callabl
                 ),
                 SUPERVISOR,
             )
-            await service.preview(session, campaign.id)
+            await service.preview(session, campaign.id, care_settings)
             await service.approve(session, campaign.id, SUPERVISOR, care_settings)
             return campaign.id
 

@@ -475,7 +475,7 @@ async def test_read_timeout_marks_outcome_unknown(fake_aliyun: tuple[FakeAliyun,
         provider = AliyunSmsProvider(_config(endpoint), client)
         [result] = await provider.send_batch([_message(SLOW_PHONE, "care-0300")])
     assert result.status is SendStatus.FAILED_TRANSIENT
-    assert result.outcome_unknown  # Aliyun may have sent it: wait for the receipt first
+    assert result.outcome_unknown  # Aliyun may have sent it: ask Aliyun before resending
     assert len(fake.requests) == 1
 
 

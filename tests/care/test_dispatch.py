@@ -4,6 +4,7 @@ rules, retries, pause/resume and concurrent jobs never sending anything twice.""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,9 @@ from care_support import (
     TOMORROW,
     Clock,
     SeedCustomers,
+    campaign_status,
     numbers,
+    recipients,
     sent_phones,
     snapshot,
     states,
@@ -22,9 +25,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.care import service
-from services.care.dispatch import Dispatcher
+from services.care.dispatch import Dispatcher, build_provider
 from services.care.models import Category
-from services.care.schemas import Audience, CampaignCreate
+from services.care.schemas import AlertCreate, Audience, CampaignCreate
 from services.kit.app import Resources
 
 
@@ -49,13 +52,7 @@ async def test_a_campaign_reaches_every_customer_once_with_a_personal_message(
         "王芳女士您好，李经理祝您生活愉快。",
     ]
     assert set((await states(engine, campaign_id)).values()) == {"sent"}
-    async with engine.connect() as conn:
-        status = (
-            await conn.execute(
-                text("SELECT status FROM care.campaign WHERE id = :c"), {"c": campaign_id}
-            )
-        ).scalar_one()
-    assert status == "completed"
+    assert await campaign_status(engine, campaign_id) == "completed"
 
 
 async def test_opted_out_dnd_taboo_and_churned_customers_get_nothing_and_say_why(
@@ -80,13 +77,8 @@ async def test_opted_out_dnd_taboo_and_churned_customers_get_nothing_and_say_why
     await dispatcher.run(campaign_id, seconds=30)
 
     assert await sent_phones(sandbox) == []
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text("SELECT msisdn, state, reason FROM care.recipient WHERE campaign_id = :c"),
-            {"c": campaign_id},
-        )
-        reasons = {r.msisdn: (r.state, r.reason) for r in rows}
-    assert reasons == {
+    rows = await recipients(engine, campaign_id)
+    assert {m: (r.state, r.reason) for m, r in rows.items()} == {
         "13800000001": ("suppressed", "churned"),
         "13800000002": ("suppressed", "opt_out"),
         "13800000003": ("suppressed", "do_not_disturb"),
@@ -109,16 +101,7 @@ async def test_quiet_hours_hold_the_message_and_send_it_when_they_end(
     assert await dispatcher.run(campaign_id, seconds=30) == "idle"
 
     assert await sent_phones(sandbox) == ["13800000002"]
-    async with engine.connect() as conn:
-        held = (
-            await conn.execute(
-                text(
-                    "SELECT state, reason, due_at FROM care.recipient "
-                    "WHERE msisdn = '13800000001' AND campaign_id = :c"
-                ),
-                {"c": campaign_id},
-            )
-        ).one()
+    held = (await recipients(engine, campaign_id))["13800000001"]
     assert (held.state, held.reason) == ("held", "quiet_hours")
     ends = TOMORROW + timedelta(days=1)  # 08:00 in Beijing
     assert held.due_at == ends
@@ -148,13 +131,7 @@ async def test_frequency_cap_suppresses_the_fourth_message_in_a_week_but_not_gre
     await dispatcher.run(greeting, seconds=30)
 
     assert len(await sent_phones(sandbox)) == 4
-    async with engine.connect() as conn:
-        reason = (
-            await conn.execute(
-                text("SELECT reason FROM care.recipient WHERE campaign_id = :c"), {"c": fourth}
-            )
-        ).scalar_one()
-    assert reason == "frequency_cap"
+    assert (await recipients(engine, fourth))["13800000001"].reason == "frequency_cap"
     assert (await states(engine, greeting)) == {"13800000001": "sent"}
 
 
@@ -172,13 +149,7 @@ async def test_the_same_greeting_is_never_sent_twice_for_one_occasion(
     await dispatcher.run(second, seconds=30)
 
     assert await sent_phones(sandbox) == ["13800000001"]
-    async with engine.connect() as conn:
-        reason = (
-            await conn.execute(
-                text("SELECT reason FROM care.recipient WHERE campaign_id = :c"), {"c": second}
-            )
-        ).scalar_one()
-    assert reason == "duplicate_greeting"
+    assert (await recipients(engine, second))["13800000001"].reason == "duplicate_greeting"
 
 
 async def test_pause_stops_sending_and_resume_continues_without_resending(
@@ -244,13 +215,7 @@ async def test_transient_errors_retry_with_backoff_and_permanent_ones_fail_with_
     campaign_id = await start_campaign()
 
     assert await dispatcher.run(campaign_id, seconds=30) == "idle"
-    async with engine.connect() as conn:
-        rows = {
-            r.msisdn: r
-            for r in await conn.execute(
-                text("SELECT * FROM care.recipient WHERE campaign_id = :c"), {"c": campaign_id}
-            )
-        }
+    rows = await recipients(engine, campaign_id)
     assert (rows["13800000002"].state, rows["13800000002"].error_code) == (
         "failed",
         "isv.MOBILE_NUMBER_ILLEGAL",
@@ -303,8 +268,9 @@ async def test_a_vanished_worker_leaves_nothing_lost_and_nothing_resent(
         claimed = (
             await conn.execute(
                 text(
-                    "UPDATE care.recipient SET state = 'sending', lease_until = now() - "
-                    "interval '1 second', provider = 'sandbox', attempts = 1 "
+                    "UPDATE care.recipient SET state = 'sending', sent_at = now() - interval "
+                    "'61 seconds', lease_until = now() - interval '1 second', "
+                    "provider = 'sandbox', attempts = 1 "
                     "WHERE campaign_id = :c AND state = 'queued' RETURNING idempotency_key, msisdn"
                 ),
                 {"c": campaign_id},
@@ -344,7 +310,7 @@ async def test_list_audience_suppresses_unknown_and_invalid_numbers(
             SUPERVISOR,
         )
         await service.add_to_list(session, campaign.id, ["13800000001", "13900000009", "12345"])
-        preview = await service.preview(session, campaign.id)
+        preview = await service.preview(session, campaign.id, care_settings)
         await service.approve(session, campaign.id, SUPERVISOR, care_settings)
     assert preview.audience == 3
     assert preview.suppressed == {"unknown_customer": 2}
@@ -368,21 +334,9 @@ async def test_a_local_time_schedule_sends_at_that_hour_in_each_recipients_time_
     ten_in_beijing = TOMORROW.replace(hour=2)
     campaign_id = await start_campaign(send_at=ten_in_beijing.isoformat(), local_time=True)
 
-    async with engine.connect() as conn:
-        due = dict(
-            (
-                await conn.execute(
-                    text("SELECT msisdn, due_at FROM care.recipient WHERE campaign_id = :c"),
-                    {"c": campaign_id},
-                )
-            ).all()
-        )
-        status = (
-            await conn.execute(
-                text("SELECT status FROM care.campaign WHERE id = :c"), {"c": campaign_id}
-            )
-        ).scalar_one()
-    assert status == "approved"  # the re-driver starts it when the first one is due
+    # The re-driver starts it when the first one is due.
+    assert await campaign_status(engine, campaign_id) == "approved"
+    due = {m: r.due_at for m, r in (await recipients(engine, campaign_id)).items()}
     assert due == {
         "13800000001": ten_in_beijing,
         "13800000002": ten_in_beijing + timedelta(hours=2),
@@ -402,3 +356,103 @@ async def test_after_redis_loses_the_queued_jobs_the_re_driver_starts_new_ones(
 
     assert result["nudged"] == 1
     assert await resources.redis.zcard(queue) == dispatcher.care.dispatch_concurrency
+
+
+async def test_two_campaigns_sending_at_once_never_pass_the_frequency_cap_together(
+    resources: Resources,
+    care_settings,
+    clock: Clock,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+) -> None:
+    phones = numbers(150)
+    await seed_customers(*(snapshot(p) for p in phones))
+    capped = care_settings.model_copy(update={"frequency_cap": 1})
+    first = await start_campaign(category=Category.marketing)
+    second = await start_campaign(category=Category.marketing)
+
+    def dispatcher() -> Dispatcher:
+        provider = build_provider(capped, resources.http)
+        return Dispatcher(resources.session, resources.redis, provider, capped, clock)
+
+    await asyncio.gather(*(dispatcher().run(c, seconds=30) for c in (first, second, first, second)))
+
+    assert Counter(await sent_phones(sandbox)) == Counter(phones)
+    async with resources.session() as session:
+        reasons = await session.execute(
+            text(
+                "SELECT reason, count(*) FROM care.recipient WHERE state = 'suppressed' "
+                "GROUP BY reason"
+            )
+        )
+        assert dict(reasons.all()) == {"frequency_cap": 150}
+
+
+async def test_alerts_pass_do_not_disturb_and_an_urgent_one_passes_quiet_hours(
+    dispatcher: Dispatcher,
+    resources: Resources,
+    care_settings,
+    clock: Clock,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    engine: AsyncEngine,
+) -> None:
+    await seed_customers(
+        snapshot("13800000001", do_not_disturb=True),
+        snapshot("13800000002", sms_opt_out=True),
+    )
+    clock.now = TOMORROW.replace(hour=14, minute=30)  # 22:30 in Beijing
+
+    async def alert(urgent: bool) -> uuid.UUID:
+        async with resources.session() as session:
+            campaign = await service.create_alert(
+                session,
+                AlertCreate(
+                    name="台风预警", regions=["广东"], template="台风今夜登陆", urgent=urgent
+                ),
+                SUPERVISOR,
+                care_settings,
+            )
+            return campaign.id
+
+    routine, urgent = await alert(urgent=False), await alert(urgent=True)
+    assert await dispatcher.run(routine, seconds=30) == "idle"
+    assert await dispatcher.run(urgent, seconds=30) == "done"
+
+    assert await sent_phones(sandbox) == ["13800000001"]  # the opted-out number never
+    assert await states(engine, routine) == {"13800000001": "held", "13800000002": "suppressed"}
+
+
+async def test_preview_forecasts_quiet_hours_holds_and_the_frequency_cap(
+    dispatcher: Dispatcher,
+    resources: Resources,
+    care_settings,
+    seed_customers: SeedCustomers,
+    start_campaign,
+) -> None:
+    await seed_customers(
+        snapshot("13800000001", region="新疆", time_zone="Asia/Urumqi"),  # 3 this week
+        snapshot("13800000002", time_zone="Asia/Shanghai"),
+        snapshot("13800000003", time_zone="Asia/Urumqi"),
+        snapshot("13800000004", do_not_disturb=True),
+    )
+    for _ in range(3):
+        await dispatcher.run(
+            await start_campaign(category=Category.marketing, audience=Audience(regions=["新疆"])),
+            seconds=30,
+        )
+
+    late = TOMORROW.replace(hour=14, minute=30)  # 22:30 in Beijing, 20:30 in Urumqi
+    async with resources.session() as session:
+        campaign = await service.create_campaign(
+            session,
+            CampaignCreate(
+                name="晚间关怀", template="{name}您好", category=Category.marketing, send_at=late
+            ),
+            SUPERVISOR,
+        )
+        preview = await service.preview(session, campaign.id, care_settings)
+
+    assert preview.suppressed == {"frequency_cap": 1, "do_not_disturb": 1}
+    assert (preview.will_send, preview.held_for_quiet_hours) == (2, 1)

@@ -204,6 +204,31 @@ def test_tags_are_chinese_small_and_consistent(customers: list[Customer]) -> Non
     assert 0.015 < opted_out < 0.05
 
 
+def test_operator_tags_follow_the_archive_and_each_has_an_audience(
+    customers: list[Customer],
+) -> None:
+    shares = Counter(t for c in customers for t in c.tags)
+    # Every label is common enough for a campaign chosen by it to reach someone.
+    assert set(shares) == {
+        "商旅客户", "国际漫游", "高端家庭", "企业主",
+        "融合宽带", "银发客户", "十年老客户", "5G尝鲜",
+    }  # fmt: skip
+    assert all(n / len(customers) > 0.02 for n in shares.values()), shares
+    for c in customers[:5000]:
+        assert len(set(c.tags)) == len(c.tags)
+        labels = {label for label, _ in c.important_dates}
+        if "高端家庭" in c.tags:
+            assert c.tier in ("diamond", "gold") and "孩子生日" in labels
+        assert ("企业主" in c.tags) == ("公司成立纪念日" in labels)
+        age = _years_between(c.birthday, TODAY)
+        assert age >= 60 if "银发客户" in c.tags else age <= 60
+        if "国际漫游" in c.tags:
+            assert "商旅客户" in c.tags
+        if "5G尝鲜" in c.tags:
+            assert c.plan_name.startswith("5G")
+    assert 0.5 < sum(bool(c.tags) for c in customers) / len(customers) < 0.95
+
+
 # -- business proportions --------------------------------------------------------------------------
 
 

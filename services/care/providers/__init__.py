@@ -11,11 +11,13 @@ from services.care.providers.aliyun import (
 )
 from services.care.providers.base import (
     DeliveryReceipt,
+    LookupResult,
     ReceiptAuthenticationError,
     ReceiptError,
     ReceiptFormatError,
     SendResult,
     SendStatus,
+    SentQuery,
     SmsMessage,
     SmsProvider,
 )
@@ -25,11 +27,13 @@ __all__ = [
     "AliyunSmsConfig",
     "AliyunSmsProvider",
     "DeliveryReceipt",
+    "LookupResult",
     "ReceiptAuthenticationError",
     "ReceiptError",
     "ReceiptFormatError",
     "SendResult",
     "SendStatus",
+    "SentQuery",
     "SmsMessage",
     "SmsProvider",
     "classify_error",

@@ -10,6 +10,16 @@ in every delivery receipt. Aliyun documents that SendSms/SendBatchSms are NOT id
 and recommends checking the receipt before retrying after a timeout; results therefore
 carry `outcome_unknown=True` whenever the request may have reached Aliyun.
 
+Lookups
+-------
+`lookup` settles a send of unknown outcome with `QuerySendDetails`: the records Aliyun
+holds for one phone number on one send date (Beijing time), at most 50 per page. A record
+whose `OutId` is our idempotency key means Aliyun accepted the message, whatever its
+delivery status (1 waiting for a receipt, 2 failed, 3 delivered); records carry no
+`BizId`, so the message id stays unknown until the receipt brings it. Records appear some
+time after the send, so "not found" is conclusive only `lookup_settles_seconds` after the
+attempt. A query that fails (throttling, transport) leaves its key `unanswered`.
+
 Request signing
 ---------------
 Two algorithms are implemented, both reproduced exactly against Aliyun's published worked
@@ -42,6 +52,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,12 +65,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.care.providers.base import (
     DeliveryReceipt,
+    LookupResult,
     ReceiptAuthenticationError,
     ReceiptFormatError,
     SendResult,
     SendStatus,
+    SentQuery,
     SmsMessage,
 )
+
+logger = logging.getLogger("keepwell.care.providers")
 
 API_VERSION: Final = "2017-05-25"
 RECEIPT_TOKEN_HEADER: Final = "x-keepwell-receipt-token"
@@ -72,6 +87,13 @@ _BEIJING: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
 _RECEIPT_TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
 _V3_ALGORITHM: Final = "ACS3-HMAC-SHA256"
+
+QUERY_PAGE_SIZE: Final = 50
+"""The most records QuerySendDetails returns per page."""
+
+# The request leaves a little after the claim, and Aliyun's clock is not ours: an attempt
+# this close to Beijing midnight may be filed under either date.
+_SEND_DATE_MARGIN: Final = timedelta(minutes=5)
 
 
 # --------------------------------------------------------------------------------------
@@ -282,6 +304,9 @@ class AliyunSmsConfig(BaseModel):
     max_concurrency: int = Field(default=16, ge=1)
     max_batch_size: int = Field(default=100, ge=1)
 
+    lookup_settles_seconds: float = Field(default=300.0, ge=0)
+    """How long after an attempt QuerySendDetails is trusted to show it, if Aliyun took it."""
+
 
 Clock = Callable[[], datetime]
 NonceFactory = Callable[[], str]
@@ -321,6 +346,7 @@ class AliyunSmsProvider:
         )
         self._url = httpx.URL(config.endpoint.rstrip("/") + "/")
         self.max_batch_size = config.max_batch_size
+        self.lookup_settles_seconds = config.lookup_settles_seconds
 
     # ---- sending -----------------------------------------------------------------
 
@@ -345,12 +371,8 @@ class AliyunSmsProvider:
                 error_code="keepwell.TEMPLATE_REQUIRED",
                 error_message="阿里云国内短信只能使用审核通过的模板发送，缺少模板编号",
             )
-        business = self._business_params(message)
         try:
-            if self._config.signature_version == "v3":
-                response = await self._post_v3(business)
-            else:
-                response = await self._post_v1(business)
+            response = await self._call("SendSms", self._business_params(message))
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # The request never left us, so a retry cannot duplicate the SMS.
             return self._transport_failure(message, exc, outcome_unknown=False)
@@ -371,10 +393,15 @@ class AliyunSmsProvider:
             )
         return params
 
-    async def _post_v1(self, business: Mapping[str, str]) -> httpx.Response:
+    async def _call(self, action: str, business: Mapping[str, str]) -> httpx.Response:
+        if self._config.signature_version == "v3":
+            return await self._post_v3(action, business)
+        return await self._post_v1(action, business)
+
+    async def _post_v1(self, action: str, business: Mapping[str, str]) -> httpx.Response:
         params = {
             **business,
-            "Action": "SendSms",
+            "Action": action,
             "Version": API_VERSION,
             "RegionId": self._config.region,
             "Format": "JSON",
@@ -395,12 +422,12 @@ class AliyunSmsProvider:
             timeout=self._timeout,
         )
 
-    async def _post_v3(self, business: Mapping[str, str]) -> httpx.Response:
+    async def _post_v3(self, action: str, business: Mapping[str, str]) -> httpx.Response:
         query = {**business, "RegionId": self._config.region}
         empty_body_hash = hashlib.sha256(b"").hexdigest()
         headers = {
             "host": self._url.netloc.decode("ascii"),
-            "x-acs-action": "SendSms",
+            "x-acs-action": action,
             "x-acs-version": API_VERSION,
             "x-acs-date": format_timestamp(self._clock()),
             "x-acs-signature-nonce": self._nonce(),
@@ -477,6 +504,49 @@ class AliyunSmsProvider:
             outcome_unknown=outcome_unknown,
         )
 
+    # ---- lookups -----------------------------------------------------------------
+
+    async def lookup(self, queries: Sequence[SentQuery]) -> LookupResult:
+        gate = asyncio.Semaphore(self._config.max_concurrency)
+
+        async def guarded(query: SentQuery) -> bool | None:
+            async with gate:
+                return await self._accepted(query)
+
+        accepted = await asyncio.gather(*(guarded(q) for q in queries))
+        answers = list(zip(queries, accepted, strict=True))
+        return LookupResult(
+            found={q.idempotency_key: None for q, yes in answers if yes},
+            unanswered=frozenset(q.idempotency_key for q, yes in answers if yes is None),
+        )
+
+    async def _accepted(self, query: SentQuery) -> bool | None:
+        """Whether Aliyun holds a record of this send; None when it could not be asked."""
+        for send_date in send_dates(query.attempted_at):
+            page = 1
+            while True:
+                params = {
+                    "PhoneNumber": query.phone,
+                    "SendDate": send_date,
+                    "PageSize": str(QUERY_PAGE_SIZE),
+                    "CurrentPage": str(page),
+                }
+                try:
+                    records, total = _send_details(await self._call("QuerySendDetails", params))
+                except (httpx.HTTPError, _QueryFailed) as exc:
+                    logger.warning(
+                        "QuerySendDetails for %s failed: %s",
+                        query.idempotency_key,
+                        str(exc) or type(exc).__name__,
+                    )
+                    return None
+                if any(r.get("OutId") == query.idempotency_key for r in records):
+                    return True
+                if not records or page * QUERY_PAGE_SIZE >= total:
+                    break
+                page += 1
+        return False
+
     # ---- receipts ----------------------------------------------------------------
 
     def parse_receipts(
@@ -510,6 +580,43 @@ class AliyunSmsProvider:
             presented.encode("utf-8"), expected.get_secret_value().encode("utf-8")
         ):
             raise ReceiptAuthenticationError("短信回执鉴权令牌不匹配")
+
+
+def send_dates(attempted_at: datetime) -> list[str]:
+    """The Beijing dates (``yyyyMMdd``) under which Aliyun may have filed an attempt."""
+    return sorted(
+        {
+            (attempted_at + shift).astimezone(_BEIJING).strftime("%Y%m%d")
+            for shift in (-_SEND_DATE_MARGIN, _SEND_DATE_MARGIN)
+        }
+    )
+
+
+class _QueryFailed(Exception):
+    """Aliyun answered a query with an error, or with something not of the documented shape."""
+
+
+def _send_details(response: httpx.Response) -> tuple[list[dict[str, Any]], int]:
+    """One QuerySendDetails page: its records and the total count."""
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _QueryFailed(f"HTTP {response.status_code}: {response.text[:200]}") from exc
+    if not isinstance(payload, dict):
+        raise _QueryFailed(f"HTTP {response.status_code}: not a JSON object")
+    if response.status_code != 200 or payload.get("Code") != "OK":
+        raise _QueryFailed(
+            f"HTTP {response.status_code} {payload.get('Code')}: {payload.get('Message')}"
+        )
+    dtos = payload.get("SmsSendDetailDTOs") or {}
+    records = (dtos.get("SmsSendDetailDTO") if isinstance(dtos, dict) else None) or []
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise _QueryFailed("SmsSendDetailDTO is not a list of records")
+    try:
+        total = int(payload.get("TotalCount") or 0)  # a string in some SDK versions
+    except (TypeError, ValueError) as exc:
+        raise _QueryFailed(f"TotalCount is not a number: {payload.get('TotalCount')!r}") from exc
+    return records, total
 
 
 def _parse_report(item: object, index: int) -> DeliveryReceipt:

@@ -1,9 +1,10 @@
 """Provider-neutral SMS interface used by the care service's dispatch workers.
 
 The dispatch worker owns retries and idempotency bookkeeping; a provider only turns one
-attempt into a `SendResult` per message and turns a provider's delivery-receipt push into
-`DeliveryReceipt`s. Keeping the classification (transient vs permanent) inside the provider
-is deliberate: only the provider knows which of its error codes are worth another attempt.
+attempt into a `SendResult` per message, says which sends of unknown outcome it accepted,
+and turns a provider's delivery-receipt push into `DeliveryReceipt`s. Keeping the
+classification (transient vs permanent) inside the provider is deliberate: only the provider
+knows which of its error codes are worth another attempt.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 # Mainland mobile numbers only: VIP retention SMS never goes abroad, and a +86 prefix here
 # would make idempotency keys and receipts disagree on the same subscriber.
@@ -61,13 +62,35 @@ class SendResult(BaseModel):
 
     outcome_unknown: bool = False
     """The request may have reached the provider (e.g. read timeout). Sends are not
-    idempotent at most providers, so the worker should wait for a receipt carrying this
-    idempotency key before re-sending, or accept the risk of a duplicate."""
+    idempotent at most providers, so the dispatcher asks the provider (`lookup`) before
+    sending it again."""
 
     account_level: bool = False
     """The failure is about our account or configuration (balance, credentials, sign name),
     not this message: every other message will fail the same way, so pause the queue and
     alert rather than burn retries."""
+
+
+class SentQuery(BaseModel):
+    """One send of unknown outcome to ask the provider about."""
+
+    model_config = ConfigDict(frozen=True)
+
+    idempotency_key: str = Field(min_length=1)
+    phone: str
+    attempted_at: AwareDatetime
+    """When the recipient was claimed for the attempt; the request left within its lease."""
+
+
+class LookupResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    found: dict[str, str | None] = Field(default_factory=dict)
+    """Idempotency keys the provider accepted -> its message id, where it reports one."""
+
+    unanswered: frozenset[str] = frozenset()
+    """Keys the provider could not be asked about (throttled, unreachable): nothing is known
+    of them, which must never be taken for "not sent"."""
 
 
 class DeliveryReceipt(BaseModel):
@@ -102,6 +125,9 @@ class SmsProvider(Protocol):
     name: str
     max_batch_size: int
     """Largest `messages` sequence `send_batch` accepts in one call."""
+    lookup_settles_seconds: float
+    """How long after an attempt a key `lookup` does not find is known not to have been
+    accepted; before that the provider may simply not show it yet."""
 
     async def send_batch(self, messages: Sequence[SmsMessage]) -> list[SendResult]:
         """Attempt every message once; returns exactly one result per input, in order.
@@ -109,6 +135,11 @@ class SmsProvider(Protocol):
         Must not raise for per-message or transport failures: those become results, so one
         bad number cannot hide the outcome of the others.
         """
+        ...
+
+    async def lookup(self, queries: Sequence[SentQuery]) -> LookupResult:
+        """Which of these sends the provider accepted. Must not raise for throttling or
+        transport failures: the keys it could not ask about are `unanswered`."""
         ...
 
     def parse_receipts(

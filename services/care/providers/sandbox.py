@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -16,16 +17,22 @@ import httpx
 
 from services.care.providers.base import (
     DeliveryReceipt,
+    LookupResult,
     ReceiptAuthenticationError,
     ReceiptFormatError,
     SendResult,
     SendStatus,
+    SentQuery,
     SmsMessage,
 )
+
+logger = logging.getLogger("keepwell.care.providers")
 
 
 class SandboxSmsProvider:
     name = "sandbox"
+    lookup_settles_seconds = 0.0
+    """The sandbox records a message before it answers the send."""
 
     def __init__(
         self,
@@ -78,15 +85,17 @@ class SandboxSmsProvider:
             raise RuntimeError("sandbox answered for different messages than were sent")
         return results
 
-    async def lookup(self, keys: Sequence[str]) -> dict[str, str]:
-        """Keys the provider accepted -> its message id. Raises on transport errors, so a
-        caller never mistakes "could not ask" for "not sent"."""
-        response = await self._client.post(
-            f"{self._url}/lookup", json={"keys": list(keys)}, timeout=self._timeout
-        )
-        response.raise_for_status()
-        found: dict[str, str] = response.json()["found"]
-        return found
+    async def lookup(self, queries: Sequence[SentQuery]) -> LookupResult:
+        keys = [q.idempotency_key for q in queries]
+        try:
+            response = await self._client.post(
+                f"{self._url}/lookup", json={"keys": keys}, timeout=self._timeout
+            )
+            response.raise_for_status()
+        except httpx.HTTPError:
+            logger.warning("sandbox lookup failed", exc_info=True)
+            return LookupResult(unanswered=frozenset(keys))
+        return LookupResult(found=response.json()["found"])
 
     def parse_receipts(
         self,
