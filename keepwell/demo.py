@@ -43,11 +43,12 @@ import random
 from bisect import bisect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from itertools import accumulate, combinations
 from typing import Any, Final, Literal, TypeVar
-from zoneinfo import ZoneInfo
+
+from services.kit import clock
 
 __all__ = [
     "DEFAULT_DRIFT_SHARE",
@@ -784,10 +785,6 @@ _MANAGER_LOAD: Final = 150
 _TEAM_SIZE: Final = 8
 
 
-def _today_in_china() -> date:
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
-
-
 def generate(
     customers: int,
     seed: int = DEFAULT_SEED,
@@ -799,7 +796,7 @@ def generate(
     ``today`` anchors every relative date (ages, contract ends, the usage window); it defaults
     to the current date in China, so pass it explicitly when you need reproducible output.
     """
-    return DemoData(customers, seed, today or _today_in_china(), drift_share)
+    return DemoData(customers, seed, today or clock.today(), drift_share)
 
 
 def _allocate(total: int, weights: Sequence[float]) -> list[int]:

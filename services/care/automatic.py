@@ -14,7 +14,6 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,10 +34,11 @@ from services.care.models import (
 )
 from services.care.rendering import placeholders
 from services.care.schemas import PlanResult, RuleCreate, RuleUpdate
+from services.kit import clock
+from services.kit.clock import BEIJING
 from services.kit.db import after_commit
 from services.kit.errors import InvalidInput
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 NETWORK_YEARS = (1, 3, 5, 10)
 FIRST_CONTACT_DAYS = 3
 
@@ -262,7 +262,7 @@ async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> Plan
 
 async def welcome_new_vip(session: AsyncSession, msisdn: str, manager_id: str | None) -> None:
     """A new VIP: a welcome SMS (today's welcome campaign) and a first-contact task."""
-    today = datetime.now(BEIJING).date()
+    today = clock.today()
     await repository.add_task(
         session,
         msisdn=msisdn,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.care import repository
 from services.care.automatic import welcome_new_vip
 from services.kit.app import Resources
+from services.kit.clock import today
 from services.kit.config import Settings
 from services.kit.events import Envelope, Event
 from services.kit.events.consumer import Consumer
@@ -97,7 +98,7 @@ async def customer_created(session: AsyncSession, event: CustomerCreated, _: Env
     customer = event.customer
     # Loading an existing customer base creates customers too; only a subscriber who joined
     # recently is a new VIP to welcome.
-    recent = customer.join_date >= date.today() - timedelta(days=NEW_SUBSCRIBER_DAYS)
+    recent = customer.join_date >= today() - timedelta(days=NEW_SUBSCRIBER_DAYS)
     if await _upsert(session, customer) and customer.tier in VIP_TIERS and recent:
         await welcome_new_vip(session, customer.msisdn, customer.manager_id)
 

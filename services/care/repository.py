@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ARRAY,
@@ -28,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from services.care.models import (
     Campaign,
@@ -42,6 +42,7 @@ from services.care.models import (
     TaskStatus,
 )
 from services.care.suppression import Policy
+from services.kit.clock import BEIJING
 
 R = Recipient.__table__  # type: ignore[attr-defined]
 C = Customer.__table__  # type: ignore[attr-defined]
@@ -140,9 +141,7 @@ def _due(campaign: Campaign, now: datetime, params: dict[str, Any]) -> str:
     params["send_at"] = campaign.send_at or now
     if campaign.send_at is not None and campaign.local_time:
         # send_at's wall-clock time in Beijing is the local time each recipient gets it at.
-        params["local_at"] = campaign.send_at.astimezone(ZoneInfo("Asia/Shanghai")).replace(
-            tzinfo=None
-        )
+        params["local_at"] = campaign.send_at.astimezone(BEIJING).replace(tzinfo=None)
         return "coalesce((:local_at)::timestamp AT TIME ZONE c.time_zone, :send_at)"
     return ":send_at"
 
@@ -745,10 +744,11 @@ async def list_tasks(
         statement = statement.where(Task.manager_id == manager_id)  # type: ignore[arg-type]
     if due_by is not None:
         statement = statement.where(Task.due_on <= due_by)  # type: ignore[arg-type]
-    order = (
-        (Task.due_on, Task.id) if status is TaskStatus.open else (Task.completed_at.desc(), Task.id)  # type: ignore[union-attr]
-    )
-    statement = statement.order_by(*order).limit(limit).offset(offset)  # type: ignore[arg-type]
+    if status is TaskStatus.open:
+        statement = statement.order_by(col(Task.due_on), col(Task.id))
+    else:
+        statement = statement.order_by(col(Task.completed_at).desc(), col(Task.id))
+    statement = statement.limit(limit).offset(offset)
     return list((await session.execute(statement)).scalars())
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
 from typing import Any
 
 from services.care import automatic
 from services.care.config import get_care_settings
 from services.care.dispatch import DISPATCH_JOB, Dispatcher, build_provider
+from services.kit import clock
 from services.kit.worker import resources_of
 
 logger = logging.getLogger("keepwell.care.tasks")
@@ -44,8 +44,8 @@ async def redrive_dispatch(ctx: dict[str, Any]) -> dict[str, Any]:
 
 async def plan_daily_care(ctx: dict[str, Any]) -> dict[str, Any]:
     """Turn today's automatic-care rules into campaigns (hourly; idempotent per day)."""
-    today = datetime.now(automatic.BEIJING).date()
+    day = clock.today()
     async with resources_of(ctx).session() as session:
-        result = await automatic.plan_day(session, today, get_care_settings())
-    logger.info("planned automatic care for %s: %s", today, result.model_dump())
+        result = await automatic.plan_day(session, day, get_care_settings())
+    logger.info("planned automatic care for %s: %s", day, result.model_dump())
     return result.model_dump(mode="json")

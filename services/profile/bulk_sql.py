@@ -67,7 +67,7 @@ def staging_values(values: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _column_type(name: str) -> str:
-    return str(Customer.__table__.c[name].type.compile(dialect=postgresql.dialect()))  # type: ignore[attr-defined]
+    return str(Customer.__table__.c[name].type.compile(dialect=postgresql.dialect()))  # type: ignore[attr-defined,no-untyped-call]
 
 
 async def prepare(conn: asyncpg.Connection) -> None:

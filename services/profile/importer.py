@@ -20,7 +20,6 @@ import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,13 +27,13 @@ import asyncpg
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit import clock
 from services.kit.auth import Principal, Role
 from services.kit.errors import Forbidden, InvalidInput
 from services.profile import bulk_sql
 from services.profile.config import get_profile_settings
 from services.profile.models import CustomerStatus, Lifecycle
 from services.profile.schemas import ImportIssue, ImportRow, ImportSummary
-from services.profile.service import CHINA
 from services.profile.validation import check_custom, time_zone_of
 
 Format = Literal["csv", "jsonl"]
@@ -209,9 +208,9 @@ async def import_lines(
     """Check and upsert every row of ``lines`` within the caller's transaction on ``conn``."""
     records = _csv_records(lines) if fmt == "csv" else _jsonl_records(lines)
     outcome = Outcome()
-    today = datetime.now(CHINA).date().isoformat()
+    as_of = clock.today().isoformat()
     await bulk_sql.prepare(conn)
-    staged = checked_rows(records, outcome, today)
+    staged = checked_rows(records, outcome, as_of)
     while True:
         chunk = []
         for row in staged:

@@ -10,14 +10,25 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Result,
+    SQLColumnExpression,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from services.profile.events import ContactOutcome
 from services.profile.models import (
     ContactLog,
-    ContactOutcome,
     Customer,
     CustomerStatus,
     Manager,
@@ -42,7 +53,8 @@ class CustomerFilters:
 
 
 def _team_of_manager(team_id: str) -> ColumnElement[bool]:
-    return col(Customer.manager_id).in_(select(Manager.id).where(col(Manager.team_id) == team_id))
+    managers = select(col(Manager.id)).where(col(Manager.team_id) == team_id)
+    return col(Customer.manager_id).in_(managers)
 
 
 def scope_condition(
@@ -194,7 +206,7 @@ async def list_contacts(
 
 
 async def customer_id_of(session: AsyncSession, msisdn: str) -> int | None:
-    query = select(Customer.id).where(col(Customer.msisdn) == msisdn)
+    query = select(col(Customer.id)).where(col(Customer.msisdn) == msisdn)
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -208,7 +220,7 @@ async def reach(
     tier: str | None,
 ) -> list[tuple[str, int, int]]:
     """(group, customers in scope, customers with a contact in [since, until))."""
-    group = {
+    group: SQLColumnExpression[str] = {
         "manager": func.coalesce(col(Customer.manager_id), "(unassigned)"),
         "team": func.coalesce(col(Manager.team_id), "(unassigned)"),
         "tier": col(Customer.tier),
@@ -227,7 +239,7 @@ async def reach(
     conditions = [in_period, scope, col(Customer.created_at) < until]
     if tier is not None:
         conditions.append(col(Customer.tier) == tier)
-    query = (
+    rows: Result[Any] = await session.execute(
         select(
             group.label("g"),
             func.count().label("customers"),
@@ -239,7 +251,7 @@ async def reach(
         .group_by(group)
         .order_by(group)
     )
-    return [(str(r.g), int(r.customers), int(r.reached)) for r in await session.execute(query)]
+    return [(str(r.g), int(r.customers), int(r.reached)) for r in rows]
 
 
 async def get_team(session: AsyncSession, team_id: str) -> Team | None:

@@ -8,10 +8,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.profile.events import ContactChannel, ContactDirection, ContactOutcome
 from services.profile.models import (
-    ContactChannel,
-    ContactDirection,
-    ContactOutcome,
     CustomerStatus,
     Gender,
     Lifecycle,

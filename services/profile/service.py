@@ -17,12 +17,12 @@ import base64
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal, Role
+from services.kit.clock import BEIJING, today
 from services.kit.db import utcnow
 from services.kit.events.publish import publish, publish_many
 from services.profile import repository as repo
@@ -77,7 +77,6 @@ from services.profile.schemas import (
 )
 from services.profile.validation import check_custom, normalise_msisdn, time_zone_of
 
-CHINA = ZoneInfo("Asia/Shanghai")
 _COMPOUND_SURNAMES = frozenset({"欧阳", "司马", "上官", "诸葛", "东方", "慕容", "皇甫", "令狐"})
 
 # Defaults of a new customer for the fields REQUIRED_FOR_NEW does not cover.
@@ -255,7 +254,7 @@ def _settle_status(values: dict[str, Any], current: Customer | None) -> None:
     """Churn carries its date and moves the lifecycle; reactivation clears both."""
     status = values.get("status")
     if status == CustomerStatus.churned and (current is None or current.status != status):
-        values.setdefault("churned_on", datetime.now(CHINA).date())
+        values.setdefault("churned_on", today())
         values["lifecycle"] = Lifecycle.churn
     elif status == CustomerStatus.active and current is not None and current.churned_on:
         values.setdefault("churned_on", None)
@@ -508,7 +507,7 @@ async def list_contacts(
 
 
 def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time(), CHINA)
+    return datetime.combine(day, time(), BEIJING)
 
 
 async def reach_report(
@@ -708,7 +707,7 @@ async def manager_leaves(
             actor=principal.user_id,
         )
     manager.active = False
-    manager.left_on = datetime.now(CHINA).date()
+    manager.left_on = today()
     await session.flush()
     return manager, len(customers)
 

@@ -8,14 +8,14 @@ every customer to "none" for want of data.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 import asyncpg
 
+from services.kit.clock import today
 from services.profile import bulk_sql
 from services.profile.config import get_profile_settings
 from services.profile.schemas import RecomputeSummary
-from services.profile.service import CHINA
 
 
 def month_start(day: date) -> date:
@@ -35,7 +35,7 @@ def months_before(as_of: date, count: int) -> list[date]:
 
 
 async def recompute(conn: asyncpg.Connection, as_of: date | None = None) -> RecomputeSummary:
-    as_of = month_start(as_of or datetime.now(CHINA).date())
+    as_of = month_start(as_of or today())
     window = months_before(as_of, 3)
     if not await bulk_sql.billing_exists(conn, window[-1]):
         return RecomputeSummary(

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator
 
+from services.kit.clock import today
 from services.profile.config import CustomAttribute
 
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
@@ -89,7 +90,7 @@ def _not_blank(value: str) -> str:
 
 
 def _not_future(value: date) -> date:
-    if value > date.today():
+    if value > today():
         raise ValueError("must not be in the future")
     return value
 

@@ -17,6 +17,7 @@ from services.care.config import CareSettings
 from services.care.events import consumer
 from services.care.models import RuleKind
 from services.care.schemas import RuleCreate
+from services.kit import clock
 from services.kit.app import Resources
 from services.kit.events import Envelope
 from services.profile.events import CustomerUpdated, TierChanged
@@ -190,7 +191,7 @@ async def test_a_new_vip_gets_a_welcome_sms_and_a_first_contact_task_within_thre
             )
         ).one()
     assert (task.kind, task.manager_id) == ("first_contact", "m3")
-    assert (task.due_on - task.created_at.astimezone(automatic.BEIJING).date()).days == 3
+    assert (task.due_on - task.created_at.astimezone(clock.BEIJING).date()).days == 3
     assert tuple(welcome) == ("dispatching", "vip_welcome", "13800000001")
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.kit import clock
 from tests.profile.conftest import customer
 
 pytestmark = pytest.mark.usefixtures("teams")
@@ -23,6 +26,24 @@ async def test_a_number_in_any_usual_form_is_stored_normalised(profile) -> None:
         again = await client.post("/customers", json=customer(msisdn="13812345678"))
         assert again.status_code == 409
         assert again.json()["field"] == "msisdn"
+
+
+async def test_dates_are_judged_by_the_calendar_in_beijing(profile) -> None:
+    """Servers run on UTC, a day behind Beijing from 16:00 UTC: a subscriber who joined
+    today in Beijing must be accepted then, and tomorrow never."""
+    in_beijing = clock.today()
+    async with profile() as client:
+        joined = await client.post(
+            "/customers", json=customer(msisdn="13812340001", join_date=in_beijing.isoformat())
+        )
+        ahead = await client.post(
+            "/customers",
+            json=customer(
+                msisdn="13812340002", join_date=(in_beijing + timedelta(days=1)).isoformat()
+            ),
+        )
+    assert joined.status_code == 201, joined.text
+    assert ahead.status_code == 422 and ahead.json()["field"] == "join_date"
 
 
 async def test_time_zone_follows_the_region_unless_set(profile) -> None:
