@@ -90,7 +90,11 @@ async def _upsert(
 ) -> bool:
     values = read_model_values(snapshot)
     values["balance"] = Decimal(snapshot.balance)
-    return await repository.upsert_customer(session, values, refill=refill)
+    applied = await repository.upsert_customer(session, values, refill=refill)
+    if applied:
+        # A customer's open calls and visits go with them to their new manager.
+        await repository.move_open_tasks(session, snapshot.msisdn, snapshot.manager_id)
+    return applied
 
 
 @consumer.handles(CustomerCreated)

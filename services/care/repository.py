@@ -752,6 +752,18 @@ async def list_tasks(
     return list((await session.execute(statement)).scalars())
 
 
+async def move_open_tasks(session: AsyncSession, msisdn: str, manager_id: str | None) -> None:
+    await session.execute(
+        update(Task)
+        .where(
+            col(Task.msisdn) == msisdn,
+            col(Task.status) == TaskStatus.open,
+            col(Task.manager_id).is_distinct_from(manager_id),
+        )
+        .values(manager_id=manager_id)
+    )
+
+
 async def get_task(session: AsyncSession, task_id: int) -> Task | None:
     return await session.get(Task, task_id, with_for_update=True)
 

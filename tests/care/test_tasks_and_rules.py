@@ -180,3 +180,28 @@ async def test_a_deactivated_rule_plans_nothing_and_can_be_turned_back_on(
     async with resources.session() as session:
         planned = await automatic.plan_day(session, date(2026, 12, 1), care_settings)
     assert planned.recipients == 1
+
+
+async def test_open_tasks_follow_the_customer_to_their_new_manager(
+    app_client,
+    resources: Resources,
+    seed_customers: SeedCustomers,
+    care_settings: CareSettings,
+) -> None:
+    await seed_customers(snapshot("13800000001", manager_id="m1"))
+    done = await add_task(resources, "13800000001", "m1", "2026-11")
+    still_open = await add_task(resources, "13800000001", "m1", "2026-12")
+    async with app_client(create_app(), role="manager", user="m1") as client:
+        closed = await client.post(f"/tasks/{done}/complete", json={"outcome": "reached"})
+        assert closed.status_code == 200, closed.text
+
+    await seed_customers(snapshot("13800000001", version=2, manager_id="m2"))
+
+    async with app_client(create_app(), role="manager", user="m2") as client:
+        theirs = (await client.get("/tasks")).json()
+    async with app_client(create_app(), role="manager", user="m1") as client:
+        left = (await client.get("/tasks")).json()
+        history = (await client.get("/tasks", params={"status": "done"})).json()
+    assert [t["id"] for t in theirs] == [still_open]
+    assert left == []
+    assert [(t["id"], t["completed_by"]) for t in history] == [(done, "m1")]
