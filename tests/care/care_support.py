@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -89,6 +91,15 @@ async def campaign_status(engine: AsyncEngine, campaign_id: uuid.UUID) -> str:
             text("SELECT status FROM care.campaign WHERE id = :c"), {"c": campaign_id}
         )
     return str(status)
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    """Until ``condition`` holds, checked every 50 ms; fails after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 async def sent_phones(sandbox: httpx.AsyncClient) -> list[str]:

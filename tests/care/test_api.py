@@ -3,14 +3,12 @@ alerts, errors that name the field, and delivery receipts from the sandbox over 
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from care_support import SeedCustomers, snapshot, states
+from care_support import SeedCustomers, snapshot, states, wait_for
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -179,10 +177,10 @@ async def test_delivery_receipts_mark_recipients_delivered_and_feed_the_contact_
             await client.post(f"/campaigns/{cid}/approve")
             await dispatcher.run(cid, seconds=30)
 
-            deadline = time.monotonic() + 20
-            while set((await states(engine, cid)).values()) != {"delivered"}:
-                assert time.monotonic() < deadline, await states(engine, cid)
-                await asyncio.sleep(0.05)
+            async def all_delivered() -> bool:
+                return set((await states(engine, cid)).values()) == {"delivered"}
+
+            await wait_for(all_delivered, 20, "every receipt")
 
             report = (await client.get(f"/campaigns/{cid}/report")).json()
             now = datetime.now(UTC)

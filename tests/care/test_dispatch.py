@@ -20,6 +20,7 @@ from care_support import (
     sent_phones,
     snapshot,
     states,
+    wait_for,
 )
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -456,3 +457,45 @@ async def test_preview_forecasts_quiet_hours_holds_and_the_frequency_cap(
 
     assert preview.suppressed == {"frequency_cap": 1, "do_not_disturb": 1}
     assert (preview.will_send, preview.held_for_quiet_hours) == (2, 1)
+
+
+async def test_a_batch_caught_in_a_deadlock_is_taken_again_and_sends_once(
+    dispatcher: Dispatcher,
+    sandbox: httpx.AsyncClient,
+    seed_customers: SeedCustomers,
+    start_campaign,
+    engine: AsyncEngine,
+    caplog,
+) -> None:
+    """The cap's customer locks against a writer taking the same customers in the other
+    order (as the read-model consumer may): PostgreSQL aborts the batch, which is redone."""
+    await seed_customers(snapshot("13800000001"), snapshot("13800000002"))
+    campaign_id = await start_campaign(category=Category.marketing)
+
+    async def waiting_on_a_lock() -> bool:
+        async with engine.connect() as probe:
+            waiting = await probe.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE '%FOR NO KEY UPDATE%'"
+                )
+            )
+        return bool(waiting)
+
+    async with engine.connect() as writer:
+        transaction = await writer.begin()
+        # The batch's own deadlock check fires first, so it is the one PostgreSQL aborts.
+        await writer.execute(text("SET LOCAL deadlock_timeout = '30s'"))
+        await writer.execute(
+            text("SELECT 1 FROM care.customer WHERE msisdn = '13800000002' FOR UPDATE")
+        )
+        run = asyncio.create_task(dispatcher.run(campaign_id, seconds=30))
+        await wait_for(waiting_on_a_lock, 20, "the batch to wait on the writer's lock")
+        await writer.execute(
+            text("SELECT 1 FROM care.customer WHERE msisdn = '13800000001' FOR UPDATE")
+        )
+        await transaction.rollback()
+
+    assert await run == "done"
+    assert sorted(await sent_phones(sandbox)) == ["13800000001", "13800000002"]
+    assert "hit a deadlock; retrying" in caplog.text

@@ -3,19 +3,17 @@ every eligible recipient gets exactly one message (checked at the sandbox, over 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from care_support import SeedCustomers, numbers, sent_phones, snapshot
+from care_support import SeedCustomers, numbers, sent_phones, snapshot, wait_for
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -63,14 +61,6 @@ def start_worker(
         if process.poll() is None:
             process.kill()
         process.wait()
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_sigkilled_worker_mid_campaign_then_a_new_one_sends_each_message_once(
