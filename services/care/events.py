@@ -30,6 +30,7 @@ from services.profile.events import (
 PRODUCER = "care"
 VIP_TIERS = frozenset({"diamond", "gold", "silver"})
 NEW_SUBSCRIBER_DAYS = 30
+CHURNED_TASK_NOTE = "客户已离网，任务自动取消"
 
 
 class MessageDelivered(Event):
@@ -126,7 +127,9 @@ async def manager_reassigned(session: AsyncSession, event: ManagerReassigned, _:
 
 @consumer.handles(CustomerChurned)
 async def customer_churned(session: AsyncSession, event: CustomerChurned, _: Envelope) -> None:
-    await _upsert(session, event.customer)
+    # Winning a churned customer back is the warning service's follow-up, not a care call.
+    if await _upsert(session, event.customer):
+        await repository.cancel_open_tasks(session, event.customer.msisdn, CHURNED_TASK_NOTE)
 
 
 async def rebuild_read_model(settings: Settings, profile_url: str | None = None) -> dict[str, int]:

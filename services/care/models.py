@@ -92,6 +92,7 @@ class TaskKind(StrEnum):
 class TaskStatus(StrEnum):
     open = "open"
     done = "done"
+    cancelled = "cancelled"  # the customer left before the task was done
 
 
 def _at(nullable: bool = False, **kwargs: Any) -> Any:

@@ -738,7 +738,7 @@ async def list_tasks(
     limit: int,
     offset: int,
 ) -> list[Task]:
-    """Open tasks soonest due first; done ones most recently completed first."""
+    """Open tasks soonest due first; closed ones most recently closed first."""
     statement = select(Task).where(Task.status == status)  # type: ignore[arg-type]
     if manager_id is not None:
         statement = statement.where(Task.manager_id == manager_id)  # type: ignore[arg-type]
@@ -761,6 +761,14 @@ async def move_open_tasks(session: AsyncSession, msisdn: str, manager_id: str | 
             col(Task.manager_id).is_distinct_from(manager_id),
         )
         .values(manager_id=manager_id)
+    )
+
+
+async def cancel_open_tasks(session: AsyncSession, msisdn: str, reason: str) -> None:
+    await session.execute(
+        update(Task)
+        .where(col(Task.msisdn) == msisdn, col(Task.status) == TaskStatus.open)
+        .values(status=TaskStatus.cancelled, completed_at=func.now(), outcome_note=reason)
     )
 
 

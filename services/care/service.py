@@ -342,6 +342,8 @@ async def complete_task(
             f"任务已于 {task.completed_at:%Y-%m-%d %H:%M} 由 {task.completed_by} 完成",
             field="status",
         )
+    if task.status is TaskStatus.cancelled:
+        raise InvalidTransition(f"任务已取消：{task.outcome_note}", field="status")
     now = utcnow()
     task.status = TaskStatus.done
     task.completed_at = now

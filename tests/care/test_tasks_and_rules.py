@@ -3,6 +3,7 @@ toward reach); supervisors change and deactivate automatic-care rules."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from care_support import SeedCustomers, snapshot
@@ -12,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.care import automatic, repository
 from services.care.app import create_app
 from services.care.config import CareSettings
+from services.care.events import CHURNED_TASK_NOTE, consumer
 from services.kit.app import Resources
-from services.profile.events import ContactLogEntry
+from services.kit.events import Envelope
+from services.profile.events import ContactLogEntry, CustomerChurned
 
 
 async def add_task(resources: Resources, msisdn: str, manager_id: str, period: str) -> int:
@@ -205,3 +208,42 @@ async def test_open_tasks_follow_the_customer_to_their_new_manager(
     assert [t["id"] for t in theirs] == [still_open]
     assert left == []
     assert [(t["id"], t["completed_by"]) for t in history] == [(done, "m1")]
+
+
+async def test_a_churned_customers_open_tasks_are_cancelled(
+    app_client,
+    resources: Resources,
+    seed_customers: SeedCustomers,
+    care_settings: CareSettings,
+) -> None:
+    await seed_customers(snapshot("13800000001", manager_id="m1"))
+    task_id = await add_task(resources, "13800000001", "m1", "2026-12")
+    churned = CustomerChurned(
+        churned_on=date(2026, 11, 20),
+        reason="携号转网",
+        customer=snapshot("13800000001", version=2, status="churned", manager_id="m1"),
+    )
+    async with resources.session() as session:
+        await consumer.receive(
+            session,
+            [
+                Envelope(
+                    id=uuid.uuid4(),
+                    seq=99,
+                    type=churned.event_type,
+                    version=1,
+                    producer="profile",
+                    aggregate_id="13800000001",
+                    occurred_at=datetime.now(UTC),
+                    payload=churned.model_dump(mode="json"),
+                )
+            ],
+        )
+
+    async with app_client(create_app(), role="manager", user="m1") as client:
+        due = (await client.get("/tasks")).json()
+        cancelled = (await client.get("/tasks", params={"status": "cancelled"})).json()
+        closing = await client.post(f"/tasks/{task_id}/complete", json={"outcome": "reached"})
+    assert due == []
+    assert [(t["id"], t["outcome_note"]) for t in cancelled] == [(task_id, CHURNED_TASK_NOTE)]
+    assert closing.status_code == 409 and "取消" in closing.json()["message"]
