@@ -23,6 +23,7 @@ from services.care.schemas import (
     CampaignRead,
     CampaignReport,
     CampaignUpdate,
+    DispatchHealth,
     PlanResult,
     Preview,
     ReachReport,
@@ -131,6 +132,11 @@ async def recipients(
 ) -> list[RecipientRead]:
     found = await repository.list_recipients(session, campaign_id, state, limit, offset)
     return [RecipientRead.model_validate(r) for r in found]
+
+
+@router.get("/dispatch", summary="Campaigns meant to be sending: backlog and stalls")
+async def dispatch_health(session: Session, _: Controller) -> DispatchHealth:
+    return await service.dispatch_health(session, get_care_settings())
 
 
 @router.post("/alerts", status_code=201, summary="Broadcast an alert to regions now")

@@ -232,6 +232,36 @@ async def touch_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> None:
     )
 
 
+async def dispatch_rows(session: AsyncSession, stall_seconds: float) -> list[dict[str, Any]]:
+    """Per campaign meant to be sending: where its recipients stand right now, and whether
+    it is stalled (work due, yet neither a batch nor a status change for ``stall_seconds``)."""
+    rows = await session.execute(
+        text(
+            """
+            WITH counts AS (SELECT c.id AS campaign_id, c.name, c.status, c.pause_reason,
+                c.heartbeat_at AS last_progress_at,
+                count(r.id) FILTER (WHERE r.state = 'queued' AND r.due_at <= now()) AS due,
+                count(r.id) FILTER (WHERE r.state IN ('queued', 'held') AND r.due_at > now())
+                    AS later,
+                count(r.id) FILTER (WHERE r.state = 'sending') AS sending,
+                count(r.id) FILTER (WHERE r.state = 'sending' AND r.lease_until < now())
+                    AS unsettled,
+                count(r.id) FILTER (WHERE r.state IN ('sent', 'delivered')) AS sent,
+                count(r.id) FILTER (WHERE r.state = 'failed') AS failed,
+                c.status = 'dispatching' AND greatest(c.heartbeat_at, c.updated_at)
+                    < now() - make_interval(secs => :stall) AS quiet,
+                c.created_at
+            FROM care.campaign c LEFT JOIN care.recipient r ON r.campaign_id = c.id
+            WHERE c.status IN ('approved', 'dispatching', 'paused')
+            GROUP BY c.id)
+            SELECT *, quiet AND due > 0 AS stalled FROM counts ORDER BY created_at
+            """
+        ),
+        {"stall": stall_seconds},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
 async def pause_campaign(session: AsyncSession, campaign_id: uuid.UUID, reason: str) -> None:
     await session.execute(
         update(CAMPAIGN)

@@ -132,6 +132,35 @@ class Preview(BaseModel):
     placeholders: list[str]
 
 
+class DispatchRow(BaseModel):
+    """One campaign that is meant to be sending (approved, dispatching or paused)."""
+
+    campaign_id: uuid.UUID
+    name: str
+    status: CampaignStatus
+    pause_reason: str | None
+    last_progress_at: datetime | None
+    """When a dispatch job last took a batch of this campaign."""
+    due: int
+    """Queued and due now: what the jobs should be sending."""
+    later: int
+    """Queued or held for later (a schedule, quiet hours, a retry)."""
+    sending: int
+    unsettled: int
+    """Of ``sending``: the worker's lease ran out; the re-driver is asking the provider."""
+    sent: int
+    failed: int
+    stalled: bool
+    """Dispatching with work due, but no batch taken (nor status change) for twice
+    ``CARE_STALL_SECONDS``: are the workers down?"""
+
+
+class DispatchHealth(BaseModel):
+    provider: str
+    rate_per_second: float
+    campaigns: list[DispatchRow]
+
+
 class CampaignReport(BaseModel):
     campaign_id: uuid.UUID
     status: CampaignStatus

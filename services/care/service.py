@@ -38,6 +38,8 @@ from services.care.schemas import (
     CampaignCreate,
     CampaignReport,
     CampaignUpdate,
+    DispatchHealth,
+    DispatchRow,
     Preview,
     SampleRendering,
     TaskComplete,
@@ -281,6 +283,17 @@ async def report(session: AsyncSession, campaign_id: uuid.UUID) -> CampaignRepor
         suppressed=await repository.reason_counts(session, campaign.id),
         delivery_rate=round(delivered / sent, 4) if sent else None,
         reach_rate=round(delivered / eligible, 4) if eligible else None,
+    )
+
+
+async def dispatch_health(session: AsyncSession, care: CareSettings) -> DispatchHealth:
+    """What on-call needs to see at a glance: every campaign meant to be sending, its
+    backlog, and whether it is moving."""
+    rows = await repository.dispatch_rows(session, 2 * care.stall_seconds)
+    return DispatchHealth(
+        provider=care.sms_provider,
+        rate_per_second=care.rate_per_second,
+        campaigns=[DispatchRow.model_validate(r) for r in rows],
     )
 
 

@@ -12,9 +12,11 @@ from care_support import SeedCustomers, snapshot, states, wait_for
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.care import service
 from services.care.app import create_app
 from services.care.config import CareSettings, get_care_settings
 from services.care.dispatch import Dispatcher
+from services.kit.app import Resources
 from services.kit.testing import serve
 
 TEMPLATE = "{name}{honorific}您好，您的会员编号{member_no}，{manager_name}为您服务。"
@@ -268,3 +270,44 @@ async def test_aliyun_receipts_are_authenticated_by_the_url_token_and_acknowledg
             )
         ).one()
     assert tuple(row) == ("failed", "MK:0001")
+
+
+async def test_on_call_sees_which_campaigns_are_stalled_paused_or_moving(
+    app_client,
+    seed_customers: SeedCustomers,
+    care_settings: CareSettings,
+    dispatcher: Dispatcher,
+    start_campaign,
+    resources: Resources,
+) -> None:
+    await seed_customers(snapshot("13800000001"), snapshot("13800000002"))
+    idle = await start_campaign()  # dispatching, but no worker takes a batch
+    paused = await start_campaign()
+    async with resources.session() as session:
+        await service.pause(session, paused, "短信账户余额不足")
+
+    async with app_client(create_app(), role="operator") as client:
+        just_approved = (await client.get("/dispatch")).json()
+        async with resources.session() as session:  # ten minutes pass without a worker
+            await session.execute(
+                text(
+                    "UPDATE care.campaign SET updated_at = now() - interval '10 minutes' "
+                    "WHERE id = :c"
+                ),
+                {"c": idle},
+            )
+        before = (await client.get("/dispatch")).json()
+        await dispatcher.run(idle, seconds=30)
+        after = (await client.get("/dispatch")).json()
+    async with app_client(create_app(), role="manager", user="m1") as client:
+        refused = await client.get("/dispatch")
+
+    assert [r["stalled"] for r in just_approved["campaigns"]] == [False, False]
+    rows = {r["campaign_id"]: r for r in before["campaigns"]}
+    assert (rows[str(idle)]["due"], rows[str(idle)]["stalled"]) == (2, True)
+    assert rows[str(paused)]["status"] == "paused"
+    assert rows[str(paused)]["pause_reason"] == "短信账户余额不足"
+    assert rows[str(paused)]["stalled"] is False
+    assert before["provider"] == "sandbox"
+    assert [r["campaign_id"] for r in after["campaigns"]] == [str(paused)]  # idle completed
+    assert refused.status_code == 403
