@@ -15,7 +15,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.auth import Principal, Role
-from services.profile.events import CustomerSnapshot
+from services.kit.events import Envelope
+from services.profile.events import (
+    CustomerChurned,
+    CustomerCreated,
+    CustomerSnapshot,
+    CustomerUpdated,
+    ManagerReassigned,
+    TierChanged,
+)
+
+CustomerEvent = (
+    CustomerCreated | CustomerUpdated | TierChanged | ManagerReassigned | CustomerChurned
+)
 
 SUPERVISOR = Principal(user_id="sup-1", role=Role.supervisor, team_id="t1")
 SeedCustomers = Callable[..., Any]
@@ -65,6 +77,20 @@ def snapshot(msisdn: str, **overrides: Any) -> CustomerSnapshot:
     }
     values.update(overrides)
     return CustomerSnapshot(**values)
+
+
+def profile_envelope(event: CustomerEvent, seq: int = 1) -> Envelope:
+    """``event`` as profile's relay delivers it to care's ``/events``."""
+    return Envelope(
+        id=uuid.uuid4(),
+        seq=seq,
+        type=event.event_type,
+        version=1,
+        producer="profile",
+        aggregate_id=event.customer.msisdn,
+        occurred_at=datetime.now(UTC),
+        payload=event.model_dump(mode="json"),
+    )
 
 
 def numbers(count: int, start: int = 13800000000) -> list[str]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from care_support import SUPERVISOR, TOMORROW, Clock, SeedCustomers
+from care_support import SUPERVISOR, TOMORROW, Clock, SeedCustomers, profile_envelope
 
 from services.care import service
 from services.care.config import CareSettings, get_care_settings
@@ -21,7 +20,6 @@ from services.care.sandbox.app import create_app as create_sandbox
 from services.care.schemas import Audience, CampaignCreate
 from services.kit.app import Resources
 from services.kit.config import Settings
-from services.kit.events import Envelope
 from services.kit.testing import serve
 from services.profile.events import CustomerCreated, CustomerSnapshot
 
@@ -69,16 +67,7 @@ def seed_customers(resources: Resources) -> SeedCustomers:
 
     async def seed(*snapshots: CustomerSnapshot) -> None:
         envelopes = [
-            Envelope(
-                id=uuid.uuid4(),
-                seq=i + 1,
-                type=CustomerCreated.event_type,
-                version=1,
-                producer="profile",
-                aggregate_id=s.msisdn,
-                occurred_at=datetime.now(UTC),
-                payload=CustomerCreated(customer=s).model_dump(mode="json"),
-            )
+            profile_envelope(CustomerCreated(customer=s), seq=i + 1)
             for i, s in enumerate(snapshots)
         ]
         async with resources.session() as session:

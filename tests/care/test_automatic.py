@@ -3,11 +3,10 @@ stored in the database, new-VIP welcome, and the read model fed by profile event
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime
 
 import pytest
-from care_support import SeedCustomers, snapshot
+from care_support import SeedCustomers, profile_envelope, snapshot
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,7 +18,6 @@ from services.care.models import RuleKind
 from services.care.schemas import RuleCreate
 from services.kit import clock
 from services.kit.app import Resources
-from services.kit.events import Envelope
 from services.profile.events import CustomerUpdated, TierChanged
 
 
@@ -141,22 +139,6 @@ async def test_service_level_a_customers_get_a_monthly_call_task_for_their_manag
     )
 
 
-def envelope(event: object, seq: int = 1) -> Envelope:
-    from services.kit.events import Event
-
-    assert isinstance(event, Event)
-    return Envelope(
-        id=uuid.uuid4(),
-        seq=seq,
-        type=event.event_type,
-        version=1,
-        producer="profile",
-        aggregate_id="13800000001",
-        occurred_at=datetime.now(UTC),
-        payload=event.model_dump(mode="json"),
-    )
-
-
 async def test_a_new_vip_gets_a_welcome_sms_and_a_first_contact_task_within_three_days(
     resources: Resources,
     seed_customers: SeedCustomers,
@@ -178,7 +160,7 @@ async def test_a_new_vip_gets_a_welcome_sms_and_a_first_contact_task_within_thre
         customer=snapshot("13800000001", tier="gold", version=2, manager_id="m3"),
     )
     async with resources.session() as session:
-        await consumer.receive(session, [envelope(promoted)])
+        await consumer.receive(session, [profile_envelope(promoted)])
 
     async with engine.connect() as conn:
         task = (await conn.execute(text("SELECT * FROM care.task"))).one()
@@ -203,7 +185,7 @@ async def test_the_read_model_keeps_the_newest_version_of_a_customer(
         changed=["sms_opt_out"], customer=snapshot("13800000001", version=2, sms_opt_out=False)
     )
     async with resources.session() as session:
-        await consumer.receive(session, [envelope(stale)])
+        await consumer.receive(session, [profile_envelope(stale)])
 
     async with engine.connect() as conn:
         row = (await conn.execute(text("SELECT version, sms_opt_out FROM care.customer"))).one()

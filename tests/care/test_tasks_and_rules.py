@@ -3,10 +3,9 @@ toward reach); supervisors change and deactivate automatic-care rules."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from care_support import SeedCustomers, snapshot
+from care_support import SeedCustomers, profile_envelope, snapshot
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,7 +14,6 @@ from services.care.app import create_app
 from services.care.config import CareSettings
 from services.care.events import CHURNED_TASK_NOTE, consumer
 from services.kit.app import Resources
-from services.kit.events import Envelope
 from services.profile.events import ContactLogEntry, CustomerChurned
 
 
@@ -224,21 +222,7 @@ async def test_a_churned_customers_open_tasks_are_cancelled(
         customer=snapshot("13800000001", version=2, status="churned", manager_id="m1"),
     )
     async with resources.session() as session:
-        await consumer.receive(
-            session,
-            [
-                Envelope(
-                    id=uuid.uuid4(),
-                    seq=99,
-                    type=churned.event_type,
-                    version=1,
-                    producer="profile",
-                    aggregate_id="13800000001",
-                    occurred_at=datetime.now(UTC),
-                    payload=churned.model_dump(mode="json"),
-                )
-            ],
-        )
+        await consumer.receive(session, [profile_envelope(churned, seq=99)])
 
     async with app_client(create_app(), role="manager", user="m1") as client:
         due = (await client.get("/tasks")).json()
