@@ -46,6 +46,7 @@ from services.care.schemas import (
 )
 from services.care.suppression import policy_for
 from services.kit.auth import Principal, Role
+from services.kit.clock import BEIJING
 from services.kit.db import after_commit, utcnow
 from services.kit.events.publish import publish
 from services.profile.events import ContactLogEntry
@@ -350,9 +351,10 @@ async def complete_task(
         raise TaskNotFound(f"找不到关怀任务 {task_id}", field="task_id")
     if actor.role is Role.manager and task.manager_id != actor.user_id:
         raise NotYourTask("只能完成分配给自己的关怀任务", field="task_id")
-    if task.status is TaskStatus.done:
+    if task.status is TaskStatus.done and task.completed_at is not None:
         raise InvalidTransition(
-            f"任务已于 {task.completed_at:%Y-%m-%d %H:%M} 由 {task.completed_by} 完成",
+            f"任务已于 {task.completed_at.astimezone(BEIJING):%Y-%m-%d %H:%M} "
+            f"由 {task.completed_by} 完成",
             field="status",
         )
     if task.status is TaskStatus.cancelled:
