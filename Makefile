@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
+# AS_OF="2027-02-06 10:00 UTC": run the tests as if it were then. libfaketime moves the clock
+# of pytest and every process it starts (PostgreSQL's now() included) by one fixed offset.
+AS_OF ?=
+AS_OF_PREFIX = $(if $(AS_OF),faketime -f "$$(printf '%+d' $$(( $$(date -ud '$(AS_OF)' +%s) - $$(date +%s) )))s",)
 
 .PHONY: install run test lint bench-help clean
 
@@ -23,7 +27,9 @@ lint: install
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@test -z "$(AS_OF)" || command -v faketime >/dev/null || \
+		{ echo "AS_OF needs libfaketime: apt-get install faketime"; exit 2; }
+	$(AS_OF_PREFIX) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .keepwell .pytest_cache .mypy_cache .ruff_cache

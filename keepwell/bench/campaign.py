@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from services.kit import clock
+
 if TYPE_CHECKING:
     import httpx
 
@@ -150,12 +152,12 @@ async def _migrate(database_url: str) -> None:
 
 
 async def _load_customers(database_url: str, count: int) -> None:
-    from datetime import UTC, date, datetime
+    from datetime import date
     from decimal import Decimal
 
     from services.kit.bulk import copy_rows, raw_connection
 
-    now = datetime.now(UTC)
+    now = clock.now()
     columns = [
         "msisdn", "version", "name", "gender", "honorific", "birthday", "region", "city",
         "time_zone", "join_date", "status", "tier", "service_level", "lifecycle", "manager_id",

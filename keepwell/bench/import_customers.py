@@ -19,6 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
+from services.kit import clock
+
 
 def register(bench: typer.Typer) -> None:
     @bench.command("import-customers")
@@ -59,14 +61,13 @@ def _run(scratch: Path, rows: int, sample: int, seed: int) -> dict[str, Any]:
 
 
 async def _measure(url: str, scratch: Path, rows: int, sample: int, seed: int) -> dict[str, Any]:
-    from datetime import UTC, datetime
 
     from keepwell.demo import generate
     from services.kit.bulk import copy_rows, raw_connection
     from services.profile.importer import import_file
 
     data = generate(customers=rows + sample, seed=seed)
-    now = datetime.now(UTC)
+    now = clock.now()
     async with raw_connection(url) as conn:
         await copy_rows(
             conn,

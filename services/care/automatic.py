@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -115,14 +115,12 @@ async def _auto_campaign(
             status=CampaignStatus.approved,
             created_by="care-planner",
             approved_by=f"rule:{rule.id}",
-            approved_at=datetime.now(UTC),
+            approved_at=clock.now(),
         )
         session.add(campaign)
         await session.flush()
     await repository.add_list_members(session, campaign.id, msisdns)
-    added = await repository.materialise(
-        session, campaign, datetime.now(UTC), care.cap_exempt_categories
-    )
+    added = await repository.materialise(session, campaign, clock.now(), care.cap_exempt_categories)
     if added and campaign.status is CampaignStatus.completed:
         campaign.status = CampaignStatus.dispatching
     if campaign.status is CampaignStatus.dispatching or send_at is None:

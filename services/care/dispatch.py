@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -48,6 +48,7 @@ from services.care.providers.base import (
 from services.care.providers.sandbox import SandboxSmsProvider
 from services.care.ratelimit import TokenBucket
 from services.care.suppression import Hold, Send, Suppress, decide, policy_for
+from services.kit import clock
 
 logger = logging.getLogger("keepwell.care.dispatch")
 
@@ -105,7 +106,7 @@ class Dispatcher:
         redis: ArqRedis,
         provider: SmsProvider,
         care: CareSettings,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = clock.now,
     ) -> None:
         self.clock = clock
         """When rules are judged (quiet hours) and what is due; tests move it."""
@@ -311,7 +312,7 @@ class Dispatcher:
                 failed.append(rid)
             elif result.outcome_unknown:
                 # It may have gone out: let the re-driver ask before anything is resent.
-                lease = datetime.now(UTC) + timedelta(seconds=care.retry_base_seconds)
+                lease = clock.now() + timedelta(seconds=care.retry_base_seconds)
                 rows.append(
                     (rid, "sending", None, result.error_code, result.error_message, lease, False)
                 )
@@ -377,7 +378,7 @@ class Dispatcher:
                         for r in stale
                     ]
                 )
-                now = datetime.now(UTC)
+                now = clock.now()
                 sent: dict[int, str | None] = {}
                 requeue: list[int] = []
                 ask_later: dict[int, datetime] = {}

@@ -30,7 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from services.kit.db import enum_column, utcnow
+from services.kit import clock
+from services.kit.db import enum_column
 from services.kit.events import event_tables
 
 SCHEMA = "care"
@@ -97,7 +98,7 @@ class TaskStatus(StrEnum):
 
 def _at(nullable: bool = False, **kwargs: Any) -> Any:
     return Field(
-        default_factory=utcnow if not nullable else None,
+        default_factory=clock.now if not nullable else None,
         sa_column=Column(DateTime(timezone=True), nullable=nullable, **kwargs),
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -42,6 +42,7 @@ from services.care.models import (
     TaskStatus,
 )
 from services.care.suppression import Policy
+from services.kit import clock
 from services.kit.clock import BEIJING
 
 R = Recipient.__table__  # type: ignore[attr-defined]
@@ -403,7 +404,7 @@ async def claim_greetings(
     primary key makes two concurrent campaigns for one occasion agree on a single winner."""
     if not recipients:
         return set()
-    now = datetime.now(UTC)
+    now = clock.now()
     inserted = await session.execute(
         insert(Greeting.__table__)  # type: ignore[attr-defined]
         .values(

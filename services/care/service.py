@@ -8,7 +8,6 @@ sending re-checks every rule per recipient at the moment it goes out.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,9 +44,10 @@ from services.care.schemas import (
     TaskComplete,
 )
 from services.care.suppression import policy_for
+from services.kit import clock
 from services.kit.auth import Principal, Role
 from services.kit.clock import BEIJING
-from services.kit.db import after_commit, utcnow
+from services.kit.db import after_commit
 from services.kit.events.publish import publish
 from services.profile.events import ContactLogEntry
 
@@ -101,7 +101,7 @@ async def update_campaign(
         }
     # Anything previewed no longer describes the campaign.
     campaign.status = CampaignStatus.draft
-    campaign.updated_at = utcnow()
+    campaign.updated_at = clock.now()
     await session.flush()
     return campaign
 
@@ -150,7 +150,7 @@ async def preview(session: AsyncSession, campaign_id: uuid.UUID, care: CareSetti
         care.frequency_window_days,
         conditions,
         params,
-        datetime.now(UTC),
+        clock.now(),
     )
     samples: list[SampleRendering] = []
     for row in await repository.audience_sample(session, campaign, SAMPLE_SIZE):
@@ -166,7 +166,7 @@ async def preview(session: AsyncSession, campaign_id: uuid.UUID, care: CareSetti
                 SampleRendering(msisdn=row["target"], text=None, error=f"缺少取值：{exc}")
             )
     campaign.status = CampaignStatus.preview
-    campaign.updated_at = utcnow()
+    campaign.updated_at = clock.now()
     suppressed = {k: v for k, v in split.items() if k not in ("ok", "held", "control")}
     return Preview(
         audience=sum(split.values()),
@@ -189,14 +189,14 @@ async def approve(
             "活动须先预览（查看受众人数、样例与屏蔽情况）再审批", field="status"
         )
     campaign.approved_by = actor.user_id
-    campaign.approved_at = utcnow()
+    campaign.approved_at = clock.now()
     await _start(session, campaign, care)
     return campaign
 
 
 async def _start(session: AsyncSession, campaign: Campaign, care: CareSettings) -> None:
     """Write the recipients and begin dispatching, now or at the scheduled time."""
-    now = datetime.now(UTC)
+    now = clock.now()
     await repository.materialise(session, campaign, now, care.cap_exempt_categories)
     if campaign.send_at is None or (campaign.send_at <= now and not campaign.local_time):
         campaign.status = CampaignStatus.dispatching
@@ -204,7 +204,7 @@ async def _start(session: AsyncSession, campaign: Campaign, care: CareSettings) 
     else:
         # The re-driver moves it to dispatching when its first recipient is due.
         campaign.status = CampaignStatus.approved
-    campaign.updated_at = utcnow()
+    campaign.updated_at = clock.now()
     await session.flush()
 
 
@@ -220,7 +220,7 @@ async def pause(session: AsyncSession, campaign_id: uuid.UUID, reason: str | Non
         raise _refuse(campaign, "暂停")
     campaign.status = CampaignStatus.paused
     campaign.pause_reason = reason or "人工暂停"
-    campaign.updated_at = utcnow()
+    campaign.updated_at = clock.now()
     return campaign
 
 
@@ -231,7 +231,7 @@ async def resume(session: AsyncSession, campaign_id: uuid.UUID, care: CareSettin
         raise _refuse(campaign, "恢复")
     campaign.status = CampaignStatus.dispatching
     campaign.pause_reason = None
-    campaign.updated_at = utcnow()
+    campaign.updated_at = clock.now()
     _nudge_after_commit(session, campaign.id, care.dispatch_concurrency)
     return campaign
 
@@ -241,7 +241,7 @@ async def cancel(session: AsyncSession, campaign_id: uuid.UUID) -> Campaign:
     if campaign.status in (CampaignStatus.completed, CampaignStatus.cancelled):
         raise _refuse(campaign, "取消")
     campaign.status = CampaignStatus.cancelled
-    campaign.updated_at = utcnow()
+    campaign.updated_at = clock.now()
     await repository.cancel_open_recipients(session, campaign.id)
     return campaign
 
@@ -262,7 +262,7 @@ async def create_alert(
         status=CampaignStatus.approved,
         created_by=actor.user_id,
         approved_by=actor.user_id,
-        approved_at=utcnow(),
+        approved_at=clock.now(),
     )
     session.add(campaign)
     await session.flush()
@@ -302,7 +302,7 @@ async def apply_receipts(session: AsyncSession, receipts: list[DeliveryReceipt])
     """Record receipts once each; every delivery is published for the contact log."""
     applied = 0
     for receipt in receipts:
-        at = receipt.reported_at or datetime.now(UTC)
+        at = receipt.reported_at or clock.now()
         row = await repository.apply_receipt(
             session,
             receipt.out_id,
@@ -359,7 +359,7 @@ async def complete_task(
         )
     if task.status is TaskStatus.cancelled:
         raise InvalidTransition(f"任务已取消：{task.outcome_note}", field="status")
-    now = utcnow()
+    now = clock.now()
     task.status = TaskStatus.done
     task.completed_at = now
     task.completed_by = actor.user_id

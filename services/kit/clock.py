@@ -1,16 +1,26 @@
-"""The operator's calendar: business dates are Beijing dates, whatever zone a server runs in.
+"""The one clock: every "now" and every business date in Python code comes from here.
 
-Servers usually run on UTC, whose date lags Beijing's from 16:00 to 24:00 UTC; a date a
-user enters or a rule counts from (a join date, "today's" birthdays) is a Beijing date.
+Business dates are Beijing dates, whatever zone a server runs in. Servers usually run on
+UTC, whose date lags Beijing's from 16:00 to 24:00 UTC; a date a user enters or a rule
+counts from (a join date, "today's" birthdays) is a Beijing date.
+
+Tests that need another instant move the whole process tree (PostgreSQL's ``now()``
+included) with libfaketime rather than patching this module; see the README.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 
-def today() -> date:
-    return datetime.now(BEIJING).date()
+def now() -> datetime:
+    """The current instant, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+def today(zone: ZoneInfo = BEIJING) -> date:
+    """Today's business date (Beijing unless another zone is asked for)."""
+    return now().astimezone(zone).date()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -121,7 +120,3 @@ def enum_column(enum: type[StrEnum], name: str, *, nullable: bool = False, **kwa
         nullable=nullable,
         **kwargs,
     )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -23,7 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from services.kit.db import enum_column, utcnow
+from services.kit import clock
+from services.kit.db import enum_column
 from services.kit.events import event_tables
 from services.profile.events import ContactChannel, ContactDirection, ContactOutcome
 
@@ -72,7 +73,9 @@ class ValueQuadrant(StrEnum):
 
 
 def _created() -> Any:
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    return Field(
+        default_factory=clock.now, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
 
 
 def _json_list() -> Any:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from keepwell.demo import Customer, DemoData
+from services.kit import clock
 from services.kit.bulk import copy_rows
 from services.profile import bulk_sql
 from services.profile.models import SCHEMA
@@ -39,7 +40,7 @@ def _customer_row(c: Customer, now: datetime) -> tuple[Any, ...]:
 
 
 def _customer_rows(data: DemoData) -> Iterator[tuple[Any, ...]]:
-    now = datetime.now(UTC)
+    now = clock.now()
     for customer in data.customers():
         yield _customer_row(customer, now)
 
@@ -49,7 +50,7 @@ async def is_empty(conn: asyncpg.Connection) -> bool:
 
 
 async def load_demo(conn: asyncpg.Connection, data: DemoData) -> dict[str, int]:
-    now = datetime.now(UTC)
+    now = clock.now()
     teams = await copy_rows(
         conn,
         SCHEMA,

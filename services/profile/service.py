@@ -21,9 +21,9 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit import clock
 from services.kit.auth import Principal, Role
 from services.kit.clock import BEIJING, today
-from services.kit.db import utcnow
 from services.kit.events.publish import publish, publish_many
 from services.profile import repository as repo
 from services.profile.config import get_profile_settings
@@ -269,7 +269,7 @@ def _settle_opt_out(values: dict[str, Any], current: Customer | None) -> None:
         values["sms_opt_out_at"] = None
     elif values.get("sms_opt_out_at") is None:
         already = current.sms_opt_out_at if current is not None else None
-        values["sms_opt_out_at"] = already or utcnow()
+        values["sms_opt_out_at"] = already or clock.now()
 
 
 async def _visible_customer(
@@ -338,7 +338,7 @@ async def update_customer(
     for field in changed:
         setattr(customer, field, values[field])
     customer.version += 1
-    customer.updated_at = utcnow()
+    customer.updated_at = clock.now()
     await session.flush()
     assert customer.id is not None
     actor = principal.user_id
@@ -391,7 +391,7 @@ async def update_customer(
 async def _reassign_history(
     session: AsyncSession, customer_id: int, manager_id: str | None, by: str, reason: str
 ) -> None:
-    await repo.close_assignment(session, customer_id, utcnow())
+    await repo.close_assignment(session, customer_id, clock.now())
     if manager_id is not None:
         await repo.open_assignment(session, customer_id, manager_id, by, reason)
 
@@ -448,13 +448,13 @@ async def add_contact(
         "customer_id": customer.id,
         "channel": data.channel.value,
         "direction": data.direction.value,
-        "at": data.at or utcnow(),
+        "at": data.at or clock.now(),
         "by": principal.user_id,
         "outcome": data.outcome.value,
         "note": data.note,
         "source": source,
         "source_ref": data.source_ref,
-        "created_at": utcnow(),
+        "created_at": clock.now(),
     }
     new_id = await repo.insert_contact(session, values)
     if new_id is None:
@@ -487,7 +487,7 @@ async def record_reported_contact(session: AsyncSession, entry: ContactLogEntry)
             "note": entry.note,
             "source": entry.source,
             "source_ref": entry.source_ref,
-            "created_at": utcnow(),
+            "created_at": clock.now(),
         },
     )
     return True
@@ -652,7 +652,7 @@ async def _announce_customers_of(
     """The manager's customers' snapshots changed with the manager: each customer gets a
     new version (consumers keep only newer snapshots) and a ``customer.updated``."""
     customers = await repo.customers_of_manager(session, manager.id)
-    now = utcnow()
+    now = clock.now()
     for customer in customers:
         customer.version += 1
         customer.updated_at = now
@@ -691,7 +691,7 @@ async def manager_leaves(
         assert customer.id is not None
         customer.manager_id = data.reassign_to
         customer.version += 1
-        customer.updated_at = utcnow()
+        customer.updated_at = clock.now()
         await session.flush()
         await _reassign_history(
             session, customer.id, data.reassign_to, principal.user_id, data.reason

@@ -11,7 +11,8 @@ from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, Index
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from services.kit.db import enum_column, utcnow
+from services.kit import clock
+from services.kit.db import enum_column
 from services.kit.events import event_tables
 
 SCHEMA = "warning"
@@ -69,7 +70,9 @@ class ChurnReason(StrEnum):
 def _timestamp(nullable: bool = False) -> Any:
     if nullable:
         return Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    return Field(
+        default_factory=clock.now, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
 
 
 class DailyUsage(SQLModel, table=True):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from keepwell.demo import Customer, DailyUsage, DemoData
+from services.kit import clock
 from services.kit.bulk import copy_rows
 from services.warning.models import SCHEMA
 from services.warning.repository import USAGE_COLUMNS
@@ -17,7 +17,7 @@ from services.warning.repository import USAGE_COLUMNS
 def customer_rows(data: DemoData, customers: Iterator[Customer]) -> Iterator[tuple[Any, ...]]:
     """What the profile events would have put in the read model (snapshot version 1)."""
     team_of = {m.id: m.team_id for m in data.managers}
-    now = datetime.now(UTC)
+    now = clock.now()
     for c in customers:
         yield (
             c.msisdn, 1, c.name, "active", c.tier, c.manager_id, team_of.get(c.manager_id),

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaint.events import ComplaintOpened
+from services.kit import clock
 from services.kit.auth import Principal, Role
-from services.kit.db import utcnow
 from services.kit.events.publish import publish, publish_many
 from services.profile.events import ContactLogEntry, CustomerSnapshot
 from services.warning import repository as repo
@@ -71,7 +71,7 @@ logger = logging.getLogger("keepwell.warning")
 
 
 def business_today() -> date:
-    return datetime.now(ZoneInfo(get_warning_settings().time_zone)).date()
+    return clock.today(ZoneInfo(get_warning_settings().time_zone))
 
 
 # -- scope --------------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ async def raise_complaint_warning(
         existing.last_detected_on = max(existing.last_detected_on, day)
         existing.rule_version = current.version
         existing.weight = rule.weight
-        existing.updated_at = utcnow()
+        existing.updated_at = clock.now()
         await session.flush()
         await repo.rescore(session, bands=bands, as_of=day, msisdns=[event.msisdn])
         return existing
@@ -375,7 +375,7 @@ async def record_contact(
         raise InvalidTransition(
             f"warning {warning_id} is resolved ({warning.outcome}); record no more contacts on it"
         )
-    at = data.at or utcnow()
+    at = data.at or clock.now()
     contact = await repo.add_contact(
         session,
         Contact(
@@ -391,7 +391,7 @@ async def record_contact(
     )
     warning.status = Status.in_progress
     warning.contacted_at = warning.contacted_at or at
-    warning.updated_at = utcnow()
+    warning.updated_at = clock.now()
     await session.flush()
     entry = ContactLogEntry(
         msisdn=warning.msisdn,
@@ -446,7 +446,7 @@ async def resolve(
             f"warning {warning_id} is open: record the contact with the customer before "
             f"resolving it as {data.outcome.value}"
         )
-    now = utcnow()
+    now = clock.now()
     warning.status = Status.resolved
     warning.outcome = data.outcome
     warning.retention_action = data.retention_action

@@ -3,7 +3,7 @@ stored in the database, new-VIP welcome, and the read model fed by profile event
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 from care_support import SeedCustomers, profile_envelope, snapshot
@@ -196,7 +196,7 @@ async def test_a_vip_created_with_a_recent_join_date_is_welcomed_but_an_imported
     resources: Resources, seed_customers: SeedCustomers, engine: AsyncEngine
 ) -> None:
     await seed_customers(
-        snapshot("13800000001", join_date=datetime.now(UTC).date()),
+        snapshot("13800000001", join_date=clock.today()),
         snapshot("13800000002", join_date=date(2012, 6, 1)),
     )
     async with engine.connect() as conn:

@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from care_support import (
     SUPERVISOR,
     TOMORROW,
@@ -459,6 +460,7 @@ async def test_preview_forecasts_quiet_hours_holds_and_the_frequency_cap(
     assert (preview.will_send, preview.held_for_quiet_hours) == (2, 1)
 
 
+@pytest.mark.pg_timers
 async def test_a_batch_caught_in_a_deadlock_is_taken_again_and_sends_once(
     dispatcher: Dispatcher,
     sandbox: httpx.AsyncClient,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.kit import clock
 from services.kit.db import create_sessionmaker
 from services.kit.events import Envelope
 from services.profile.events import CustomerSnapshot, consumer
@@ -124,6 +125,8 @@ async def test_monthly_recompute_sets_tiers_records_reasons_and_publishes(
 async def test_contacts_from_other_services_and_the_reach_rate(
     profile, engine: AsyncEngine
 ) -> None:
+    today = clock.today()
+    called_at = f"{today - timedelta(days=10)}T10:00:00+08:00"
     async with profile() as client:
         await client.post("/customers", json=customer("13800000001"))
         await client.post("/customers", json=customer("13800000002", manager_id="M2"))
@@ -131,13 +134,13 @@ async def test_contacts_from_other_services_and_the_reach_rate(
         call = await client.post(
             "/customers/13800000001/contacts",
             json={"channel": "call", "outcome": "reached", "note": "生日问候",
-                  "at": "2026-11-10T10:00:00+08:00", "source_ref": "c1"},
+                  "at": called_at, "source_ref": "c1"},
         )  # fmt: skip
         assert call.status_code == 201, call.text
         repeat = await client.post(
             "/customers/13800000001/contacts",
             json={"channel": "call", "outcome": "reached", "source_ref": "c1",
-                  "at": "2026-11-10T10:00:00+08:00"},
+                  "at": called_at},
         )  # fmt: skip
         assert repeat.status_code == 200 and repeat.json()["id"] == call.json()["id"]
         bad = await client.post(
@@ -149,7 +152,8 @@ async def test_contacts_from_other_services_and_the_reach_rate(
         id=uuid.uuid4(), seq=1, type="care.message_delivered", version=1, producer="care",
         aggregate_id="13800000002", occurred_at=datetime.now(UTC),
         payload={"contact": {"msisdn": "13800000002", "channel": "sms", "direction": "outbound",
-                             "at": "2026-11-12T02:00:00Z", "by": "care", "outcome": "delivered",
+                             "at": f"{today - timedelta(days=8)}T02:00:00Z", "by": "care",
+                             "outcome": "delivered",
                              "source": "care", "source_ref": "d-1"}},
     )  # fmt: skip
     sessions = create_sessionmaker(engine)
@@ -162,7 +166,13 @@ async def test_contacts_from_other_services_and_the_reach_rate(
         log = (await client.get("/customers/13800000002/contacts")).json()["items"]
         assert [(e["channel"], e["source"]) for e in log] == [("sms", "care")]
         report = (
-            await client.get("/reports/reach", params={"from": "2026-11-01", "to": "2026-12-01"})
+            await client.get(
+                "/reports/reach",
+                params={
+                    "from": str(today - timedelta(days=30)),
+                    "to": str(today + timedelta(days=1)),
+                },
+            )
         ).json()
         assert [(g["group"], g["customers"], g["reached"]) for g in report["groups"]] == [
             ("M1", 1, 1),
@@ -172,7 +182,11 @@ async def test_contacts_from_other_services_and_the_reach_rate(
         by_team = (
             await client.get(
                 "/reports/reach",
-                params={"from": "2026-12-01", "to": "2027-01-01", "group_by": "team"},
+                params={
+                    "from": str(today + timedelta(days=1)),
+                    "to": str(today + timedelta(days=31)),
+                    "group_by": "team",
+                },
             )
         ).json()
         assert [(g["group"], g["reached"]) for g in by_team["groups"]] == [("T1", 0)]

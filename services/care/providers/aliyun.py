@@ -73,6 +73,7 @@ from services.care.providers.base import (
     SentQuery,
     SmsMessage,
 )
+from services.kit import clock
 
 logger = logging.getLogger("keepwell.care.providers")
 
@@ -312,10 +313,6 @@ Clock = Callable[[], datetime]
 NonceFactory = Callable[[], str]
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _uuid_nonce() -> str:
     return uuid.uuid4().hex
 
@@ -331,7 +328,7 @@ class AliyunSmsProvider:
         config: AliyunSmsConfig,
         client: httpx.AsyncClient,
         *,
-        clock: Clock = _utc_now,
+        clock: Clock = clock.now,
         nonce_factory: NonceFactory = _uuid_nonce,
     ) -> None:
         self._config = config

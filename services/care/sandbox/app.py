@@ -18,13 +18,15 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
+from services.kit import clock
 
 logger = logging.getLogger("keepwell.care.sandbox")
 
@@ -174,7 +176,7 @@ def create_app(initial: Control | None = None) -> FastAPI:
                     phone=phone,
                     text=str(message["text"]),
                     provider_message_id=message_id,
-                    at=datetime.now(UTC),
+                    at=clock.now(),
                 )
             )
         if control.receipt_url:
@@ -184,7 +186,7 @@ def create_app(initial: Control | None = None) -> FastAPI:
                     "phone": phone,
                     "provider_message_id": message_id,
                     "delivered": True,
-                    "reported_at": datetime.now(UTC).isoformat(),
+                    "reported_at": clock.now().isoformat(),
                 }
             )
             receipt_wakeup.set()

@@ -6,7 +6,6 @@ import importlib
 import importlib.util
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from functools import cache
 
 from arq.connections import ArqRedis
@@ -14,6 +13,7 @@ from asgi_correlation_id import correlation_id
 from sqlalchemy import TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit import clock
 from services.kit.config import SERVICES
 from services.kit.db import after_commit
 from services.kit.events.consumer import consumers
@@ -73,7 +73,7 @@ async def publish_many(
     ids = [uuid.uuid4() for _ in events]
     types = sorted({event.event_type for event, _ in events})
     subscriptions = [(t, s) for t in types for s in await _subscribers(session, producer, t)]
-    occurred_at = datetime.now(UTC)
+    occurred_at = clock.now()
     for start in range(0, len(events), PUBLISH_CHUNK):
         chunk = events[start : start + PUBLISH_CHUNK]
         await session.execute(

@@ -20,13 +20,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.kit import clock
 from services.kit.auth import Principal, Role, issue_token
 from services.kit.config import Settings
 from services.kit.events.model import Envelope
@@ -318,7 +319,7 @@ class Relay:
         self, session: AsyncSession, due: list[Due], outcomes: dict[int, Outcome]
     ) -> None:
         delivery = self.tables.delivery
-        now = datetime.now(UTC)
+        now = clock.now()
         delivered = [i.delivery_id for i in due if outcomes[i.delivery_id].delivered]
         if delivered:
             await session.execute(
