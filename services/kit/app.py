@@ -69,12 +69,17 @@ def resources(request: Request) -> Resources:
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request owns the transaction: commit on success, roll back on error."""
+    """The request owns the transaction: commit on success, roll back on error.
+
+    Always declared with ``scope="function"`` (as :data:`Session` does): FastAPI otherwise
+    runs the code after ``yield``, the commit, once the response is already sent, and a
+    commit that fails would leave the client with a 2xx for a write that never happened.
+    """
     async with resources(request).session() as session:
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(db_session)]
+Session = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
 async def _check(probe: Callable[[], Awaitable[object]]) -> str:

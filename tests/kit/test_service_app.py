@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import importlib
+import uuid
+from collections.abc import Callable
+from typing import Any
 
+import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from services.kit import clock
+from services.kit.app import Session, create_service_app
 from services.kit.auth import Principal, Role, issue_token
 from services.kit.config import SERVICES, Settings
+from services.kit.events import Envelope, event_tables
+from services.kit.events.consumer import Consumer
+from services.kit.testing import serve
 from tests.conftest import AppClient
 
 
@@ -117,3 +128,61 @@ async def test_openapi_documents_the_error_format(service: str, app_client: AppC
     assert spec["paths"]["/whoami"]["get"]["responses"]["401"]["content"]["application/json"][
         "schema"
     ] == {"$ref": "#/components/schemas/ErrorBody"}
+
+
+async def test_a_write_whose_commit_fails_is_never_reported_done(
+    engine: AsyncEngine, settings: Settings, token: Callable[..., str]
+) -> None:
+    """The commit happens before the response: a client (a person, or the relay posting to
+    ``/events``) is told "done" only for what committed. A deferred constraint makes the
+    statements succeed and the commit fail."""
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS commit_probe CASCADE"))
+        await conn.execute(text("CREATE SCHEMA commit_probe"))
+        await conn.execute(
+            text(
+                "CREATE TABLE commit_probe.once (n int CONSTRAINT uq_once_n UNIQUE "
+                "DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+        await conn.run_sync(event_tables("commit_probe").inbox.create)
+    insert_twice = text("INSERT INTO commit_probe.once VALUES (1), (1)")
+
+    router = APIRouter()
+
+    @router.post("/twice")
+    async def twice(session: Session) -> dict[str, bool]:
+        await session.execute(insert_twice)
+        return {"ok": True}
+
+    consumer = Consumer("commit_probe")
+
+    @consumer.handles_type("probe.commit_fails")
+    async def apply(session: AsyncSession, payload: Any, envelope: Envelope) -> None:
+        await session.execute(insert_twice)
+
+    app = create_service_app(
+        "commit_probe", title="commit probe", description="", routers=[router], consumer=consumer,
+        settings=settings,
+    )  # fmt: skip
+    event = Envelope(
+        id=uuid.uuid4(), seq=1, type="probe.commit_fails", version=1, producer="profile",
+        aggregate_id="a", occurred_at=clock.now(), payload={},
+    )  # fmt: skip
+    try:
+        async with (
+            serve(app) as url,
+            httpx.AsyncClient(
+                base_url=url, headers={"Authorization": f"Bearer {token()}"}
+            ) as client,
+        ):
+            write = await client.post("/twice")
+            events = await client.post("/events", json={"events": [event.model_dump(mode="json")]})
+        async with engine.connect() as conn:
+            inbox = await conn.scalar(text("SELECT count(*) FROM commit_probe.inbox"))
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA commit_probe CASCADE"))
+    assert write.status_code >= 500 and write.json()["code"] == "internal_error"
+    assert events.status_code >= 500
+    assert inbox == 0

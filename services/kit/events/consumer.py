@@ -166,7 +166,8 @@ class Consumer:
             dependencies=[Depends(guard)],
         )
         async def receive(
-            batch: EventBatch, session: Annotated[AsyncSession, Depends(session_dependency)]
+            batch: EventBatch,
+            session: Annotated[AsyncSession, Depends(session_dependency, scope="function")],
         ) -> BatchResult:
             return BatchResult(results=await self.receive(session, batch.events))
 

@@ -58,7 +58,7 @@ def _read(row: Any) -> WebhookRead:
 def events_router(service: str, session_dependency: Any, production: bool) -> APIRouter:
     tables = event_tables(service)
     router = APIRouter(tags=["events"])
-    Session = Annotated[AsyncSession, Depends(session_dependency)]
+    Session = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
     admin = Depends(require_role(Role.admin))
     operators = Depends(require_role(Role.operator))
 
