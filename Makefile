@@ -25,6 +25,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo --cache-dir .import_linter_cache
 
 test: lint
 	@test -z "$(AS_OF)" || command -v faketime >/dev/null || \
@@ -32,4 +33,4 @@ test: lint
 	$(AS_OF_PREFIX) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .keepwell .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .keepwell .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -49,6 +49,7 @@ from itertools import accumulate, combinations
 from typing import Any, Final, Literal, TypeVar
 
 from services.kit import clock
+from services.profile.validation import surname_of
 
 __all__ = [
     "DEFAULT_DRIFT_SHARE",
@@ -99,9 +100,6 @@ class Manager:
     phone: str
 
 
-_COMPOUND_SURNAMES: Final = frozenset({"欧阳", "司马", "上官", "诸葛"})
-
-
 # Customer and DailyUsage are not slotted: the generators build them through ``__dict__``
 # (see ``_build``), which is several times faster than the frozen-dataclass ``__init__``.
 @dataclass(frozen=True)
@@ -132,7 +130,7 @@ class Customer:
 
     @property
     def surname(self) -> str:
-        return self.name[:2] if self.name[:2] in _COMPOUND_SURNAMES else self.name[0]
+        return surname_of(self.name)
 
     @property
     def honorific(self) -> str:

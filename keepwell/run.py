@@ -27,9 +27,9 @@ from rich.console import Console
 from rich.table import Table
 
 import migrations
-from keepwell.embedded import EmbeddedPostgres, EmbeddedRedis
-from keepwell.processes import die_with_parent
 from services.kit.config import SERVICES, Settings
+from services.kit.embedded import EmbeddedPostgres, EmbeddedRedis
+from services.kit.processes import die_with_parent
 
 logger = logging.getLogger("keepwell.run")
 console = Console(stderr=True)

@@ -17,7 +17,7 @@ async def load_demo(settings: Settings, customers: int, seed: int = 7) -> dict[s
     data = generate(customers=customers, seed=seed)
     async with raw_connection(settings.database_url) as conn, conn.transaction():
         counts = await profile_seed.load_demo(conn, data)
-        counts |= await warning_seed.load_demo(conn, data)
+        counts |= await warning_seed.load_demo(conn, data.usage(days=90))
     counts["care_rules"] = await install_defaults(settings)
     return counts
 

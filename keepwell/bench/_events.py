@@ -14,9 +14,9 @@ from sqlalchemy import text
 
 import migrations
 from keepwell.bench._scratch import scratch_database
-from keepwell.embedded import free_port
 from services.kit.config import Settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
+from services.kit.embedded import free_port
 from services.kit.events.publish import publish
 from services.kit.events.relay import Relay, RelayPolicy
 from services.kit.testing import ProbeConsumer, ProbePinged

@@ -13,7 +13,7 @@ from pathlib import Path
 @asynccontextmanager
 async def scratch_database(prefix: str) -> AsyncIterator[str]:
     """Yields the URL of a new empty database, dropped (and its server stopped) after."""
-    from keepwell.embedded import EmbeddedPostgres
+    from services.kit.embedded import EmbeddedPostgres
     from services.kit.testing import create_scratch_database, drop_database
 
     server = os.environ.get("DATABASE_URL")

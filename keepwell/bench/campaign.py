@@ -52,8 +52,8 @@ async def _run(
 
     import httpx
 
-    from keepwell.embedded import EmbeddedRedis, free_port
     from services.kit.config import get_settings
+    from services.kit.embedded import EmbeddedRedis, free_port
     from services.kit.testing import create_scratch_database, drop_database
 
     settings = get_settings()
@@ -112,7 +112,7 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     import os
     import sys
 
-    from keepwell.processes import die_with_parent
+    from services.kit.processes import die_with_parent
 
     return subprocess.Popen(
         [sys.executable, "-m", "keepwell", *args],
@@ -193,13 +193,13 @@ async def _campaign_run(
     import httpx
     from sqlalchemy import text
 
-    from keepwell.embedded import free_port
     from services.care import service
     from services.care.config import CareSettings
     from services.care.schemas import CampaignCreate
     from services.kit.app import Resources
     from services.kit.auth import Principal, Role
     from services.kit.config import get_settings
+    from services.kit.embedded import free_port
 
     await client.post("/reset")
     await client.post("/control", json={"keep": 0})

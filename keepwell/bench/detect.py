@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from datetime import date
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from keepwell.demo import Customer, DemoData
 
 # Demo drift kinds and the signal that should catch each.
 DRIFT_SIGNALS = {
@@ -36,12 +40,26 @@ def register(bench: typer.Typer) -> None:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
+def _customer_copy(data: DemoData, customers: Iterator[Customer]) -> Iterator[tuple[Any, ...]]:
+    """What profile's events would have put in warning's customer copy (version 1): the
+    bench loads it directly, with no profile service running."""
+    from services.kit import clock
+
+    team_of = {m.id: m.team_id for m in data.managers}
+    now = clock.now()
+    for c in customers:
+        yield (
+            c.msisdn, 1, c.name, "active", c.tier, c.manager_id, team_of.get(c.manager_id),
+            c.plan_name, c.plan_fee, c.contract_end, now,
+        )  # fmt: skip
+
+
 def _load_part(url: str, subscribers: int, days: int, seed: int, today: str, part: int) -> int:
     """One loader process: half of the customers and their usage, over COPY."""
     from keepwell.demo import generate
     from services.kit.bulk import copy_rows, raw_connection
     from services.warning.repository import CUSTOMER_COLUMNS, USAGE_COLUMNS
-    from services.warning.seed import customer_rows, usage_rows
+    from services.warning.seed import usage_rows
 
     data = generate(customers=subscribers, seed=seed, today=date.fromisoformat(today))
     half = subscribers // 2
@@ -54,7 +72,7 @@ def _load_part(url: str, subscribers: int, days: int, seed: int, today: str, par
                 "warning",
                 "customer",
                 (*CUSTOMER_COLUMNS, "updated_at"),
-                customer_rows(data, data.customers(start, stop)),
+                _customer_copy(data, data.customers(start, stop)),
             )
             rows = usage_rows(data.usage(days=days, start=start, stop=stop))
             return await copy_rows(conn, "warning", "daily_usage", USAGE_COLUMNS, rows)
@@ -73,9 +91,9 @@ async def _run(subscribers: int, days: int, sample: int, seed: int) -> dict[str,
 
     import migrations
     from keepwell.demo import Drift, generate
-    from keepwell.embedded import EmbeddedPostgres
     from services.kit.config import get_settings
     from services.kit.db import create_engine, create_sessionmaker, session_scope
+    from services.kit.embedded import EmbeddedPostgres
     from services.kit.testing import create_scratch_database, drop_database
     from services.warning import service
     from services.warning.bench_python import evaluate_sample

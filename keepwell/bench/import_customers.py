@@ -38,7 +38,7 @@ def register(bench: typer.Typer) -> None:
 
 def _run(scratch: Path, rows: int, sample: int, seed: int) -> dict[str, Any]:
     import migrations
-    from keepwell.embedded import EmbeddedPostgres
+    from services.kit.embedded import EmbeddedPostgres
     from services.kit.testing import create_scratch_database, drop_database
 
     server = os.environ.get("DATABASE_URL")

@@ -3,8 +3,8 @@
 from fastapi import FastAPI
 
 import services.care as package
+from services.care.consumers import consumer
 from services.care.endpoints import receipts_router, router
-from services.care.events import consumer
 from services.kit.app import create_service_app
 from services.kit.config import Settings
 

@@ -46,13 +46,6 @@ def festival_date(festival: str, year: int) -> date | None:
     return min(days) if days else None
 
 
-def festival_on(day: date) -> str | None:
-    for key in FESTIVALS:
-        if festival_date(key, day.year) == day:
-            return key
-    return None
-
-
 _SUBSTITUTED = re.compile(r"substituted from (\d{2})/(\d{2})/(\d{4})")
 
 

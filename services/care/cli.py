@@ -55,7 +55,7 @@ def register(app: typer.Typer, imports: typer.Typer) -> None:
         import asyncio
         import json
 
-        from services.care.events import rebuild_read_model
+        from services.care.ops import rebuild_read_model
         from services.kit.config import get_settings
 
         counts = asyncio.run(rebuild_read_model(get_settings(), profile_url))

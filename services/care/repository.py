@@ -221,12 +221,6 @@ async def list_campaigns(
     return list((await session.execute(statement.limit(limit).offset(offset))).scalars())
 
 
-async def campaign_status(session: AsyncSession, campaign_id: uuid.UUID) -> str | None:
-    return (
-        await session.execute(select(CAMPAIGN.c.status).where(CAMPAIGN.c.id == campaign_id))
-    ).scalar_one_or_none()
-
-
 async def touch_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> None:
     await session.execute(
         update(CAMPAIGN).where(CAMPAIGN.c.id == campaign_id).values(heartbeat_at=func.now())

@@ -18,7 +18,7 @@ from services.care.models import (
     TaskKind,
     TaskStatus,
 )
-from services.profile.events import ContactChannel
+from services.profile.contract import ContactChannel
 
 
 class Audience(BaseModel):

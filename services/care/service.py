@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.care import repository
 from services.care.config import CareSettings
+from services.care.contract import MessageDelivered, TaskCompleted
 from services.care.dispatch import nudge
-from services.care.events import MessageDelivered, TaskCompleted
 from services.care.exceptions import (
     CampaignNotFound,
     InvalidTransition,
@@ -49,7 +49,7 @@ from services.kit.auth import Principal, Role
 from services.kit.clock import BEIJING
 from services.kit.db import after_commit
 from services.kit.events.publish import publish
-from services.profile.events import ContactLogEntry
+from services.profile.contract import ContactLogEntry
 
 EDITABLE = (CampaignStatus.draft, CampaignStatus.preview)
 SAMPLE_SIZE = 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from arq.cron import cron
 
 from services.care.config import get_care_settings
-from services.care.tasks import dispatch_campaign, plan_daily_care, redrive_dispatch
+from services.care.jobs import dispatch_campaign, plan_daily_care, redrive_dispatch
 from services.kit.worker import JobFunction, worker_settings
 
 FUNCTIONS: list[JobFunction] = [dispatch_campaign, redrive_dispatch, plan_daily_care]

@@ -27,11 +27,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from keepwell.embedded import EmbeddedPostgres, EmbeddedRedis, ensure_database, free_port
 from services.kit.app import create_service_app
 from services.kit.config import Settings
+from services.kit.embedded import EmbeddedPostgres, EmbeddedRedis, ensure_database, free_port
 from services.kit.events import Envelope, Event, event_tables
 from services.kit.events.consumer import Consumer
+from services.kit.events.contracts import subscribe
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class ProbeConsumer:
     def __init__(self, schema: str = "probe") -> None:
         self.schema = schema
         self.consumer = Consumer(schema)
+        subscribe(schema, frozenset({ProbePinged.event_type}))
         self.failing: set[int] = set()  # event numbers whose handler raises, while listed
         self.effect = Table(
             "effect",

@@ -5,8 +5,8 @@ from fastapi import FastAPI
 import services.profile as package
 from services.kit.app import create_service_app
 from services.kit.config import Settings
+from services.profile.consumers import consumer
 from services.profile.endpoints import router
-from services.profile.events import consumer
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

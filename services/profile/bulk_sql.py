@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql
 from services.kit.events.publish import service_subscribers
 from services.profile.models import SCHEMA, Customer, events
 from services.profile.schemas import REQUIRED_FOR_NEW, CustomerFields, ImportIssue
+from services.profile.validation import COMPOUND_SURNAMES
 
 FIELDS: tuple[str, ...] = tuple(CustomerFields.model_fields)
 BITS: dict[str, int] = {name: 1 << i for i, name in enumerate(FIELDS)}
@@ -107,7 +108,7 @@ def _merged(name: str) -> str:
     )
 
 
-_COMPOUND = "ARRAY['欧阳','司马','上官','诸葛','东方','慕容','皇甫','令狐']"
+_COMPOUND = "ARRAY[" + ",".join(f"'{s}'" for s in COMPOUND_SURNAMES) + "]"
 
 
 def _snapshot(u: str) -> str:

@@ -9,7 +9,7 @@ import httpx
 
 from services.kit.auth import Principal, Role, issue_token
 from services.kit.config import Settings
-from services.profile.events import CustomerSnapshot
+from services.profile.contract import CustomerSnapshot
 
 
 async def customer_snapshots(

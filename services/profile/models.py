@@ -26,7 +26,7 @@ from sqlmodel import Field, SQLModel
 from services.kit import clock
 from services.kit.db import enum_column
 from services.kit.events import event_tables
-from services.profile.events import ContactChannel, ContactDirection, ContactOutcome
+from services.profile.contract import ContactChannel, ContactDirection, ContactOutcome
 
 SCHEMA = "profile"
 

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from services.profile.events import ContactOutcome
+from services.profile.contract import ContactOutcome
 from services.profile.models import (
     ContactLog,
     Customer,

@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.profile.events import ContactChannel, ContactDirection, ContactOutcome
+from services.profile.contract import ContactChannel, ContactDirection, ContactOutcome
 from services.profile.models import (
     CustomerStatus,
     Gender,

@@ -27,8 +27,11 @@ from services.kit.clock import BEIJING, today
 from services.kit.events.publish import publish, publish_many
 from services.profile import repository as repo
 from services.profile.config import get_profile_settings
-from services.profile.events import (
+from services.profile.contract import (
+    ContactChannel,
+    ContactDirection,
     ContactLogEntry,
+    ContactOutcome,
     CustomerChurned,
     CustomerCreated,
     CustomerSnapshot,
@@ -75,9 +78,7 @@ from services.profile.schemas import (
     TeamCreate,
     TeamUpdate,
 )
-from services.profile.validation import check_custom, normalise_msisdn, time_zone_of
-
-_COMPOUND_SURNAMES = frozenset({"欧阳", "司马", "上官", "诸葛", "东方", "慕容", "皇甫", "令狐"})
+from services.profile.validation import check_custom, normalise_msisdn, surname_of, time_zone_of
 
 # Defaults of a new customer for the fields REQUIRED_FOR_NEW does not cover.
 NEW_CUSTOMER_DEFAULTS: dict[str, Any] = {
@@ -135,8 +136,7 @@ def honorific(name: str, gender: str) -> str:
     """王先生 / 欧阳女士; the full name when the gender is unknown."""
     if gender == Gender.unknown:
         return name
-    surname = name[:2] if name[:2] in _COMPOUND_SURNAMES else name[:1]
-    return surname + ("女士" if gender == Gender.female else "先生")
+    return surname_of(name) + ("女士" if gender == Gender.female else "先生")
 
 
 def team_of(manager: Manager | None) -> str | None:
@@ -469,8 +469,6 @@ async def add_contact(
 
 async def record_reported_contact(session: AsyncSession, entry: ContactLogEntry) -> bool:
     """A contact another service reported (through an event); False for an unknown customer."""
-    from services.profile.events import ContactChannel, ContactDirection, ContactOutcome
-
     customer_id = await repo.customer_id_of(session, normalise_msisdn(entry.msisdn))
     if customer_id is None:
         return False

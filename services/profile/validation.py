@@ -31,6 +31,23 @@ REGION_TIME_ZONES: dict[str, str] = {
 }  # fmt: skip
 _REGION_SUFFIXES = ("维吾尔自治区", "壮族自治区", "回族自治区", "特别行政区", "自治区", "省", "市")
 
+# Two-character surnames: 欧阳芳 is 欧阳女士, not 欧女士.
+COMPOUND_SURNAMES: tuple[str, ...] = (
+    "欧阳",
+    "司马",
+    "上官",
+    "诸葛",
+    "东方",
+    "慕容",
+    "皇甫",
+    "令狐",
+)
+
+
+def surname_of(name: str) -> str:
+    return name[:2] if name[:2] in COMPOUND_SURNAMES else name[:1]
+
+
 _SEPARATORS = re.compile(r"[\s\-().]")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 

@@ -3,7 +3,7 @@
 from arq import cron
 
 from services.kit.worker import worker_settings
-from services.profile.tasks import recompute_tiers
+from services.profile.jobs import recompute_tiers
 
 # 03:30 China time (19:30 UTC the day before) on the 2nd to the 5th of each month, after
 # the month's billing feed: a run skips itself until that billing is loaded, and a run

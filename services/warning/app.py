@@ -5,8 +5,8 @@ from fastapi import FastAPI
 import services.warning as package
 from services.kit.app import create_service_app
 from services.kit.config import Settings
+from services.warning.consumers import consumer
 from services.warning.endpoints import router
-from services.warning.events import consumer
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -85,17 +85,6 @@ def usage_upsert_from(table: str) -> str:
     return USAGE_UPSERT.format(source=f"SELECT * FROM {table}")
 
 
-async def usage_of(session: AsyncSession, msisdn: str, start: date, end: date) -> list[Any]:
-    from services.warning.models import DailyUsage
-
-    result = await session.execute(
-        select(DailyUsage)
-        .where(col(DailyUsage.msisdn) == msisdn, col(DailyUsage.day).between(start, end))
-        .order_by(col(DailyUsage.day))
-    )
-    return list(result.scalars())
-
-
 # -- customers (read model) ---------------------------------------------------------------------
 
 
@@ -144,13 +133,6 @@ async def current_rule_set(session: AsyncSession) -> RuleSet | None:
 
 async def get_rule_set(session: AsyncSession, version: int) -> RuleSet | None:
     return await session.get(RuleSet, version)
-
-
-async def list_rule_sets(session: AsyncSession, limit: int) -> list[RuleSet]:
-    result = await session.execute(
-        select(RuleSet).order_by(col(RuleSet.version).desc()).limit(limit)
-    )
-    return list(result.scalars())
 
 
 async def insert_rule_set(
@@ -422,16 +404,6 @@ async def detect(
     rows = (await session.execute(text(sql), params)).all()
     raised = [r.id for r in rows if r.inserted]
     return Detected(raised=raised, updated=len(rows) - len(raised))
-
-
-async def hits_for(
-    session: AsyncSession, *, day: date, thresholds: Thresholds
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """What detection would fire for ``day``, without writing (for previews and checks)."""
-    params = {"thresholds": json.dumps(thresholds.rows()), "day": day}
-    params |= detection_window(thresholds, day)
-    sql = _typed(_detection_sql(thresholds) + "SELECT msisdn, signal, evidence FROM hits")
-    return [(r.msisdn, r.signal, r.evidence) for r in await session.execute(text(sql), params)]
 
 
 def _bands_sql() -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.profile.events import ContactChannel, ContactDirection, ContactOutcome
+from services.profile.contract import ContactChannel, ContactDirection, ContactOutcome
 from services.warning.evidence import SIGNAL_NAMES, describe
 from services.warning.models import (
     ChurnReason,

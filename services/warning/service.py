@@ -13,14 +13,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.complaint.events import ComplaintOpened
+from services.complaint.contract import ComplaintOpened
 from services.kit import clock
 from services.kit.auth import Principal, Role
 from services.kit.events.publish import publish, publish_many
-from services.profile.events import ContactLogEntry, CustomerSnapshot
+from services.profile.contract import ContactLogEntry, CustomerSnapshot
 from services.warning import repository as repo
 from services.warning.config import get_warning_settings
-from services.warning.events import WarningContactRecorded, WarningRaised, WarningResolved
+from services.warning.contract import WarningContactRecorded, WarningRaised, WarningResolved
 from services.warning.evidence import SIGNAL_NAMES, describe
 from services.warning.exceptions import (
     InvalidOutcome,

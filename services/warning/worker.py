@@ -8,7 +8,7 @@ from arq import cron
 
 from services.kit.worker import worker_settings
 from services.warning.config import get_warning_settings
-from services.warning.tasks import detect_day, nightly_detection
+from services.warning.jobs import detect_day, nightly_detection
 
 _settings = get_warning_settings()
 

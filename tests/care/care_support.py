@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.auth import Principal, Role
 from services.kit.events import Envelope
-from services.profile.events import (
+from services.profile.contract import (
     CustomerChurned,
     CustomerCreated,
     CustomerSnapshot,

@@ -13,15 +13,15 @@ from care_support import SUPERVISOR, TOMORROW, Clock, SeedCustomers, profile_env
 
 from services.care import service
 from services.care.config import CareSettings, get_care_settings
+from services.care.consumers import consumer
 from services.care.dispatch import Dispatcher, build_provider
-from services.care.events import consumer
 from services.care.models import Category
 from services.care.sandbox.app import create_app as create_sandbox
 from services.care.schemas import Audience, CampaignCreate
 from services.kit.app import Resources
 from services.kit.config import Settings
 from services.kit.testing import serve
-from services.profile.events import CustomerCreated, CustomerSnapshot
+from services.profile.contract import CustomerCreated, CustomerSnapshot
 
 
 @pytest.fixture

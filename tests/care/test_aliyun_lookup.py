@@ -17,11 +17,11 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keepwell.embedded import free_port
 from services.care.config import CareSettings
 from services.care.dispatch import Dispatcher
 from services.care.providers import AliyunSmsConfig, AliyunSmsProvider, SentQuery
 from services.kit.app import Resources
+from services.kit.embedded import free_port
 from services.kit.testing import serve
 
 PHONE = "13800000001"

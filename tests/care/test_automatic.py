@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.care import automatic
 from services.care.calendar_cn import festival_date, long_holidays
 from services.care.config import CareSettings
-from services.care.events import consumer
+from services.care.consumers import consumer
 from services.care.models import RuleKind
 from services.care.schemas import RuleCreate
 from services.kit import clock
 from services.kit.app import Resources
-from services.profile.events import CustomerUpdated, TierChanged
+from services.profile.contract import CustomerUpdated, TierChanged
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keepwell.demo import generate
-from services.care.events import rebuild_read_model
+from services.care.ops import rebuild_read_model
 from services.kit.bulk import raw_connection
 from services.kit.config import Settings
 from services.kit.testing import serve

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.care import automatic, repository
 from services.care.app import create_app
 from services.care.config import CareSettings
-from services.care.events import CHURNED_TASK_NOTE, consumer
+from services.care.consumers import CHURNED_TASK_NOTE, consumer
 from services.kit.app import Resources
-from services.profile.events import ContactLogEntry, CustomerChurned
+from services.profile.contract import ContactLogEntry, CustomerChurned
 
 
 async def add_task(resources: Resources, msisdn: str, manager_id: str, period: str) -> int:

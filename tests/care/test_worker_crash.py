@@ -17,7 +17,7 @@ from care_support import SeedCustomers, numbers, sent_phones, snapshot, wait_for
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keepwell.embedded import free_port
+from services.kit.embedded import free_port
 from services.kit.testing import Infra
 
 pytestmark = pytest.mark.e2e

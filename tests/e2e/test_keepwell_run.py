@@ -16,9 +16,9 @@ import httpx
 import psutil
 import pytest
 
-from keepwell.embedded import free_port
 from services.kit.config import SERVICES
 from services.kit.db import libpq_url
+from services.kit.embedded import free_port
 from services.kit.testing import Infra, create_scratch_database, drop_database
 
 pytestmark = pytest.mark.e2e

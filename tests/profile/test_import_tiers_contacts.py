@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.kit import clock
 from services.kit.db import create_sessionmaker
 from services.kit.events import Envelope
-from services.profile.events import CustomerSnapshot, consumer
+from services.profile.consumers import consumer
+from services.profile.contract import CustomerSnapshot
 from tests.profile.conftest import customer
 
 pytestmark = pytest.mark.usefixtures("teams")

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.db import create_sessionmaker
 from services.profile import repository, service
-from services.profile.events import CustomerSnapshot
+from services.profile.contract import CustomerSnapshot
 from tests.profile.conftest import customer
 
 pytestmark = pytest.mark.usefixtures("teams")

@@ -18,7 +18,7 @@ from services.kit.app import Resources
 from services.kit.config import get_settings
 from services.warning import service
 from services.warning.app import create_app
-from services.warning.tasks import detect_day
+from services.warning.jobs import detect_day
 
 M1 = "13800138001"  # M0001's customer, team T001
 M2 = "13800138002"  # M0002's customer, team T001

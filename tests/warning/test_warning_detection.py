@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from warning_support import DAY, History, World
 
-from services.complaint.events import ComplaintOpened
+from services.complaint.contract import ComplaintOpened
 from services.kit.events import Envelope
-from services.warning.events import consumer
+from services.warning.consumers import consumer
 from services.warning.models import Severity, Signal
 
 M = "13800138000"  # the subscriber under test

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.kit.db import session_scope
-from services.profile.events import CustomerSnapshot
+from services.profile.contract import CustomerSnapshot
 from services.warning import service
 from services.warning.models import Warning
 from services.warning.schemas import DetectionResult, UsageRow

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.kit.events.consumer import consumers
-from services.kit.events.model import event_types
-from services.kit.events.publish import load_event_modules
+from services.kit.events.contracts import consumers_of, published
 
 # Event types that exist only to exercise the machinery.
 _INTERNAL_PREFIXES = ("probe.",)
@@ -29,15 +27,14 @@ def _fields(schema: dict[str, Any]) -> str:
 
 
 def catalogue_markdown() -> str:
-    load_event_modules()
     lines = [
         "| event | version | producer | consumers | payload |",
         "|---|---|---|---|---|",
     ]
-    for name, cls in sorted(event_types().items()):
+    for name, cls in sorted(published().items()):
         if name.startswith(_INTERNAL_PREFIXES):
             continue
-        subscribed = sorted(c.service for c in consumers() if name in c.handled_types)
+        subscribed = consumers_of(name)
         lines.append(
             f"| `{name}` | {cls.version} | {cls.producer} | {', '.join(subscribed) or '-'} "
             f"| {_fields(cls.model_json_schema())} |"

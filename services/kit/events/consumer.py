@@ -17,8 +17,6 @@ logger = logging.getLogger("keepwell.events")
 E = TypeVar("E", bound=Event)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
 
-_CONSUMERS: dict[str, "Consumer"] = {}
-
 
 class EventBatch(BaseModel):
     """Events for one subscriber, in order per aggregate."""
@@ -45,7 +43,6 @@ class Consumer:
         # Types registered by name: their handlers get the payload as a plain dict.
         self.untyped: set[str] = set()
         self.inbox = event_tables(service).inbox
-        _CONSUMERS[service] = self
 
     @property
     def handled_types(self) -> frozenset[str]:
@@ -172,7 +169,3 @@ class Consumer:
             return BatchResult(results=await self.receive(session, batch.events))
 
         return router
-
-
-def consumers() -> list[Consumer]:
-    return list(_CONSUMERS.values())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import uuid
 from collections.abc import Sequence
 from functools import cache
@@ -14,27 +12,17 @@ from sqlalchemy import TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import clock
-from services.kit.config import SERVICES
 from services.kit.db import after_commit
-from services.kit.events.consumer import consumers
+from services.kit.events.contracts import consumers_of
 from services.kit.events.model import Event
 from services.kit.events.tables import event_tables
 
 RELAY_JOB = "relay_events"
 
 
-@cache
-def load_event_modules() -> None:
-    """Import every service's ``events`` module: event types and consumers register then."""
-    for service in SERVICES:
-        if importlib.util.find_spec(f"services.{service}.events") is not None:
-            importlib.import_module(f"services.{service}.events")
-
-
 def service_subscribers(event_type: str) -> list[str]:
     """Our own services that consume ``event_type``, as delivery subscriber names."""
-    load_event_modules()
-    return [f"service:{c.service}" for c in consumers() if event_type in c.handled_types]
+    return [f"service:{name}" for name in consumers_of(event_type)]
 
 
 async def publish(

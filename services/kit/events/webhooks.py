@@ -18,8 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import Forbidden, InvalidInput, NotFound
 from services.kit.events.admin import DeliveryRead, list_deliveries, parse_delivery_ref, replay
-from services.kit.events.model import event_types
-from services.kit.events.publish import load_event_modules
+from services.kit.events.contracts import published
 from services.kit.events.tables import DeliveryStatus, event_tables
 
 
@@ -63,8 +62,7 @@ def events_router(service: str, session_dependency: Any, production: bool) -> AP
     operators = Depends(require_role(Role.operator))
 
     def produced_here() -> set[str]:
-        load_event_modules()
-        return {name for name, cls in event_types().items() if cls.producer == service}
+        return {name for name, cls in published().items() if cls.producer == service}
 
     async def owned_webhook(session: AsyncSession, webhook_id: uuid.UUID, who: Principal) -> Any:
         row = (

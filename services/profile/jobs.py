@@ -9,7 +9,7 @@ from services.kit.bulk import raw_connection
 from services.kit.worker import resources_of
 from services.profile.tiers import recompute
 
-logger = logging.getLogger("keepwell.profile.tasks")
+logger = logging.getLogger("keepwell.profile.jobs")
 
 
 async def recompute_tiers(ctx: dict[str, Any]) -> dict[str, Any]:

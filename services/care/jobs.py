@@ -12,7 +12,7 @@ from services.care.dispatch import DISPATCH_JOB, Dispatcher, build_provider
 from services.kit import clock
 from services.kit.worker import resources_of
 
-logger = logging.getLogger("keepwell.care.tasks")
+logger = logging.getLogger("keepwell.care.jobs")
 
 
 def dispatcher_of(ctx: dict[str, Any]) -> Dispatcher:

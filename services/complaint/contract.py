@@ -1,4 +1,5 @@
-"""Events the complaint service publishes."""
+"""Complaint's contract: the events it publishes and the event types it consumes. Plain
+data: other services import this module and nothing else of complaint."""
 
 from __future__ import annotations
 
@@ -21,3 +22,6 @@ class ComplaintOpened(Event):
     severity: str
     opened_at: datetime
     repeat_count: int  # complaints by this customer in the last 90 days, this one included
+
+
+CONSUMES: frozenset[str] = frozenset()

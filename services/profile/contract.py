@@ -1,4 +1,6 @@
-"""Events the profile service publishes (and, below, the ones it consumes).
+"""Profile's contract: the events it publishes, the payload types they embed, and the
+event types it consumes. Plain data: other services import this module and nothing else
+of profile.
 
 Every customer event carries a full :class:`CustomerSnapshot`, the fields other services
 keep in their local read models. A consumer upserts the snapshot and ignores one whose
@@ -8,20 +10,14 @@ are harmless.
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit.events import Envelope, Event
-from services.kit.events.consumer import Consumer
+from services.kit.events import Event
 
 PRODUCER = "profile"
-
-logger = logging.getLogger("keepwell.profile.events")
 
 
 class CustomerSnapshot(BaseModel):
@@ -106,7 +102,7 @@ class CustomerChurned(Event):
     customer: CustomerSnapshot
 
 
-# --- consumed -------------------------------------------------------------------------------
+# --- contacts other services report -----------------------------------------------------
 
 
 class ContactChannel(StrEnum):
@@ -160,23 +156,7 @@ CONTACT_EVENT_TYPES: tuple[str, ...] = (
     "care.message_delivered",
     "care.task_completed",
     "warning.contact_recorded",
-    "complaint.step_recorded",
 )
 
-consumer = Consumer(PRODUCER)
-
-
-async def record_contact(session: AsyncSession, payload: Any, envelope: Envelope) -> None:
-    from services.profile import service
-
-    entry = ContactLogEntry.model_validate(payload["contact"])
-    if not await service.record_reported_contact(session, entry):
-        # Not one of our customers (or no longer on file): nothing to attach it to, and
-        # failing would hold up every later event of this producer's aggregate.
-        logger.warning(
-            "contact from %s (%s) for unknown customer ignored", envelope.producer, envelope.type
-        )
-
-
-for _type in CONTACT_EVENT_TYPES:
-    consumer.handles_type(_type)(record_contact)
+# What profile's consumers handle: every contact event.
+CONSUMES: frozenset[str] = frozenset(CONTACT_EVENT_TYPES)

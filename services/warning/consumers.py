@@ -1,0 +1,45 @@
+"""Warning's handlers of other services' events: profile's customer events keep the
+customer copy; ``complaint.opened`` raises a complaint warning."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.complaint.contract import ComplaintOpened
+from services.kit.events import Envelope
+from services.kit.events.consumer import Consumer
+from services.profile.contract import (
+    CustomerChurned,
+    CustomerCreated,
+    CustomerUpdated,
+    ManagerReassigned,
+    TierChanged,
+)
+from services.warning import service
+from services.warning.contract import PRODUCER
+
+consumer = Consumer(PRODUCER)
+
+
+CustomerEvent = (
+    CustomerCreated | CustomerUpdated | TierChanged | ManagerReassigned | CustomerChurned
+)
+
+
+@consumer.handles(CustomerCreated)
+@consumer.handles(CustomerUpdated)
+@consumer.handles(TierChanged)
+@consumer.handles(ManagerReassigned)
+@consumer.handles(CustomerChurned)
+async def apply_customer_event(
+    session: AsyncSession, event: CustomerEvent, envelope: Envelope
+) -> None:
+    """Every customer event carries the full snapshot: keep it if it is newer."""
+    await service.apply_snapshots(session, [event.customer])
+
+
+@consumer.handles(ComplaintOpened)
+async def on_complaint_opened(
+    session: AsyncSession, event: ComplaintOpened, envelope: Envelope
+) -> None:
+    await service.raise_complaint_warning(session, event, actor=envelope.actor)
