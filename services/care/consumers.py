@@ -74,13 +74,33 @@ async def upsert(
     return applied
 
 
+# Side effects follow the event, not whether this event changed the copy: profile sends
+# several events of one change with the same snapshot version (a PATCH that churns a customer
+# sends customer.updated, then customer.churned), and the first already stored it. The inbox
+# keeps each event to one effect; the copy's current state (never older than the event's)
+# keeps a late or replayed event from acting on a customer who has changed since.
+
+
+async def _is(
+    session: AsyncSession, msisdn: str, *, vip: bool = False, churned: bool = False
+) -> bool:
+    held = await repository.customer_state(session, msisdn)
+    if held is None:
+        return False
+    status, tier = held
+    if churned:
+        return status == "churned"
+    return status == "active" and (not vip or tier in VIP_TIERS)
+
+
 @consumer.handles(CustomerCreated)
 async def customer_created(session: AsyncSession, event: CustomerCreated, _: Envelope) -> None:
     customer = event.customer
+    await upsert(session, customer)
     # Loading an existing customer base creates customers too; only a subscriber who joined
     # recently is a new VIP to welcome.
     recent = customer.join_date >= today() - timedelta(days=NEW_SUBSCRIBER_DAYS)
-    if await upsert(session, customer) and customer.tier in VIP_TIERS and recent:
+    if customer.tier in VIP_TIERS and recent and await _is(session, customer.msisdn, vip=True):
         await welcome_new_vip(session, customer.msisdn, customer.manager_id)
 
 
@@ -91,8 +111,9 @@ async def customer_updated(session: AsyncSession, event: CustomerUpdated, _: Env
 
 @consumer.handles(TierChanged)
 async def tier_changed(session: AsyncSession, event: TierChanged, _: Envelope) -> None:
+    await upsert(session, event.customer)
     became_vip = event.old_tier not in VIP_TIERS and event.new_tier in VIP_TIERS
-    if await upsert(session, event.customer) and became_vip:
+    if became_vip and await _is(session, event.customer.msisdn, vip=True):
         await welcome_new_vip(session, event.customer.msisdn, event.customer.manager_id)
 
 
@@ -103,6 +124,7 @@ async def manager_reassigned(session: AsyncSession, event: ManagerReassigned, _:
 
 @consumer.handles(CustomerChurned)
 async def customer_churned(session: AsyncSession, event: CustomerChurned, _: Envelope) -> None:
+    await upsert(session, event.customer)
     # Winning a churned customer back is the warning service's follow-up, not a care call.
-    if await upsert(session, event.customer):
+    if await _is(session, event.customer.msisdn, churned=True):
         await repository.cancel_open_tasks(session, event.customer.msisdn, CHURNED_TASK_NOTE)

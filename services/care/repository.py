@@ -79,6 +79,12 @@ async def upsert_customer(
     return result.first() is not None
 
 
+async def customer_state(session: AsyncSession, msisdn: str) -> tuple[str, str] | None:
+    """(status, tier) of the copy as it stands now."""
+    row = (await session.execute(select(C.c.status, C.c.tier).where(C.c.msisdn == msisdn))).first()
+    return (row.status, row.tier) if row is not None else None
+
+
 async def get_customer(session: AsyncSession, msisdn: str) -> Customer | None:
     return await session.get(Customer, msisdn)
 

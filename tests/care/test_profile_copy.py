@@ -13,9 +13,11 @@ from care_support import sent_phones, states
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.care import repository as care_repository
 from services.care.app import create_app as create_care_app
 from services.care.dispatch import Dispatcher
 from services.care.schemas import Audience
+from services.kit import clock
 from services.kit.config import Settings
 from services.kit.db import create_sessionmaker
 from services.kit.events.relay import Relay
@@ -163,3 +165,39 @@ async def test_a_customer_without_a_manager_is_not_greeted_in_a_name_left_in_cus
             )
         ).one()
     assert (row.state, row.reason) == ("suppressed", "render_error")
+
+
+async def test_churning_or_promoting_through_profiles_api_cancels_tasks_and_welcomes(
+    profile: Profile, engine: AsyncEngine
+) -> None:
+    """A PATCH that churns sends customer.updated and then customer.churned with the same
+    snapshot version, and a manual promotion sends customer.updated before
+    customer.tier_changed: the side effect follows the event, not a change of the copy."""
+    await profile.post(
+        "/teams", {"id": "T1", "name": "广州VIP一组", "region": "广东", "supervisor_name": "周敏"}
+    )
+    await profile.post("/managers", {"id": "M1", "name": "李娜", "phone": "1", "team_id": "T1"})
+    await profile.post("/customers", customer("13800000001", "王建国", "male", "M1"))
+    await profile.post("/customers", customer("13800000002", "陈丽", "female", "M1", tier="none"))
+    await profile.relay.run()
+    async with create_sessionmaker(engine)() as session, session.begin():
+        await care_repository.add_task(
+            session, msisdn="13800000001", manager_id="M1", kind="monthly_call",
+            period="2099-01", due_on=clock.today(), note="月度电话回访",
+        )  # fmt: skip
+
+    await profile.patch(
+        "/customers/13800000001",
+        {"status": "churned", "churn_reason": "携号转网", "version": 1},
+    )
+    await profile.patch("/customers/13800000002", {"tier": "gold", "version": 1})
+    await profile.relay.run()
+
+    async with engine.connect() as conn:
+        tasks = (
+            await conn.execute(text("SELECT msisdn, kind, status FROM care.task ORDER BY msisdn"))
+        ).all()
+    assert [tuple(t) for t in tasks] == [
+        ("13800000001", "monthly_call", "cancelled"),
+        ("13800000002", "first_contact", "open"),
+    ]
