@@ -229,13 +229,13 @@ s AS (
     CASE WHEN a.ud_n_recent >= t.ud_min_recent_days AND a.ud_n_base >= t.ud_min_baseline_days
       THEN jsonb_build_object(
         'minutes', CASE WHEN a.ud_min_b >= t.ud_min_baseline_minutes
-          THEN round(100 * (1 - a.ud_min_r / a.ud_min_b)) END,
+          THEN round(100 * (1 - a.ud_min_r / NULLIF(a.ud_min_b, 0))) END,
         'calls', CASE WHEN a.ud_calls_b >= t.ud_min_baseline_calls
-          THEN round(100 * (1 - a.ud_calls_r / a.ud_calls_b)) END,
+          THEN round(100 * (1 - a.ud_calls_r / NULLIF(a.ud_calls_b, 0))) END,
         'data_mb', CASE WHEN a.ud_data_b >= t.ud_min_baseline_data_mb
-          THEN round(100 * (1 - a.ud_data_r / a.ud_data_b)) END,
+          THEN round(100 * (1 - a.ud_data_r / NULLIF(a.ud_data_b, 0))) END,
         'spend', CASE WHEN a.ud_spend_b >= t.ud_min_baseline_spend
-          THEN round(100 * (1 - a.ud_spend_r / a.ud_spend_b)) END)
+          THEN round(100 * (1 - a.ud_spend_r / NULLIF(a.ud_spend_b, 0))) END)
     END AS ud_drops
   FROM a
   LEFT JOIN {SCHEMA}.customer c ON c.msisdn = a.msisdn
@@ -317,7 +317,7 @@ hits AS (
   UNION ALL
   SELECT s.msisdn, 'spend_below_plan', s.sb_weight, s.sb_cool,
     jsonb_build_object('spend', s.sb_spend, 'period_days', s.sb_period_days,
-      'plan_fee', s.plan_fee, 'pct', round(100 * s.sb_spend / s.plan_fee),
+      'plan_fee', s.plan_fee, 'pct', round(100 * s.sb_spend / NULLIF(s.plan_fee, 0)),
       'below_pct', s.sb_below_pct)
   FROM s WHERE s.sb_on AND s.plan_fee > 0 AND s.sb_days >= s.sb_min_days
     AND 100 * s.sb_spend < s.sb_below_pct * s.plan_fee

@@ -22,6 +22,10 @@ DEFAULT_TIER = "*"  # the row of the thresholds table that customers without an 
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def check_new(self) -> None:
+        """Rules a new version must meet beyond what every stored version met, so that
+        stored versions stay readable; raises InvalidRule naming the parameter."""
+
 
 class ContractExpiryParams(Params):
     days_before: int = Field(30, ge=1, le=180, description="contract ends within this many days")
@@ -34,10 +38,20 @@ class UsageDropParams(Params):
     min_recent_days: int = Field(5, ge=1, le=30, description="days of data needed in the window")
     min_baseline_days: int = Field(20, ge=1, le=60)
     # Below these baselines a fall means nothing (a data-only SIM has no minutes to lose).
-    min_baseline_minutes: float = Field(10, ge=0)
-    min_baseline_calls: float = Field(1, ge=0)
-    min_baseline_data_mb: float = Field(50, ge=0)
-    min_baseline_spend: float = Field(1, ge=0)
+    # Positive in every new version (check_new); versions stored before that may hold 0,
+    # which detection guards against.
+    min_baseline_minutes: float = Field(10, ge=0, description="must be greater than 0")
+    min_baseline_calls: float = Field(1, ge=0, description="must be greater than 0")
+    min_baseline_data_mb: float = Field(50, ge=0, description="must be greater than 0")
+    min_baseline_spend: float = Field(1, ge=0, description="must be greater than 0")
+
+    def check_new(self) -> None:
+        for name in (
+            "min_baseline_minutes", "min_baseline_calls", "min_baseline_data_mb",
+            "min_baseline_spend",
+        ):  # fmt: skip
+            if getattr(self, name) <= 0:
+                raise InvalidRule(f"params.{name}: must be greater than 0", field=f"params.{name}")
 
     @model_validator(mode="after")
     def _windows(self) -> UsageDropParams:
@@ -174,6 +188,7 @@ def validate_rule(rule: Rule) -> Rule:
         where = ".".join(str(p) for p in error["loc"])
         field = f"params.{where}" if where else "params"
         raise InvalidRule(f"{field}: {error['msg']}", field=field) from exc
+    params.check_new()
     return rule.model_copy(update={"params": params.model_dump()})
 
 

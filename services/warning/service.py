@@ -170,15 +170,21 @@ def bands_of(rule_set: RuleSet) -> list[Band]:
     return [Band.model_validate(b) for b in rule_set.bands]
 
 
+async def _locked_current(session: AsyncSession) -> RuleSet:
+    """The current rule set, read after taking the lock that serialises rule edits: an edit
+    read before it would build on a version another edit is replacing, and undo it."""
+    await repo.lock_detection(session)
+    return await current_rules(session)
+
+
 async def _new_version(
     session: AsyncSession,
+    current: RuleSet,
     rules: list[Rule],
     bands: list[Band],
     note: str,
     principal: Principal,
 ) -> RuleSet:
-    await repo.lock_detection(session)
-    current = await current_rules(session)
     Thresholds(rules)  # every signal still has a default rule
     created = await repo.insert_rule_set(
         session,
@@ -196,7 +202,7 @@ async def update_rule(
     session: AsyncSession, signal: Signal, change: RuleUpdate, principal: Principal
 ) -> RuleSet:
     """A new rule set version with one signal's rule (or tier override) changed."""
-    current = await current_rules(session)
+    current = await _locked_current(session)
     rules = rules_of(current)
     base = next(
         (r for r in rules if r.signal == signal and r.tier == change.tier),
@@ -214,25 +220,25 @@ async def update_rule(
     )
     updated = validate_rule(updated)
     rules = [r for r in rules if not (r.signal == signal and r.tier == change.tier)] + [updated]
-    return await _new_version(session, rules, bands_of(current), change.note, principal)
+    return await _new_version(session, current, rules, bands_of(current), change.note, principal)
 
 
 async def remove_override(
     session: AsyncSession, signal: Signal, tier: str, principal: Principal
 ) -> RuleSet:
-    current = await current_rules(session)
+    current = await _locked_current(session)
     rules = rules_of(current)
     kept = [r for r in rules if not (r.signal == signal and r.tier == tier)]
     if len(kept) == len(rules):
         raise InvalidRule(f"no {tier} override for {signal.value}", field="tier")
     note = f"removed the {tier} override of {signal.value}"
-    return await _new_version(session, kept, bands_of(current), note, principal)
+    return await _new_version(session, current, kept, bands_of(current), note, principal)
 
 
 async def update_bands(session: AsyncSession, change: BandsUpdate, principal: Principal) -> RuleSet:
-    current = await current_rules(session)
+    current = await _locked_current(session)
     bands = validate_bands(change.bands)
-    return await _new_version(session, rules_of(current), bands, change.note, principal)
+    return await _new_version(session, current, rules_of(current), bands, change.note, principal)
 
 
 # -- detection ----------------------------------------------------------------------------------

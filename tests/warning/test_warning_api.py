@@ -10,15 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 from warning_support import DAY, History, World
 
 from keepwell.cli import app as keepwell_app
 from services.kit.app import Resources
+from services.kit.auth import Principal, Role
 from services.kit.config import get_settings
+from services.kit.db import create_sessionmaker
 from services.warning import service
 from services.warning.app import create_app
 from services.warning.jobs import detect_day
+from services.warning.models import Signal
+from services.warning.schemas import RuleUpdate
 
 M1 = "13800138001"  # M0001's customer, team T001
 M2 = "13800138002"  # M0002's customer, team T001
@@ -345,3 +350,53 @@ async def test_asking_for_a_detection_run_queues_one_job_per_day(
     }
     assert await redis.zcard("keepwell:warning") == 1
     assert denied.status_code == 403
+
+
+async def test_two_rule_edits_at_once_both_survive(engine: AsyncEngine) -> None:
+    """The second edit reads the rule set only once the first has committed its version."""
+    sessions = create_sessionmaker(engine)
+    editor = Principal(user_id="S1", role=Role.supervisor, team_id="T001")
+    async with sessions() as session, session.begin():
+        await service.current_rules(session)  # version 1, the defaults
+
+    async def edit(signal: Signal, weight: int) -> None:
+        async with sessions() as session, session.begin():
+            await service.update_rule(session, signal, RuleUpdate(weight=weight), editor)
+
+    async def second_waits_on_the_lock() -> bool:
+        async with engine.connect() as probe:
+            return bool(
+                await probe.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                    )
+                )
+            )
+
+    async with sessions() as first, first.begin():
+        await service.update_rule(first, Signal.low_balance, RuleUpdate(weight=11), editor)
+        second = asyncio.create_task(edit(Signal.zero_calls, 22))
+        for _ in range(200):
+            if await second_waits_on_the_lock():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the second edit never waited for the first")
+    await second
+
+    async with sessions() as session:
+        current = await service.current_rules(session)
+    weights = {(r.signal, r.tier): r.weight for r in service.rules_of(current)}
+    assert current.version == 3
+    assert (weights[(Signal.low_balance, None)], weights[(Signal.zero_calls, None)]) == (11, 22)
+
+
+async def test_a_zero_baseline_is_refused_before_it_can_break_the_nightly_run(
+    app_client: Callable[..., Any],
+) -> None:
+    async with app_client(create_app(), role="supervisor", user="S1", team="T001") as client:
+        zero = await client.put(
+            "/rules/signals/usage_drop", json={"params": {"min_baseline_minutes": 0}}
+        )
+    assert zero.status_code == 422 and zero.json()["field"] == "params.min_baseline_minutes"

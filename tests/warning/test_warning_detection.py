@@ -13,6 +13,7 @@ from warning_support import DAY, History, World
 
 from services.complaint.contract import ComplaintOpened
 from services.kit.events import Envelope
+from services.warning import repository, service
 from services.warning.consumers import consumer
 from services.warning.models import Severity, Signal
 
@@ -236,3 +237,26 @@ async def test_snapshots_apply_only_when_newer_and_move_open_warnings(world: Wor
 
     [warning] = await world.warnings(M)
     assert (warning.manager_id, warning.team_id) == ("M0002", "T002")
+
+
+async def test_a_stored_zero_baseline_does_not_break_the_night_for_everyone(world: World) -> None:
+    """A rule set saved before baselines had to be positive: a subscriber with no minutes
+    at all must not divide detection by zero."""
+    async with world.sessions() as session, session.begin():
+        current = await service.current_rules(session)
+        rules = [
+            r.model_dump(mode="json")
+            | (
+                {"params": r.params | {"min_baseline_minutes": 0}}
+                if r.signal is Signal.usage_drop
+                else {}
+            )
+            for r in service.rules_of(current)
+        ]
+        bands = [b.model_dump(mode="json") for b in service.bands_of(current)]
+        await repository.insert_rule_set(session, 2, rules, bands, "old", "test")
+    await world.customer(M)
+    await world.usage(History(M).set(range(60), minutes=0))
+
+    await world.detect()  # raised DivisionByZero for the whole run before NULLIF
+    assert "usage_drop" not in await world.signals(M)
