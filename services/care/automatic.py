@@ -10,11 +10,14 @@ task due within 3 days.
 from __future__ import annotations
 
 import calendar
+import logging
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,11 +36,13 @@ from services.care.models import (
     TaskKind,
 )
 from services.care.rendering import placeholders
-from services.care.schemas import PlanResult, RuleCreate, RuleUpdate
+from services.care.schemas import RULE_PARAMS, PlanResult, RuleCreate, RuleUpdate
 from services.kit import clock
 from services.kit.clock import BEIJING
 from services.kit.db import after_commit
 from services.kit.errors import InvalidInput
+
+logger = logging.getLogger("keepwell.care.automatic")
 
 NETWORK_YEARS = (1, 3, 5, 10)
 FIRST_CONTACT_DAYS = 3
@@ -45,10 +50,13 @@ FIRST_CONTACT_DAYS = 3
 
 def _check_rule(kind: RuleKind, template: str, params: dict[str, Any]) -> None:
     placeholders(template)
-    if kind is RuleKind.holiday and params.get("festival") not in FESTIVALS:
-        raise InvalidInput(
-            f"params.festival must be one of: {', '.join(FESTIVALS)}", field="params.festival"
-        )
+    try:
+        RULE_PARAMS[kind].model_validate(params)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        field = f"params.{where}" if where else "params"
+        raise InvalidInput(f"{field}: {error['msg']}", field=field) from exc
 
 
 async def create_rule(session: AsyncSession, data: RuleCreate) -> Rule:
@@ -119,12 +127,17 @@ async def _auto_campaign(
         )
         session.add(campaign)
         await session.flush()
+    if campaign.status is CampaignStatus.cancelled:
+        return 0  # an operator cancelled it: nothing more goes out under it
     await repository.add_list_members(session, campaign.id, msisdns)
     added = await repository.materialise(session, campaign, clock.now(), care.cap_exempt_categories)
-    if added and campaign.status is CampaignStatus.completed:
+    # The planner moves a campaign on only from the states it owns: a paused one keeps its
+    # new recipients until an operator resumes it.
+    if (campaign.status is CampaignStatus.completed and added) or (
+        campaign.status is CampaignStatus.approved and send_at is None
+    ):
         campaign.status = CampaignStatus.dispatching
-    if campaign.status is CampaignStatus.dispatching or send_at is None:
-        campaign.status = CampaignStatus.dispatching
+    if campaign.status is CampaignStatus.dispatching:
         redis = session.info.get("redis")
         if redis is not None:
             campaign_id: uuid.UUID = campaign.id
@@ -187,75 +200,105 @@ async def _audience(session: AsyncSession, rule: Rule, day: date) -> dict[str, A
 
 
 async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> PlanResult:
+    """Plan every active rule for ``day``. Each rule plans in a savepoint of its own: one
+    rule that cannot be planned (a stored parameter no longer valid) is reported and
+    skipped, and the others' plans still go out."""
     campaigns = recipients = tasks = 0
+    failed: list[str] = []
     for rule in await repository.rules(session):
-        if rule.kind is RuleKind.network_anniversary:
-            for years in rule.params.get("years", NETWORK_YEARS):
-                joined = (
-                    day.replace(year=day.year - int(years))
-                    if not (day.month == 2 and day.day == 29)
-                    else None
-                )
-                if joined is None:
-                    continue
-                msisdns = await repository.customers_where(
-                    session, "c.tier <> 'none' AND c.join_date = :joined", {"joined": joined}
-                )
-                added = await _auto_campaign(
-                    session,
-                    rule=rule,
-                    plan_key=f"{rule.id}:{day}:{years}",
-                    name=f"{rule.name}（网龄{years}年）{day}",
-                    template=rule.template.replace("{years}", str(years)),
-                    occasion=f"network_age:{years}",
-                    msisdns=msisdns,
-                    send_at=_send_at(day, rule),
-                    care=care,
-                )
-                campaigns += 1 if msisdns else 0
-                recipients += added
+        try:
+            async with session.begin_nested():
+                counts = await _plan_rule(session, rule, day, care)
+        except Exception:
+            logger.exception(
+                "care rule %s (%s) could not be planned for %s", rule.id, rule.kind, day
+            )
+            failed.append(str(rule.id))
             continue
-        if rule.kind is RuleKind.level_a_call:
-            if day.day != int(rule.params.get("day_of_month", 1)):
+        campaigns += counts.campaigns
+        recipients += counts.recipients
+        tasks += counts.tasks
+    return PlanResult(
+        day=day, campaigns=campaigns, recipients=recipients, tasks=tasks, failed_rules=failed
+    )
+
+
+@dataclass
+class _Counts:
+    campaigns: int = 0
+    recipients: int = 0
+    tasks: int = 0
+
+
+async def _plan_rule(session: AsyncSession, rule: Rule, day: date, care: CareSettings) -> _Counts:
+    counts = _Counts()
+    if rule.kind is RuleKind.network_anniversary:
+        for years in rule.params.get("years", NETWORK_YEARS):
+            joined = (
+                day.replace(year=day.year - int(years))
+                if not (day.month == 2 and day.day == 29)
+                else None
+            )
+            if joined is None:
                 continue
-            last = day.replace(day=calendar.monthrange(day.year, day.month)[1])
-            rows = await repository.customers_with_managers(session, "c.service_level = 'A'")
-            for msisdn, manager_id in rows:
-                created = await repository.add_task(
-                    session,
-                    msisdn=msisdn,
-                    manager_id=manager_id,
-                    kind=TaskKind.monthly_call,
-                    period=f"{day:%Y-%m}",
-                    due_on=last,
-                    note=rule.template,
-                )
-                tasks += int(created)
-            continue
-        if rule.kind is RuleKind.vip_welcome:
-            continue  # event-driven: see welcome_new_vip
-        found = await _audience(session, rule, day)
-        if found is None:
-            continue
-        msisdns = await repository.customers_where(session, found["condition"], found["params"])
-        template = rule.template
-        if rule.kind is RuleKind.holiday:
-            festival = str(rule.params["festival"])
-            template = template.replace("{festival}", FESTIVAL_NAMES_ZH[festival])
-        added = await _auto_campaign(
-            session,
-            rule=rule,
-            plan_key=f"{rule.id}:{day}",
-            name=f"{rule.name} {day}",
-            template=template,
-            occasion=found["occasion"],
-            msisdns=msisdns,
-            send_at=_send_at(day, rule),
-            care=care,
-        )
-        campaigns += 1 if msisdns else 0
-        recipients += added
-    return PlanResult(day=day, campaigns=campaigns, recipients=recipients, tasks=tasks)
+            msisdns = await repository.customers_where(
+                session, "c.tier <> 'none' AND c.join_date = :joined", {"joined": joined}
+            )
+            added = await _auto_campaign(
+                session,
+                rule=rule,
+                plan_key=f"{rule.id}:{day}:{years}",
+                name=f"{rule.name}（网龄{years}年）{day}",
+                template=rule.template.replace("{years}", str(years)),
+                occasion=f"network_age:{years}",
+                msisdns=msisdns,
+                send_at=_send_at(day, rule),
+                care=care,
+            )
+            counts.campaigns += 1 if msisdns else 0
+            counts.recipients += added
+        return counts
+    if rule.kind is RuleKind.level_a_call:
+        if day.day != int(rule.params.get("day_of_month", 1)):
+            return counts
+        last = day.replace(day=calendar.monthrange(day.year, day.month)[1])
+        rows = await repository.customers_with_managers(session, "c.service_level = 'A'")
+        for msisdn, manager_id in rows:
+            created = await repository.add_task(
+                session,
+                msisdn=msisdn,
+                manager_id=manager_id,
+                kind=TaskKind.monthly_call,
+                period=f"{day:%Y-%m}",
+                due_on=last,
+                note=rule.template,
+            )
+            counts.tasks += int(created)
+        return counts
+    if rule.kind is RuleKind.vip_welcome:
+        return counts  # event-driven: see welcome_new_vip
+    found = await _audience(session, rule, day)
+    if found is None:
+        return counts
+    msisdns = await repository.customers_where(session, found["condition"], found["params"])
+    template = rule.template
+    if rule.kind is RuleKind.holiday:
+        festival = str(rule.params["festival"])
+        template = template.replace("{festival}", FESTIVAL_NAMES_ZH[festival])
+    added = await _auto_campaign(
+        session,
+        rule=rule,
+        plan_key=f"{rule.id}:{day}",
+        name=f"{rule.name} {day}",
+        template=template,
+        occasion=found["occasion"],
+        msisdns=msisdns,
+        send_at=_send_at(day, rule),
+        care=care,
+    )
+    counts.campaigns += 1 if msisdns else 0
+    counts.recipients += added
+    return counts
 
 
 async def welcome_new_vip(session: AsyncSession, msisdn: str, manager_id: str | None) -> None:

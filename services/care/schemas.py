@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.care.calendar_cn import FESTIVALS
 from services.care.models import (
     CampaignKind,
     CampaignStatus,
@@ -204,6 +205,53 @@ class AlertCreate(BaseModel):
     )
 
 
+class _RuleParams(BaseModel):
+    """Parameters every rule kind takes; each kind adds its own. Unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hour: int = Field(10, ge=0, le=23, description="local hour the messages go out at")
+
+
+class _DayOfMonthParams(_RuleParams):
+    day_of_month: int = Field(1, ge=1, le=28, description="the day of the month it runs on")
+
+
+class NetworkAnniversaryParams(_RuleParams):
+    years: list[int] = Field([1, 3, 5, 10], min_length=1, max_length=20)
+
+    @field_validator("years")
+    @classmethod
+    def _plausible(cls, years: list[int]) -> list[int]:
+        if any(not 1 <= y <= 60 for y in years):
+            raise ValueError("network ages are whole years from 1 to 60")
+        return years
+
+
+class HolidayParams(_RuleParams):
+    festival: Literal[tuple(FESTIVALS)]  # type: ignore[valid-type]
+    days_before: int = Field(0, ge=0, le=30)
+
+
+class LowBalanceParams(_RuleParams):
+    days_before: int = Field(3, ge=0, le=30, description="days before a long holiday")
+    min_days: int = Field(3, ge=2, le=15, description="how long a holiday counts as long")
+    balance_below: Decimal = Field(Decimal("30"), ge=0, le=10000)
+
+
+RULE_PARAMS: dict[RuleKind, type[_RuleParams]] = {
+    RuleKind.birthday: _RuleParams,
+    RuleKind.personal_anniversary: _RuleParams,
+    RuleKind.network_anniversary: NetworkAnniversaryParams,
+    RuleKind.holiday: HolidayParams,
+    RuleKind.low_balance: LowBalanceParams,
+    RuleKind.vip_welcome: _RuleParams,
+    RuleKind.level_a_call: _DayOfMonthParams,
+    RuleKind.level_b_sms: _DayOfMonthParams,
+}
+"""What each rule kind's ``params`` may hold, checked when a rule is written."""
+
+
 class RuleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -269,6 +317,9 @@ class PlanResult(BaseModel):
     campaigns: int
     recipients: int
     tasks: int
+    failed_rules: list[str] = Field(
+        [], description="rules that could not be planned (logged); the others were"
+    )
 
 
 class ReachRow(BaseModel):

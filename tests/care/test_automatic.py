@@ -10,14 +10,17 @@ from care_support import SeedCustomers, profile_envelope, snapshot
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.care import automatic
+from services.care import automatic, repository
+from services.care import service as care_service
+from services.care.app import create_app
 from services.care.calendar_cn import festival_date, long_holidays
 from services.care.config import CareSettings
 from services.care.consumers import consumer
 from services.care.models import RuleKind
-from services.care.schemas import RuleCreate
+from services.care.schemas import Audience, CampaignCreate, RuleCreate
 from services.kit import clock
 from services.kit.app import Resources
+from services.kit.auth import Principal, Role
 from services.profile.contract import CustomerUpdated, TierChanged
 
 
@@ -202,3 +205,108 @@ async def test_a_vip_created_with_a_recent_join_date_is_welcomed_but_an_imported
     async with engine.connect() as conn:
         tasks = (await conn.execute(text("SELECT msisdn, kind FROM care.task"))).all()
     assert [tuple(t) for t in tasks] == [("13800000001", "first_contact")]
+
+
+async def test_the_planner_leaves_a_paused_or_cancelled_welcome_campaign_as_it_was_left(
+    resources: Resources, seed_customers: SeedCustomers, engine: AsyncEngine
+) -> None:
+    await add_rule(resources, kind=RuleKind.vip_welcome, name="新晋VIP欢迎", category="care",
+                   template="{honorific}，欢迎成为VIP客户！")  # fmt: skip
+    await seed_customers(*(snapshot(f"1380000000{i}", tier="none") for i in (1, 2, 3)))
+
+    async def promote(msisdn: str) -> None:
+        event = TierChanged(
+            old_tier="none", new_tier="gold", reason="月度价值重算",
+            customer=snapshot(msisdn, tier="gold", version=2),
+        )  # fmt: skip
+        async with resources.session() as session:
+            await consumer.receive(session, [profile_envelope(event)])
+
+    async def welcome() -> tuple[str, list[str]]:
+        async with engine.connect() as conn:
+            status = await conn.scalar(text("SELECT status FROM care.campaign"))
+            phones = (
+                await conn.execute(text("SELECT msisdn FROM care.recipient ORDER BY msisdn"))
+            ).scalars()
+            return str(status), list(phones)
+
+    await promote("13800000001")
+    async with engine.connect() as conn:
+        campaign_id = await conn.scalar(text("SELECT id FROM care.campaign"))
+    async with resources.session() as session:
+        await care_service.pause(session, campaign_id, "运营暂停")
+    await promote("13800000002")
+    paused = await welcome()
+    async with resources.session() as session:
+        await care_service.cancel(session, campaign_id)
+    await promote("13800000003")
+
+    assert paused == ("paused", ["13800000001", "13800000002"])
+    assert await welcome() == ("cancelled", ["13800000001", "13800000002"])
+
+
+async def test_rule_parameters_are_checked_for_their_kind_when_written(app_client) -> None:
+    async with app_client(create_app(), role="supervisor") as client:
+        answers = [
+            await client.post(
+                "/rules", json={"kind": kind, "name": "x", "template": "您好", "params": params}
+            )
+            for kind, params in (
+                ("low_balance", {"days_before": "soon"}),
+                ("birthday", {"bogus": 1}),
+                ("holiday", {"festival": "christmas"}),
+                ("network_anniversary", {"years": [0]}),
+                ("level_b_sms", {"day_of_month": 31}),
+            )
+        ]  # fmt: skip
+    assert [(a.status_code, a.json()["field"]) for a in answers] == [
+        (422, "params.days_before"),
+        (422, "params.bogus"),
+        (422, "params.festival"),
+        (422, "params.years"),
+        (422, "params.day_of_month"),
+    ]
+
+
+async def test_one_rule_that_cannot_be_planned_does_not_stop_the_others(
+    resources: Resources,
+    seed_customers: SeedCustomers,
+    care_settings: CareSettings,
+    engine: AsyncEngine,
+) -> None:
+    day = date(2026, 7, 1)
+    await seed_customers(snapshot("13800000001", birthday=date(1985, 7, 1), service_level="B"))
+    await add_rule(resources, kind=RuleKind.birthday, name="生日祝福", template="{name}生日快乐")
+    async with engine.begin() as conn:  # stored before parameters were checked
+        broken = await conn.scalar(
+            text(
+                "INSERT INTO care.rule (id, kind, name, category, template, taboo_tags, "
+                "params, active, created_at) VALUES (gen_random_uuid(), 'level_b_sms', '坏规则', "
+                "'care', '您好', '[]', '{\"day_of_month\": \"first\"}', true, now()) RETURNING id"
+            )
+        )
+
+    async with resources.session() as session:
+        planned = await automatic.plan_day(session, day, care_settings)
+
+    assert planned.failed_rules == [str(broken)]
+    assert await campaigns(engine) == {"birthday:2026": ["13800000001"]}
+
+
+async def test_an_automatic_audience_of_200_000_numbers_is_stored_in_one_go(
+    resources: Resources, engine: AsyncEngine
+) -> None:
+    msisdns = [f"139{n:08d}" for n in range(200_000)]
+    async with resources.session() as session:
+        campaign = await care_service.create_campaign(
+            session,
+            CampaignCreate(
+                name="国庆祝福", template="{name}节日快乐", audience=Audience(source="list")
+            ),
+            Principal(user_id="care-planner", role=Role.admin),
+        )
+        added = await repository.add_list_members(session, campaign.id, msisdns)
+        again = await repository.add_list_members(session, campaign.id, msisdns[:10])
+    async with engine.connect() as conn:
+        stored = await conn.scalar(text("SELECT count(*) FROM care.list_member"))
+    assert (added, again, stored) == (200_000, 0, 200_000)
