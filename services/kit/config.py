@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     complaint_url: str | None = None
     worker_metrics_base_port: int = 9100
     log_level: str = "INFO"
+    # Partner ids that see phone numbers in full (services.kit.masking); others see 138****1234.
+    partners_unmasked: list[str] = []
     http_timeout_seconds: float = 5.0
     db_pool_size: int = 10
 

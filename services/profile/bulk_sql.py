@@ -93,11 +93,18 @@ def _given(name: str, alias: str = "s") -> str:
 
 
 def _merged(name: str) -> str:
+    if name == "sms_opt_out":
+        # An import may record an opt-out, never clear one: only the customer can, through
+        # an operator recording their request (PATCH) or a reply to a message.
+        return (
+            f"CASE WHEN {_given(name)} THEN s.{name} OR COALESCE(c.{name}, false) "
+            f"WHEN c.id IS NULL THEN false ELSE c.{name} END"
+        )
     if name == "sms_opt_out_at":
         # The opt-out keeps the time it was first given, unless the feed says when.
         return (
             f"CASE WHEN {_given(name)} THEN s.{name} "
-            f"WHEN {_given('sms_opt_out')} THEN CASE WHEN s.sms_opt_out "
+            f"WHEN {_given('sms_opt_out')} THEN CASE WHEN s.sms_opt_out OR c.sms_opt_out "
             "THEN COALESCE(c.sms_opt_out_at, now()) END "
             "ELSE c.sms_opt_out_at END"
         )
@@ -214,6 +221,12 @@ async def apply(
             "DELETE FROM import_row WHERE line = ANY($1::int[])", [i.line for i in issues]
         )
 
+    # Lock the customers this import rewrites before reading what it keeps of them: a PATCH
+    # committed meanwhile is then read, not overwritten with the values it replaced.
+    await conn.execute(
+        f"SELECT FROM {_T} c WHERE c.msisdn IN (SELECT msisdn FROM import_row) "
+        "ORDER BY c.id FOR UPDATE OF c"
+    )
     merged = ", ".join(f"{_merged(name)} AS {name}" for name in FIELDS)
     await conn.execute(
         "DROP TABLE IF EXISTS import_merged; "

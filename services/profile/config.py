@@ -46,8 +46,12 @@ class ProfileSettings(BaseSettings):
     quadrant_growth: Decimal = Decimal("0.05")
     # Customer fields an operator adds without a migration: {"name": {"type": ...}, ...}.
     custom_attributes: dict[str, CustomAttribute] = {}
-    # Partner principals (user ids) allowed to see unmasked phone numbers.
-    partners_unmasked: list[str] = []
+    # What a partner system's import rows may carry: facts a partner holds (plan, contract,
+    # balance, identity), never what the operator decides (tier, manager, status, levels).
+    partner_import_fields: list[str] = [
+        "name", "gender", "birthday", "region", "city", "join_date", "plan_name", "plan_fee",
+        "contract_name", "contract_end", "balance", "sms_opt_out",
+    ]  # fmt: skip
     # The most rows one batch-import request may carry; larger feeds use the command.
     import_max_rows_per_request: int = 50_000
     page_size_max: int = 500

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from services.kit.app import Session
 from services.kit.auth import Acting, Principal
 from services.kit.errors import InvalidInput
+from services.kit.masking import mask_msisdn, sees_numbers
 from services.profile import service
 from services.profile.config import get_profile_settings
 from services.profile.models import (
@@ -44,7 +45,7 @@ from services.profile.schemas import (
     TeamRead,
     TeamUpdate,
 )
-from services.profile.validation import mask_msisdn, normalise_region
+from services.profile.validation import normalise_region
 
 router = APIRouter(tags=["profile"])
 
@@ -60,7 +61,7 @@ def present(customer: Customer, manager: Manager | None, principal: Principal) -
             "honorific": service.honorific(customer.name, str(customer.gender)),
         }
     )
-    if not service.sees_full_msisdn(principal):
+    if not sees_numbers(principal):
         read.msisdn = mask_msisdn(read.msisdn)
     return read
 
@@ -167,7 +168,7 @@ async def manager_history(msisdn: str, session: Session, principal: Acting) -> l
 
 
 def _contact(entry: ContactLog, msisdn: str, principal: Principal) -> ContactRead:
-    shown = msisdn if service.sees_full_msisdn(principal) else mask_msisdn(msisdn)
+    shown = msisdn if sees_numbers(principal) else mask_msisdn(msisdn)
     return ContactRead.model_validate({**entry.model_dump(), "msisdn": shown})
 
 
@@ -300,7 +301,14 @@ async def list_managers(
     from services.profile import repository
 
     rows = await repository.list_managers(session, team_id, include_inactive)
-    return [ManagerRead.model_validate(m) for m in rows]
+    return [_manager_read(m, principal) for m in rows]
+
+
+def _manager_read(manager: Manager, principal: Principal) -> ManagerRead:
+    read = ManagerRead.model_validate(manager)
+    if not sees_numbers(principal):
+        read.phone = mask_msisdn(read.phone)
+    return read
 
 
 @router.post("/managers", status_code=status.HTTP_201_CREATED, summary="Create a manager")
@@ -310,7 +318,7 @@ async def create_manager(data: ManagerCreate, session: Session, principal: Actin
 
 @router.get("/managers/{manager_id}", summary="One manager")
 async def get_manager(manager_id: str, session: Session, principal: Acting) -> ManagerRead:
-    return ManagerRead.model_validate(await service.get_manager(session, manager_id))
+    return _manager_read(await service.get_manager(session, manager_id), principal)
 
 
 @router.patch("/managers/{manager_id}", summary="Change a manager (name, phone, team)")

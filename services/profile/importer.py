@@ -146,10 +146,14 @@ def _first_error(exc: ValidationError) -> tuple[str | None, str]:
 
 
 def checked_rows(
-    records: Iterable[tuple[int, dict[str, Any] | str]], outcome: Outcome, today: str
+    records: Iterable[tuple[int, dict[str, Any] | str]],
+    outcome: Outcome,
+    today: str,
+    allowed: frozenset[str] | None = None,
 ) -> Iterator[tuple[Any, ...]]:
     """Staging rows for COPY: (line, given-mask, msisdn, field values...). Bad rows are
-    recorded in ``outcome`` and left out."""
+    recorded in ``outcome`` and left out, as is a row that carries a field outside
+    ``allowed`` (what a partner may set)."""
     attributes = get_profile_settings().custom_attributes
     bits = bulk_sql.BITS
     for line, record in records:
@@ -169,6 +173,10 @@ def checked_rows(
             continue
         values = row.given()
         values.pop("msisdn")
+        refused = sorted(set(values) - allowed) if allowed is not None else []
+        if refused:
+            outcome.reject(line, refused[0], "a partner import may not set this field")
+            continue
         if values.get("custom") is not None:
             clean, problem = check_custom(values["custom"], attributes, complete=False)
             if problem is not None:
@@ -204,13 +212,15 @@ async def import_lines(
     actor: str,
     on_rows: Callable[[int], None] | None = None,
     max_rows: int | None = None,
+    allowed: frozenset[str] | None = None,
 ) -> ImportSummary:
-    """Check and upsert every row of ``lines`` within the caller's transaction on ``conn``."""
+    """Check and upsert every row of ``lines`` within the caller's transaction on ``conn``;
+    ``allowed`` limits the fields a row may carry (a partner's import)."""
     records = _csv_records(lines) if fmt == "csv" else _jsonl_records(lines)
     outcome = Outcome()
     as_of = clock.today().isoformat()
     await bulk_sql.prepare(conn)
-    staged = checked_rows(records, outcome, as_of)
+    staged = checked_rows(records, outcome, as_of, allowed)
     while True:
         chunk = []
         for row in staged:
@@ -279,6 +289,16 @@ async def import_request(
     from services.profile.service import driver_connection
 
     conn = await driver_connection(session)
+    allowed = (
+        frozenset(get_profile_settings().partner_import_fields)
+        if principal.role is Role.partner
+        else None
+    )
     return await import_lines(
-        conn, text.splitlines(keepends=True), fmt, actor=principal.user_id, max_rows=max_rows
+        conn,
+        text.splitlines(keepends=True),
+        fmt,
+        actor=principal.user_id,
+        max_rows=max_rows,
+        allowed=allowed,
     )

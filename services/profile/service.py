@@ -8,7 +8,7 @@ Who may do what (the principal comes from the internal token):
 - manager: read their own and their team's customers; change their own customers'
   archive (not the tier, not the manager).
 - partner: read every customer with the phone number masked (138****1234) unless listed in
-  PROFILE_PARTNERS_UNMASKED; import customers through the batch endpoint; nothing else.
+  KEEPWELL_PARTNERS_UNMASKED; import customers through the batch endpoint; nothing else.
 """
 
 from __future__ import annotations
@@ -120,13 +120,6 @@ def _check_may_edit(principal: Principal, customer: Customer, team_id: str | Non
     if principal.role is Role.manager and customer.manager_id == principal.user_id:
         return
     raise Forbidden(f"{principal.role.value} {principal.user_id} may not change this customer")
-
-
-def sees_full_msisdn(principal: Principal) -> bool:
-    return (
-        principal.role is not Role.partner
-        or principal.user_id in get_profile_settings().partners_unmasked
-    )
 
 
 # --- snapshots ---------------------------------------------------------------------------------

@@ -64,10 +64,6 @@ def normalise_msisdn(raw: str) -> str:
     return digits
 
 
-def mask_msisdn(msisdn: str) -> str:
-    return f"{msisdn[:3]}****{msisdn[-4:]}"
-
-
 @lru_cache(maxsize=256)
 def normalise_region(raw: str) -> str:
     region = raw.strip()

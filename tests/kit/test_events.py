@@ -20,6 +20,7 @@ from services.kit.events import event_tables
 from services.kit.events.admin import DeliveryRead, list_deliveries, replay
 from services.kit.events.publish import publish, publish_many
 from services.kit.events.relay import Relay, RelayPolicy, verify_signature
+from services.kit.masking import mask_numbers
 from services.kit.testing import ProbeConsumer, ProbePinged, serve
 from tests.conftest import AppClient
 
@@ -293,3 +294,52 @@ async def test_a_delivery_backing_off_holds_back_only_its_own_aggregate(world: W
         )
     await world.relay().run()
     assert await PROBE.applied(world.engine) == [("B", 3)]  # A2 waits behind A1
+
+
+async def test_a_partner_sees_customer_numbers_masked_in_payloads_and_its_delivery_log(
+    world: World, app_client: AppClient
+) -> None:
+    from services.profile.app import create_app
+
+    received: list[dict[str, object]] = []
+    partner = FastAPI()
+
+    @partner.post("/hook")
+    async def hook(request: Request) -> Response:
+        received.append(json.loads(await request.body()))
+        return Response(status_code=204)
+
+    unmasked = world.settings.model_copy(update={"partners_unmasked": ["crm-trusted"]})
+    async with serve(partner) as partner_url:
+        async with app_client(create_app(world.settings), role="admin") as admin:
+            hooks = []
+            for who in ("crm-x", "crm-trusted"):
+                body = {
+                    "partner": who,
+                    "url": f"{partner_url}/hook",
+                    "event_types": ["probe.pinged"],
+                }
+                hooks.append((await admin.post("/webhooks", json=body)).json())
+        await world.produce([("13812345678", 1)])
+        await Relay(
+            "profile", create_sessionmaker(world.engine), world.http, unmasked,
+            service_url=lambda _: world.probe_url,
+        ).run()  # fmt: skip
+        async with app_client(create_app(world.settings), role="partner", user="crm-x") as crm:
+            log = (await crm.get(f"/webhooks/{hooks[0]['id']}/deliveries")).json()
+
+    assert sorted(str(e["aggregate_id"]) for e in received) == ["138****5678", "13812345678"]
+    assert [d["aggregate_id"] for d in log] == ["138****5678"]
+
+
+def test_masking_reaches_numbers_however_deep_they_sit() -> None:
+    payload = {
+        "customer": {"msisdn": "13812345678", "name": "王建国", "version": 3},
+        "contact": {"msisdn": "13912345678", "note": "客户回电 4001234567"},
+        "ids": ["13712345678", "not-a-number"],
+    }
+    assert mask_numbers(payload) == {
+        "customer": {"msisdn": "138****5678", "name": "王建国", "version": 3},
+        "contact": {"msisdn": "139****5678", "note": "客户回电 4001234567"},
+        "ids": ["137****5678", "not-a-number"],
+    }

@@ -282,3 +282,13 @@ async def test_a_departing_manager_hands_over_and_the_archive_stays(profile) -> 
             "/customers/13800000001", json={"manager_id": "M1", "version": after["version"]}
         )
         assert refused.status_code == 422 and refused.json()["field"] == "manager_id"
+
+
+async def test_partners_see_managers_phone_numbers_masked(profile) -> None:
+    async with profile(role="partner", user="crm-x") as partner:
+        listed = (await partner.get("/managers")).json()
+        one = (await partner.get("/managers/M1")).json()
+    async with profile(role="supervisor", user="S1", team="T1") as supervisor:
+        staff = (await supervisor.get("/managers/M1")).json()
+    assert {m["phone"] for m in listed} == {"139****0001", "139****0002", "139****0003"}
+    assert (one["phone"], staff["phone"]) == ("139****0001", "13900000001")

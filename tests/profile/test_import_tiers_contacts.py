@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -191,3 +193,76 @@ async def test_contacts_from_other_services_and_the_reach_rate(
             )
         ).json()
         assert [(g["group"], g["reached"]) for g in by_team["groups"]] == [("T1", 0)]
+
+
+async def test_a_partner_import_sets_only_partner_fields_and_no_import_clears_an_opt_out(
+    profile,
+) -> None:
+    async with profile() as client:
+        await client.post("/customers", json=customer("13800000001", sms_opt_out=True))
+        await client.post("/customers", json=customer("13800000002"))
+    feed = (
+        '{"msisdn": "13800000001", "plan_name": "全球通299", "sms_opt_out": false}\n'
+        '{"msisdn": "13800000002", "plan_name": "全球通299", "tier": "diamond"}\n'
+    )
+    async with profile(role="partner", user="partner-crm") as partner:
+        answer = await partner.post(
+            "/customers/import",
+            content=feed.encode(),
+            headers={"content-type": "application/x-ndjson"},
+        )
+    async with profile(role="operator") as client:
+        operator_feed = "msisdn,sms_opt_out\n13800000001,false\n"
+        await client.post(
+            "/customers/import",
+            content=operator_feed.encode(),
+            headers={"content-type": "text/csv"},
+        )
+        one = (await client.get("/customers/13800000001")).json()
+        two = (await client.get("/customers/13800000002")).json()
+    summary = answer.json()
+    assert (summary["updated"], summary["rejected"]) == (1, 1)
+    assert (summary["errors"][0]["line"], summary["errors"][0]["column"]) == (2, "tier")
+    assert (one["plan_name"], one["sms_opt_out"]) == ("全球通299", True)
+    assert one["sms_opt_out_at"] is not None
+    assert (two["plan_name"], two["tier"]) == ("全球通尊享199", "gold")
+
+
+async def test_an_import_racing_a_patch_keeps_what_the_patch_wrote(
+    profile, engine: AsyncEngine, settings
+) -> None:
+    async with profile() as client:
+        await client.post("/customers", json=customer("13800000001", name="王建国"))
+    patch = await engine.connect()
+    writing = await patch.begin()
+    # The PATCH has changed the name and holds the row, not yet committed.
+    await patch.execute(
+        text("UPDATE profile.customer SET name = '王建华', version = version + 1 "
+             "WHERE msisdn = '13800000001'")
+    )  # fmt: skip
+
+    async def run_import() -> Any:
+        feed = "msisdn,plan_fee\n13800000001,299.00\n"
+        async with profile(role="operator") as client:
+            return await client.post(
+                "/customers/import", content=feed.encode(), headers={"content-type": "text/csv"}
+            )
+
+    importing = asyncio.create_task(run_import())
+    async with engine.connect() as probe:
+        for _ in range(200):
+            waiting = await probe.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE '%FOR UPDATE OF c%'"
+                )
+            )
+            if waiting or importing.done():
+                break
+            await asyncio.sleep(0.05)
+    await writing.commit()
+    await patch.close()
+    assert (await importing).status_code == 200
+    async with profile() as client:
+        after = (await client.get("/customers/13800000001")).json()
+    assert (after["name"], after["plan_fee"], after["version"]) == ("王建华", "299.00", 3)

@@ -32,6 +32,7 @@ from services.kit.auth import Principal, Role, issue_token
 from services.kit.config import Settings
 from services.kit.events.model import Envelope
 from services.kit.events.tables import DeliveryStatus, EventTables, event_tables
+from services.kit.masking import mask_numbers, partner_sees_numbers
 
 logger = logging.getLogger("keepwell.events.relay")
 
@@ -285,7 +286,10 @@ class Relay:
             if failed:
                 outcomes[item.delivery_id] = Outcome(False, attempted=False)
                 continue
-            body = json.dumps(item.envelope.model_dump(mode="json"), ensure_ascii=False).encode()
+            envelope = item.envelope.model_dump(mode="json")
+            if not partner_sees_numbers(hook.partner, self.settings):
+                envelope = mask_numbers(envelope)
+            body = json.dumps(envelope, ensure_ascii=False).encode()
             timestamp = str(int(time.time()))
             started = time.perf_counter()
             try:

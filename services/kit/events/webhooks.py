@@ -20,6 +20,7 @@ from services.kit.errors import Forbidden, InvalidInput, NotFound
 from services.kit.events.admin import DeliveryRead, list_deliveries, parse_delivery_ref, replay
 from services.kit.events.contracts import published
 from services.kit.events.tables import DeliveryStatus, event_tables
+from services.kit.masking import mask_numbers, sees_numbers
 
 
 class WebhookCreate(BaseModel):
@@ -150,9 +151,10 @@ def events_router(service: str, session_dependency: Any, production: bool) -> AP
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[DeliveryRead]:
         await owned_webhook(session, webhook_id, who)
-        return await list_deliveries(
+        rows = await list_deliveries(
             session, service, status=status, subscriber=f"webhook:{webhook_id}", limit=limit
         )
+        return [_shown(r, who) for r in rows]
 
     @router.post(
         "/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
@@ -165,7 +167,9 @@ def events_router(service: str, session_dependency: Any, production: bool) -> AP
         producer, number = _ref(delivery_id)
         if producer != service:
             raise NotFound(f"{delivery_id} is not a delivery of {service}", field="delivery_id")
-        return await replay(session, service, number, subscriber=f"webhook:{webhook_id}")
+        return _shown(
+            await replay(session, service, number, subscriber=f"webhook:{webhook_id}"), who
+        )
 
     @router.get(
         "/events/deliveries",
@@ -194,6 +198,13 @@ def events_router(service: str, session_dependency: Any, production: bool) -> AP
         return await replay(session, service, number)
 
     return router
+
+
+def _shown(delivery: DeliveryRead, who: Principal) -> DeliveryRead:
+    """A delivery as its partner may see it: the customer's number (the aggregate) masked."""
+    if sees_numbers(who):
+        return delivery
+    return delivery.model_copy(update={"aggregate_id": mask_numbers(delivery.aggregate_id)})
 
 
 def _ref(delivery_id: str) -> tuple[str, int]:
