@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from services.care import automatic, repository, service
+from services.care import access, automatic, repository, service
 from services.care.config import get_care_settings
 from services.care.dispatch import build_provider
 from services.care.models import CampaignStatus, RecipientState, Rule, TaskStatus
@@ -39,7 +39,11 @@ from services.kit.app import Session, resources
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import InvalidInput, NotFound, Unauthorized
 
-router = APIRouter(tags=["campaigns"])
+# Partners have no business in care: every route below admits staff only (admin always).
+router = APIRouter(
+    tags=["campaigns"],
+    dependencies=[Depends(require_role(Role.manager, Role.supervisor, Role.operator))],
+)
 
 Author = Annotated[Principal, Depends(require_role(Role.manager, Role.supervisor))]
 Supervisor = Annotated[Principal, Depends(require_role(Role.supervisor))]
@@ -58,66 +62,75 @@ async def create_campaign(body: CampaignCreate, session: Session, actor: Author)
 @router.get("/campaigns", summary="Campaigns, newest first")
 async def list_campaigns(
     session: Session,
-    _: Acting,
+    actor: Acting,
     status: CampaignStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[CampaignRead]:
-    found = await repository.list_campaigns(session, status, limit, offset)
+    team = access.scope_of(actor).team_id
+    found = await repository.list_campaigns(session, status, limit, offset, team)
     return [CampaignRead.model_validate(c) for c in found]
 
 
 @router.get("/campaigns/{campaign_id}", summary="One campaign")
-async def get_campaign(campaign_id: uuid.UUID, session: Session, _: Acting) -> CampaignRead:
-    return CampaignRead.model_validate(await service.get_campaign(session, campaign_id, lock=False))
+async def get_campaign(campaign_id: uuid.UUID, session: Session, actor: Acting) -> CampaignRead:
+    return CampaignRead.model_validate(await service.authorize(session, campaign_id, actor))
 
 
 @router.patch("/campaigns/{campaign_id}", summary="Edit a draft (back to draft)")
 async def update_campaign(
-    campaign_id: uuid.UUID, body: CampaignUpdate, session: Session, _: Author
+    campaign_id: uuid.UUID, body: CampaignUpdate, session: Session, actor: Author
 ) -> CampaignRead:
+    await service.authorize(session, campaign_id, actor, "change")
     return CampaignRead.model_validate(await service.update_campaign(session, campaign_id, body))
 
 
 @router.post("/campaigns/{campaign_id}/audience-list", summary="Upload an audience list")
 async def upload_list(
-    campaign_id: uuid.UUID, body: AudienceList, session: Session, _: Author
+    campaign_id: uuid.UUID, body: AudienceList, session: Session, actor: Author
 ) -> AudienceListResult:
+    await service.authorize(session, campaign_id, actor, "change")
     return AudienceListResult(added=await service.add_to_list(session, campaign_id, body.msisdns))
 
 
 @router.post("/campaigns/{campaign_id}/preview", summary="Audience, samples and suppressions")
-async def preview(campaign_id: uuid.UUID, session: Session, _: Author) -> Preview:
+async def preview(campaign_id: uuid.UUID, session: Session, actor: Author) -> Preview:
+    await service.authorize(session, campaign_id, actor, "change")
     return await service.preview(session, campaign_id, get_care_settings())
 
 
 @router.post("/campaigns/{campaign_id}/approve", summary="Approve a previewed campaign")
 async def approve(campaign_id: uuid.UUID, session: Session, actor: Supervisor) -> CampaignRead:
+    await service.authorize(session, campaign_id, actor, "approve")
     campaign = await service.approve(session, campaign_id, actor, get_care_settings())
     return CampaignRead.model_validate(campaign)
 
 
 @router.post("/campaigns/{campaign_id}/pause", summary="Pause sending")
 async def pause(
-    campaign_id: uuid.UUID, session: Session, _: Controller, body: PauseBody | None = None
+    campaign_id: uuid.UUID, session: Session, actor: Controller, body: PauseBody | None = None
 ) -> CampaignRead:
+    await service.authorize(session, campaign_id, actor, "change")
     campaign = await service.pause(session, campaign_id, body.reason if body else None)
     return CampaignRead.model_validate(campaign)
 
 
 @router.post("/campaigns/{campaign_id}/resume", summary="Continue where it stopped")
-async def resume(campaign_id: uuid.UUID, session: Session, _: Controller) -> CampaignRead:
+async def resume(campaign_id: uuid.UUID, session: Session, actor: Controller) -> CampaignRead:
+    await service.authorize(session, campaign_id, actor, "change")
     campaign = await service.resume(session, campaign_id, get_care_settings())
     return CampaignRead.model_validate(campaign)
 
 
 @router.post("/campaigns/{campaign_id}/cancel", summary="Cancel; nothing more is sent")
-async def cancel(campaign_id: uuid.UUID, session: Session, _: Controller) -> CampaignRead:
+async def cancel(campaign_id: uuid.UUID, session: Session, actor: Controller) -> CampaignRead:
+    await service.authorize(session, campaign_id, actor, "change")
     return CampaignRead.model_validate(await service.cancel(session, campaign_id))
 
 
 @router.get("/campaigns/{campaign_id}/report", summary="Delivery, suppression and reach")
-async def report(campaign_id: uuid.UUID, session: Session, _: Acting) -> CampaignReport:
+async def report(campaign_id: uuid.UUID, session: Session, actor: Acting) -> CampaignReport:
+    await service.authorize(session, campaign_id, actor)
     return await service.report(session, campaign_id)
 
 
@@ -125,18 +138,21 @@ async def report(campaign_id: uuid.UUID, session: Session, _: Acting) -> Campaig
 async def recipients(
     campaign_id: uuid.UUID,
     session: Session,
-    _: Acting,
+    actor: Acting,
     state: RecipientState | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[RecipientRead]:
-    found = await repository.list_recipients(session, campaign_id, state, limit, offset)
+    """Only the caller's team's customers among them (everyone for operators)."""
+    await service.authorize(session, campaign_id, actor)
+    team = access.scope_of(actor).team_id
+    found = await repository.list_recipients(session, campaign_id, state, limit, offset, team)
     return [RecipientRead.model_validate(r) for r in found]
 
 
 @router.get("/dispatch", summary="Campaigns meant to be sending: backlog and stalls")
-async def dispatch_health(session: Session, _: Controller) -> DispatchHealth:
-    return await service.dispatch_health(session, get_care_settings())
+async def dispatch_health(session: Session, actor: Controller) -> DispatchHealth:
+    return await service.dispatch_health(session, get_care_settings(), actor)
 
 
 @router.post("/alerts", status_code=201, summary="Broadcast an alert to regions now")
@@ -173,7 +189,11 @@ async def plan_day(day: datetime, session: Session, _: Supervisor) -> PlanResult
     return await automatic.plan_day(session, day.date(), get_care_settings())
 
 
-@router.get("/tasks", summary="Care tasks (a manager sees only their own)", tags=["tasks"])
+@router.get(
+    "/tasks",
+    summary="Care tasks (a manager sees their own, a supervisor their team's)",
+    tags=["tasks"],
+)
 async def tasks(
     session: Session,
     actor: Acting,
@@ -183,9 +203,11 @@ async def tasks(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[TaskRead]:
-    if actor.role is Role.manager:
-        manager_id = actor.user_id
-    found = await repository.list_tasks(session, status, manager_id, due_by, limit, offset)
+    scope = access.scope_of(actor)
+    manager_id = scope.manager_id or manager_id
+    found = await repository.list_tasks(
+        session, status, manager_id, due_by, limit, offset, scope.team_id
+    )
     return [TaskRead.model_validate(t) for t in found]
 
 
@@ -203,14 +225,14 @@ async def complete_task(
 @router.get("/kpis/reach", summary="Service reach rate per manager, team or tier", tags=["kpis"])
 async def reach(
     session: Session,
-    _: Acting,
+    actor: Acting,
     start: datetime,
     end: datetime,
     group_by: Literal["manager", "team", "tier"] = "manager",
 ) -> ReachReport:
     if end <= start:
         raise InvalidInput("end must be after start", field="end")
-    rows = await repository.reach(session, group_by, start, end)
+    rows = await repository.reach(session, group_by, start, end, access.scope_of(actor).team_id)
     return ReachReport(
         group_by=group_by,
         start=start,

@@ -166,6 +166,10 @@ class Campaign(SQLModel, table=True):
     status: CampaignStatus = Field(sa_column=enum_column(CampaignStatus, "status", index=True))
     pause_reason: str | None = None
     created_by: str = Field(max_length=64)
+    # The team a manager's or supervisor's campaign belongs to: it reaches only that team's
+    # customers and only that team's staff see or change it. None: company-wide (automatic
+    # care, alerts, an operator's campaign).
+    team_id: str | None = Field(default=None, max_length=32)
     approved_by: str | None = Field(default=None, max_length=64)
     approved_at: datetime | None = _at(nullable=True)
     heartbeat_at: datetime | None = _at(nullable=True)

@@ -84,6 +84,11 @@ async def customer_state(session: AsyncSession, msisdn: str) -> tuple[str, str] 
     return (row.status, row.tier) if row is not None else None
 
 
+async def customer_team(session: AsyncSession, msisdn: str) -> str | None:
+    team: str | None = await session.scalar(select(C.c.team_id).where(C.c.msisdn == msisdn))
+    return team
+
+
 async def get_customer(session: AsyncSession, msisdn: str) -> Customer | None:
     return await session.get(Customer, msisdn)
 
@@ -120,14 +125,18 @@ def audience_filter(audience: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def _audience_source(campaign: Campaign) -> tuple[str, dict[str, Any]]:
     """FROM clause yielding (msisdn, customer columns) rows; list members may be unknown."""
+    # A team's campaign reaches only the team's customers; anyone else on its list reads as
+    # not on file (and is suppressed as such), so no other team's data shows through.
+    team = "" if campaign.team_id is None else " AND c.team_id = :team"
+    scoped = {} if campaign.team_id is None else {"team": campaign.team_id}
     if campaign.audience.get("source") == "list":
         return (
-            "care.list_member m LEFT JOIN care.customer c ON c.msisdn = m.msisdn "
+            f"care.list_member m LEFT JOIN care.customer c ON c.msisdn = m.msisdn{team} "
             "WHERE m.campaign_id = :cid",
-            {"cid": campaign.id},
+            {"cid": campaign.id, **scoped},
         )
     where, params = audience_filter(campaign.audience)
-    return f"care.customer c WHERE {where}", params
+    return f"care.customer c WHERE {where}{team}", params | scoped
 
 
 async def audience_sample(
@@ -222,10 +231,24 @@ async def get_campaign(
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+def _team_customers(team_id: str | None) -> Any:
+    """Customers of ``team_id`` (every customer for None), as a condition on an msisdn."""
+    return select(C.c.msisdn).where(C.c.team_id == team_id) if team_id is not None else None
+
+
 async def list_campaigns(
-    session: AsyncSession, status: CampaignStatus | None, limit: int, offset: int
+    session: AsyncSession,
+    status: CampaignStatus | None,
+    limit: int,
+    offset: int,
+    team_id: str | None = None,
 ) -> list[Campaign]:
+    """Newest first; for a team, its own campaigns and the company-wide ones."""
     statement = select(Campaign).order_by(Campaign.created_at.desc())  # type: ignore[attr-defined]
+    if team_id is not None:
+        statement = statement.where(
+            or_(col(Campaign.team_id) == team_id, col(Campaign.team_id).is_(None))
+        )
     if status is not None:
         statement = statement.where(Campaign.status == status)  # type: ignore[arg-type]
     return list((await session.execute(statement.limit(limit).offset(offset))).scalars())
@@ -244,7 +267,7 @@ async def dispatch_rows(session: AsyncSession, stall_seconds: float) -> list[dic
         text(
             """
             WITH counts AS (SELECT c.id AS campaign_id, c.name, c.status, c.pause_reason,
-                c.heartbeat_at AS last_progress_at,
+                c.team_id, c.heartbeat_at AS last_progress_at,
                 count(r.id) FILTER (WHERE r.state = 'queued' AND r.due_at <= now()) AS due,
                 count(r.id) FILTER (WHERE r.state IN ('queued', 'held') AND r.due_at > now())
                     AS later,
@@ -678,8 +701,11 @@ async def list_recipients(
     state: RecipientState | None,
     limit: int,
     offset: int,
+    team_id: str | None = None,
 ) -> list[Recipient]:
     statement = select(Recipient).where(Recipient.campaign_id == campaign_id)  # type: ignore[arg-type]
+    if team_id is not None:
+        statement = statement.where(col(Recipient.msisdn).in_(_team_customers(team_id)))
     if state is not None:
         statement = statement.where(Recipient.state == state)  # type: ignore[arg-type]
     statement = statement.order_by(Recipient.id).limit(limit).offset(offset)  # type: ignore[arg-type]
@@ -687,7 +713,7 @@ async def list_recipients(
 
 
 async def reach(
-    session: AsyncSession, group: str, start: datetime, end: datetime
+    session: AsyncSession, group: str, start: datetime, end: datetime, team_id: str | None = None
 ) -> list[dict[str, Any]]:
     """Per group: VIP customers, and how many were reached in [start, end): a care message
     delivered, or a call or visit task closed as reached."""
@@ -705,10 +731,11 @@ async def reach(
                     AND t.completed_at < :end)) AS reached
             FROM care.customer c
             WHERE c.status = 'active' AND c.tier <> 'none'
+                AND (CAST(:team AS varchar) IS NULL OR c.team_id = :team)
             GROUP BY c.{column} ORDER BY c.{column}
             """
         ),
-        {"start": start, "end": end},
+        {"start": start, "end": end, "team": team_id},
     )
     return [dict(r._mapping) for r in rows]
 
@@ -772,9 +799,12 @@ async def list_tasks(
     due_by: date | None,
     limit: int,
     offset: int,
+    team_id: str | None = None,
 ) -> list[Task]:
     """Open tasks soonest due first; closed ones most recently closed first."""
     statement = select(Task).where(Task.status == status)  # type: ignore[arg-type]
+    if team_id is not None:
+        statement = statement.where(col(Task.msisdn).in_(_team_customers(team_id)))
     if manager_id is not None:
         statement = statement.where(Task.manager_id == manager_id)  # type: ignore[arg-type]
     if due_by is not None:

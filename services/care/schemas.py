@@ -93,6 +93,9 @@ class CampaignRead(BaseModel):
     status: CampaignStatus
     pause_reason: str | None
     created_by: str
+    team_id: str | None = Field(
+        description="the team whose customers it reaches; none: company-wide"
+    )
     approved_by: str | None
     approved_at: datetime | None
     heartbeat_at: datetime | None

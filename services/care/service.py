@@ -8,11 +8,11 @@ sending re-checks every rule per recipient at the moment it goes out.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.care import repository
+from services.care import access, repository
 from services.care.config import CareSettings
 from services.care.contract import MessageDelivered, TaskCompleted
 from services.care.dispatch import nudge
@@ -45,7 +45,7 @@ from services.care.schemas import (
 )
 from services.care.suppression import policy_for
 from services.kit import clock
-from services.kit.auth import Principal, Role
+from services.kit.auth import Principal
 from services.kit.clock import BEIJING
 from services.kit.db import after_commit
 from services.kit.events.publish import publish
@@ -64,6 +64,24 @@ async def get_campaign(
     return campaign
 
 
+async def authorize(
+    session: AsyncSession,
+    campaign_id: uuid.UUID,
+    principal: Principal,
+    action: Literal["read", "change", "approve"] = "read",
+) -> Campaign:
+    """The campaign if ``principal`` may do ``action`` to it. Another team's campaign is not
+    found, not forbidden: its existence is not the caller's to know."""
+    campaign = await repository.get_campaign(session, campaign_id, for_update=False)
+    if campaign is None or not access.can_read(principal, campaign):
+        raise CampaignNotFound(f"找不到关怀活动 {campaign_id}", field="campaign_id")
+    if action == "change":
+        access.check_change(principal, campaign)
+    elif action == "approve":
+        access.check_approve(principal, campaign)
+    return campaign
+
+
 def _refuse(campaign: Campaign, action: str) -> InvalidTransition:
     return InvalidTransition(f"活动当前状态为 {campaign.status}，不能{action}", field="status")
 
@@ -78,6 +96,7 @@ async def create_campaign(
         kind=CampaignKind.manual,
         status=CampaignStatus.draft,
         created_by=actor.user_id,
+        team_id=access.team_of_new_campaign(actor),
     )
     session.add(campaign)
     await session.flush()
@@ -261,6 +280,7 @@ async def create_alert(
         audience={"source": "filter", "regions": data.regions},
         status=CampaignStatus.approved,
         created_by=actor.user_id,
+        team_id=access.team_of_new_campaign(actor),
         approved_by=actor.user_id,
         approved_at=clock.now(),
     )
@@ -287,10 +307,17 @@ async def report(session: AsyncSession, campaign_id: uuid.UUID) -> CampaignRepor
     )
 
 
-async def dispatch_health(session: AsyncSession, care: CareSettings) -> DispatchHealth:
+async def dispatch_health(
+    session: AsyncSession, care: CareSettings, principal: Principal
+) -> DispatchHealth:
     """What on-call needs to see at a glance: every campaign meant to be sending, its
-    backlog, and whether it is moving."""
-    rows = await repository.dispatch_rows(session, 2 * care.stall_seconds)
+    backlog, and whether it is moving (a supervisor: their team's and company-wide ones)."""
+    team = access.scope_of(principal).team_id
+    rows = [
+        r
+        for r in await repository.dispatch_rows(session, 2 * care.stall_seconds)
+        if team is None or r["team_id"] in (None, team)
+    ]
     return DispatchHealth(
         provider=care.sms_provider,
         rate_per_second=care.rate_per_second,
@@ -345,11 +372,15 @@ async def complete_task(
     session: AsyncSession, task_id: int, data: TaskComplete, actor: Principal
 ) -> Task:
     """Close a call or visit task with its outcome, and log the contact in the customer's
-    archive. A manager closes only their own tasks; a supervisor any of them."""
+    archive. A manager closes only their own tasks; a supervisor their team's."""
     task = await repository.get_task(session, task_id)
-    if task is None:
+    scope = access.scope_of(actor)
+    if task is None or (
+        scope.team_id is not None
+        and (await repository.customer_team(session, task.msisdn)) != scope.team_id
+    ):
         raise TaskNotFound(f"找不到关怀任务 {task_id}", field="task_id")
-    if actor.role is Role.manager and task.manager_id != actor.user_id:
+    if scope.manager_id is not None and task.manager_id != scope.manager_id:
         raise NotYourTask("只能完成分配给自己的关怀任务", field="task_id")
     if task.status is TaskStatus.done and task.completed_at is not None:
         raise InvalidTransition(

@@ -30,6 +30,8 @@ CustomerEvent = (
 )
 
 SUPERVISOR = Principal(user_id="sup-1", role=Role.supervisor, team_id="t1")
+OPERATOR = Principal(user_id="op-1", role=Role.operator)
+"""Creates the campaigns the dispatch tests send: company-wide, so every customer is in."""
 SeedCustomers = Callable[..., Any]
 TOMORROW = datetime.combine(
     datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC

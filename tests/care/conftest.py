@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from care_support import SUPERVISOR, TOMORROW, Clock, SeedCustomers, profile_envelope
+from care_support import OPERATOR, SUPERVISOR, TOMORROW, Clock, SeedCustomers, profile_envelope
 
 from services.care import service
 from services.care.config import CareSettings, get_care_settings
@@ -98,7 +98,7 @@ def start_campaign(resources: Resources, care_settings: CareSettings) -> Callabl
                     audience=audience or Audience(),
                     **fields,
                 ),
-                SUPERVISOR,
+                OPERATOR,
             )
             await service.preview(session, campaign.id, care_settings)
             await service.approve(session, campaign.id, SUPERVISOR, care_settings)

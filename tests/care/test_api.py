@@ -38,7 +38,7 @@ async def test_preview_counts_the_audience_and_shows_what_cannot_be_rendered(
         snapshot("13800000003", sms_opt_out=True),
         snapshot("13800000004", tier="silver"),
     )
-    async with app_client(create_app(), role="manager", user="m1") as client:
+    async with app_client(create_app(), role="manager", user="m1", team="t1") as client:
         campaign = await create(client, audience={"tiers": ["gold"]})
         response = await client.post(f"/campaigns/{campaign['id']}/preview")
 
@@ -58,10 +58,10 @@ async def test_only_a_supervisor_approves_and_only_after_a_preview(
     app_client, seed_customers: SeedCustomers, care_settings: CareSettings
 ) -> None:
     await seed_customers(snapshot("13800000001"))
-    async with app_client(create_app(), role="manager") as manager:
+    async with app_client(create_app(), role="manager", user="m1", team="t1") as manager:
         campaign = await create(manager, template="{name}您好")
         refused = await manager.post(f"/campaigns/{campaign['id']}/approve")
-    async with app_client(create_app(), role="supervisor") as supervisor:
+    async with app_client(create_app(), role="supervisor", user="s1", team="t1") as supervisor:
         too_early = await supervisor.post(f"/campaigns/{campaign['id']}/approve")
         await supervisor.post(f"/campaigns/{campaign['id']}/preview")
         approved = await supervisor.post(f"/campaigns/{campaign['id']}/approve")
@@ -70,18 +70,21 @@ async def test_only_a_supervisor_approves_and_only_after_a_preview(
     assert (too_early.status_code, too_early.json()["code"]) == (409, "invalid_transition")
     assert approved.status_code == 200
     assert approved.json()["status"] == "dispatching"
-    assert approved.json()["approved_by"] == "test-user"
+    assert approved.json()["approved_by"] == "s1"
 
 
 async def test_pause_resume_and_cancel_move_the_campaign_and_stop_its_recipients(
     app_client, seed_customers: SeedCustomers, care_settings: CareSettings, engine: AsyncEngine
 ) -> None:
     await seed_customers(snapshot("13800000001"), snapshot("13800000002"))
-    async with app_client(create_app(), role="supervisor") as client:
+    async with (
+        app_client(create_app(), role="supervisor", user="s1", team="t1") as client,
+        app_client(create_app(), role="supervisor", user="s2", team="t1") as approver,
+    ):
         campaign = await create(client, template="{name}您好")
         cid = campaign["id"]
         await client.post(f"/campaigns/{cid}/preview")
-        await client.post(f"/campaigns/{cid}/approve")
+        await approver.post(f"/campaigns/{cid}/approve")
         paused = await client.post(f"/campaigns/{cid}/pause", json={"reason": "内容待复核"})
         paused_again = await client.post(f"/campaigns/{cid}/pause")
         resumed = await client.post(f"/campaigns/{cid}/resume")
@@ -99,7 +102,7 @@ async def test_pause_resume_and_cancel_move_the_campaign_and_stop_its_recipients
 async def test_bad_input_names_the_field_and_changes_nothing(
     app_client, care_settings: CareSettings, engine: AsyncEngine
 ) -> None:
-    async with app_client(create_app(), role="manager") as client:
+    async with app_client(create_app(), role="manager", user="m1", team="t1") as client:
         unsafe = await client.post(
             "/campaigns", json={"name": "x", "template": "{name.__class__}您好"}
         )
@@ -172,11 +175,14 @@ async def test_delivery_receipts_mark_recipients_delivered_and_feed_the_contact_
             },
         )
         assert configured.status_code == 200
-        async with app_client(create_app(), role="supervisor") as client:
+        async with (
+            app_client(create_app(), role="supervisor", user="s1", team="t1") as client,
+            app_client(create_app(), role="supervisor", user="s2", team="t1") as approver,
+        ):
             campaign = await create(client, template="{name}您好", audience={"manager_ids": ["m1"]})
             cid = uuid.UUID(str(campaign["id"]))
             await client.post(f"/campaigns/{cid}/preview")
-            await client.post(f"/campaigns/{cid}/approve")
+            await approver.post(f"/campaigns/{cid}/approve")
             await dispatcher.run(cid, seconds=30)
 
             async def all_delivered() -> bool:
@@ -230,11 +236,14 @@ async def test_aliyun_receipts_are_authenticated_by_the_url_token_and_acknowledg
     monkeypatch.setenv("CARE_ALIYUN_SIGN_NAME", "客户关怀")
     get_care_settings.cache_clear()
     await seed_customers(snapshot("13800000001"))
-    async with app_client(create_app(), role="supervisor") as client:
+    async with (
+        app_client(create_app(), role="supervisor", user="s1", team="t1") as client,
+        app_client(create_app(), role="supervisor", user="s2", team="t1") as approver,
+    ):
         campaign = await create(client, template="{name}您好")
         cid = uuid.UUID(str(campaign["id"]))
         await client.post(f"/campaigns/{cid}/preview")
-        await client.post(f"/campaigns/{cid}/approve")
+        await approver.post(f"/campaigns/{cid}/approve")
         await dispatcher.run(cid, seconds=30)
         async with engine.connect() as conn:
             key = (
@@ -299,7 +308,7 @@ async def test_on_call_sees_which_campaigns_are_stalled_paused_or_moving(
         before = (await client.get("/dispatch")).json()
         await dispatcher.run(idle, seconds=30)
         after = (await client.get("/dispatch")).json()
-    async with app_client(create_app(), role="manager", user="m1") as client:
+    async with app_client(create_app(), role="manager", user="m1", team="t1") as client:
         refused = await client.get("/dispatch")
 
     assert [r["stalled"] for r in just_approved["campaigns"]] == [False, False]

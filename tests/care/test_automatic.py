@@ -246,7 +246,7 @@ async def test_the_planner_leaves_a_paused_or_cancelled_welcome_campaign_as_it_w
 
 
 async def test_rule_parameters_are_checked_for_their_kind_when_written(app_client) -> None:
-    async with app_client(create_app(), role="supervisor") as client:
+    async with app_client(create_app(), role="supervisor", user="s1", team="t1") as client:
         answers = [
             await client.post(
                 "/rules", json={"kind": kind, "name": "x", "template": "您好", "params": params}

@@ -46,7 +46,7 @@ async def test_a_manager_closes_their_task_and_the_call_goes_to_the_contact_log(
     await seed_customers(snapshot("13800000001", manager_id="m1"))
     task_id = await add_task(resources, "13800000001", "m1", "2026-12")
 
-    async with app_client(create_app(), role="manager", user="m1") as client:
+    async with app_client(create_app(), role="manager", user="m1", team="t1") as client:
         before = (await client.get("/tasks")).json()
         response = await client.post(
             f"/tasks/{task_id}/complete",
@@ -91,7 +91,7 @@ async def test_a_manager_closes_their_task_and_the_call_goes_to_the_contact_log(
 
     # A reached call counts toward the manager's service reach rate.
     now = datetime.now(UTC)
-    async with app_client(create_app(), role="supervisor") as client:
+    async with app_client(create_app(), role="supervisor", user="s1", team="t1") as client:
         reach = await client.get(
             "/kpis/reach",
             params={
@@ -114,10 +114,10 @@ async def test_a_manager_cannot_close_another_managers_task_and_bad_outcomes_are
     await seed_customers(snapshot("13800000001", manager_id="m1"))
     task_id = await add_task(resources, "13800000001", "m1", "2026-12")
 
-    async with app_client(create_app(), role="manager", user="m2") as client:
+    async with app_client(create_app(), role="manager", user="m2", team="t1") as client:
         theirs = await client.post(f"/tasks/{task_id}/complete", json={"outcome": "reached"})
         visible = (await client.get("/tasks", params={"manager_id": "m1"})).json()
-    async with app_client(create_app(), role="supervisor") as client:
+    async with app_client(create_app(), role="supervisor", user="s1", team="t1") as client:
         bad = await client.post(f"/tasks/{task_id}/complete", json={"outcome": "happy"})
         missing = await client.post("/tasks/999999/complete", json={"outcome": "reached"})
         on_behalf = await client.post(
@@ -144,7 +144,7 @@ async def test_a_deactivated_rule_plans_nothing_and_can_be_turned_back_on(
     care_settings: CareSettings,
 ) -> None:
     await seed_customers(snapshot("13800000001", birthday=date(1980, 12, 1)))
-    async with app_client(create_app(), role="supervisor") as client:
+    async with app_client(create_app(), role="supervisor", user="s1", team="t1") as client:
         created = await client.post(
             "/rules",
             json={"kind": "birthday", "name": "生日祝福", "template": "{name}{honorific}生日快乐"},
@@ -158,7 +158,7 @@ async def test_a_deactivated_rule_plans_nothing_and_can_be_turned_back_on(
         unknown = await client.patch(
             "/rules/00000000-0000-0000-0000-000000000000", json={"active": True}
         )
-    async with app_client(create_app(), role="manager", user="m1") as client:
+    async with app_client(create_app(), role="manager", user="m1", team="t1") as client:
         by_manager = await client.patch(f"/rules/{rule_id}", json={"active": True})
 
     assert off.status_code == 200 and off.json()["active"] is False
@@ -173,7 +173,7 @@ async def test_a_deactivated_rule_plans_nothing_and_can_be_turned_back_on(
         planned = await automatic.plan_day(session, date(2026, 12, 1), care_settings)
     assert planned.recipients == 0
 
-    async with app_client(create_app(), role="supervisor") as client:
+    async with app_client(create_app(), role="supervisor", user="s1", team="t1") as client:
         on = await client.patch(
             f"/rules/{rule_id}", json={"active": True, "template": "{name}{honorific}，生日快乐！"}
         )
@@ -192,15 +192,15 @@ async def test_open_tasks_follow_the_customer_to_their_new_manager(
     await seed_customers(snapshot("13800000001", manager_id="m1"))
     done = await add_task(resources, "13800000001", "m1", "2026-11")
     still_open = await add_task(resources, "13800000001", "m1", "2026-12")
-    async with app_client(create_app(), role="manager", user="m1") as client:
+    async with app_client(create_app(), role="manager", user="m1", team="t1") as client:
         closed = await client.post(f"/tasks/{done}/complete", json={"outcome": "reached"})
         assert closed.status_code == 200, closed.text
 
     await seed_customers(snapshot("13800000001", version=2, manager_id="m2"))
 
-    async with app_client(create_app(), role="manager", user="m2") as client:
+    async with app_client(create_app(), role="manager", user="m2", team="t1") as client:
         theirs = (await client.get("/tasks")).json()
-    async with app_client(create_app(), role="manager", user="m1") as client:
+    async with app_client(create_app(), role="manager", user="m1", team="t1") as client:
         left = (await client.get("/tasks")).json()
         history = (await client.get("/tasks", params={"status": "done"})).json()
     assert [t["id"] for t in theirs] == [still_open]
@@ -224,7 +224,7 @@ async def test_a_churned_customers_open_tasks_are_cancelled(
     async with resources.session() as session:
         await consumer.receive(session, [profile_envelope(churned, seq=99)])
 
-    async with app_client(create_app(), role="manager", user="m1") as client:
+    async with app_client(create_app(), role="manager", user="m1", team="t1") as client:
         due = (await client.get("/tasks")).json()
         cancelled = (await client.get("/tasks", params={"status": "cancelled"})).json()
         closing = await client.post(f"/tasks/{task_id}/complete", json={"outcome": "reached"})
