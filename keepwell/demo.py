@@ -154,7 +154,7 @@ class DailyUsage:
 
 
 class Drift(enum.Flag):
-    """Ways a customer drifts toward churn (DOMAIN.md section 2); combinable."""
+    """Ways a customer drifts toward churn, one per churn signal; combinable."""
 
     NONE = 0
     USAGE_DROP = enum.auto()

@@ -1,7 +1,8 @@
 """arq worker settings for a service: resources in ``ctx``, metrics per job.
 
 arq delivers at least once and fails a job for good on any exception but ``Retry``, so
-every job function must be safe to run twice (see CONVENTIONS.md, habit 4).
+every job function must be safe to run twice: PostgreSQL holds the state of long work and
+Redis only carries the nudge.
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ SCHEMA = "warning"
 
 
 class Signal(StrEnum):
-    """The churn signals of DOMAIN.md section 2."""
+    """The churn signals (离网预警): contract or bundle expiry, usage drop, multi-day zero calls,
+    competitor hotline calls, competitor marketing, call forwarding, spend below plan, low
+    balance and complaint."""
 
     contract_expiry = "contract_expiry"
     usage_drop = "usage_drop"
