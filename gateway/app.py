@@ -13,7 +13,7 @@ from gateway.context import Clients, Context
 from gateway.schema import schema
 from services.kit.config import Settings, get_settings
 from services.kit.errors import install_error_handlers
-from services.kit.http import REQUEST_ID_HEADER, create_http_client
+from services.kit.http import REQUEST_ID_HEADER, create_http_client, valid_request_id
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
 
@@ -49,5 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_middleware(MetricsMiddleware, service="gateway")
-    app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=None)
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=valid_request_id
+    )
     return app

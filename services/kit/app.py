@@ -22,7 +22,7 @@ from services.kit.db import create_engine, create_sessionmaker, session_scope
 from services.kit.errors import ERROR_RESPONSES, install_error_handlers
 from services.kit.events.consumer import Consumer
 from services.kit.events.webhooks import events_router
-from services.kit.http import REQUEST_ID_HEADER, create_http_client
+from services.kit.http import REQUEST_ID_HEADER, create_http_client, valid_request_id
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
 from services.kit.redis import create_redis
@@ -175,5 +175,7 @@ def create_service_app(
         )
     app.add_middleware(MetricsMiddleware, service=service)
     # Outermost, so every log line of the request, including the access line, has the id.
-    app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=None)
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=valid_request_id
+    )
     return app

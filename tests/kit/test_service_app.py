@@ -94,6 +94,32 @@ async def test_request_id_is_kept_or_created_and_returned(app_client: AppClient)
     assert len(created.headers["X-Request-ID"]) == 32
 
 
+async def test_an_overlong_request_id_is_replaced_and_a_publishing_write_still_commits(
+    app_client: AppClient, engine: AsyncEngine
+) -> None:
+    """``outbox.request_id`` is varchar(64): an unchecked 200-character header used to fail
+    every write that publishes an event."""
+    from tests.profile.conftest import customer
+
+    async with app_client(create("profile")) as client:
+        team = {"id": "T1", "name": "VIP", "region": "广东", "supervisor_id": "S1",
+                "supervisor_name": "周敏"}  # fmt: skip
+        assert (await client.post("/teams", json=team)).status_code == 201
+        manager = {"id": "M1", "name": "李娜", "phone": "13900000001", "team_id": "T1"}
+        assert (await client.post("/managers", json=manager)).status_code == 201
+        created = await client.post(
+            "/customers", json=customer(), headers={"X-Request-ID": "r" * 200}
+        )
+        odd = await client.get("/whoami", headers={"X-Request-ID": "line\nbreak"})
+    assert created.status_code == 201, created.text
+    fresh = created.headers["X-Request-ID"]
+    assert fresh != "r" * 200 and len(fresh) == 32
+    assert odd.headers["X-Request-ID"] != "line\nbreak"
+    async with engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT request_id FROM profile.outbox"))).scalars()
+        assert set(stored) == {fresh}
+
+
 async def test_metrics_count_requests_per_route_template(app_client: AppClient) -> None:
     async with app_client(create("complaint")) as client:
         for _ in range(3):
