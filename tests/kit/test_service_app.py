@@ -14,9 +14,9 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.kit import clock
+from services.kit import clock, keys
 from services.kit.app import Session, create_service_app
-from services.kit.auth import Principal, Role, issue_token
+from services.kit.auth import Principal, Role, issue_token, relay_principal
 from services.kit.config import SERVICES, Settings
 from services.kit.events import Envelope, event_tables
 from services.kit.events.consumer import Consumer
@@ -64,9 +64,8 @@ async def test_readyz_names_the_unreachable_dependency(
 async def test_a_call_without_a_valid_token_is_refused(
     app_client: AppClient, settings: Settings
 ) -> None:
-    forged = settings.model_copy(
-        update={"internal_key": SecretStr("someone-elses-key-of-at-least-32-bytes")}
-    )
+    someone_else, _ = keys.generate()  # a key pair nobody configured
+    forged = settings.model_copy(update={"user_signing_key": SecretStr(someone_else)})
     expired = issue_token(Principal(user_id="u1", role=Role.manager), settings, ttl_seconds=-60)
     async with app_client(create("profile"), role=None) as client:
         missing = await client.get("/whoami")
@@ -83,7 +82,12 @@ async def test_a_valid_token_identifies_the_acting_principal(app_client: AppClie
     async with app_client(create("care"), role="manager", user="M0007", team="T001") as client:
         response = await client.get("/whoami")
     assert response.status_code == 200
-    assert response.json() == {"user_id": "M0007", "role": "manager", "team_id": "T001"}
+    assert response.json() == {
+        "user_id": "M0007",
+        "role": "manager",
+        "team_id": "T001",
+        "caller": None,
+    }
 
 
 async def test_request_id_is_kept_or_created_and_returned(app_client: AppClient) -> None:
@@ -203,7 +207,12 @@ async def test_a_write_whose_commit_fails_is_never_reported_done(
             ) as client,
         ):
             write = await client.post("/twice")
-            events = await client.post("/events", json={"events": [event.model_dump(mode="json")]})
+            relay = issue_token(relay_principal("profile"), settings)
+            events = await client.post(
+                "/events",
+                json={"events": [event.model_dump(mode="json")]},
+                headers={"Authorization": f"Bearer {relay}"},
+            )
         async with engine.connect() as conn:
             inbox = await conn.scalar(text("SELECT count(*) FROM commit_probe.inbox"))
     finally:

@@ -28,7 +28,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.kit import clock
-from services.kit.auth import Principal, Role, issue_token
+from services.kit.auth import issue_token, relay_principal
 from services.kit.config import Settings
 from services.kit.events.model import Envelope
 from services.kit.events.tables import DeliveryStatus, EventTables, event_tables
@@ -231,9 +231,7 @@ class Relay:
         }
 
     async def _deliver_to_service(self, service: str, items: list[Due]) -> dict[int, Outcome]:
-        token = issue_token(
-            Principal(user_id=f"system:relay:{self.producer}", role=Role.admin), self.settings
-        )
+        token = issue_token(relay_principal(self.producer), self.settings)
         body = {"events": [i.envelope.model_dump(mode="json") for i in items]}
         started = time.perf_counter()
         try:
