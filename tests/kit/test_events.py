@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -298,9 +299,9 @@ async def test_a_delivery_backing_off_holds_back_only_its_own_aggregate(world: W
 
 @dataclass
 class SlowPartner:
-    """A partner's webhook endpoint that takes about a second per event."""
+    """A partner's webhook endpoint that takes seconds per event."""
 
-    seconds: float = 1.0
+    seconds: float = 2.0
     received: list[int] = field(default_factory=list)
 
     def app(self) -> FastAPI:
@@ -359,23 +360,31 @@ async def test_a_slow_partner_and_a_garbage_answer_hold_back_only_their_own_deli
             async def probe_has(count: int) -> bool:
                 return len(await PROBE.applied(world.engine)) >= count
 
-            # The probe service gets its events at once, while the partner takes 8 s...
-            await _wait_until(lambda: probe_has(8), 3, "the probe's first events")
+            # The probe service gets its events at once, while the partner takes 16 s...
+            await _wait_until(lambda: probe_has(8), 6, "the probe's first events")
             assert not running.done() and len(partner.received) < 8
             # ... and what is published meanwhile flows to it too.
             await world.produce([("B", 100 + n) for n in range(3)])
-            await _wait_until(lambda: probe_has(11), 3, "the probe's later events")
+            await _wait_until(lambda: probe_has(11), 6, "the probe's later events")
             assert not running.done(), running  # no exception rolled anything back
             assert len(partner.received) < 11
 
-            async with world.engine.connect() as conn:
-                garbage = (
-                    await conn.execute(
-                        select(PROFILE.delivery).where(
-                            PROFILE.delivery.c.subscriber == "service:garbage"
+            async def garbage_rows() -> list[Any]:
+                async with world.engine.connect() as conn:
+                    return list(
+                        await conn.execute(
+                            select(PROFILE.delivery).where(
+                                PROFILE.delivery.c.subscriber == "service:garbage"
+                            )
                         )
                     )
-                ).all()
+
+            async def garbage_tried() -> bool:
+                return all(r.attempts > 0 for r in await garbage_rows())
+
+            await _wait_until(garbage_tried, 6, "the garbage answers' attempts")
+            garbage = await garbage_rows()
+            async with world.engine.connect() as conn:
                 logged = await conn.scalar(
                     select(func.count())
                     .select_from(PROFILE.attempt)
@@ -391,7 +400,7 @@ async def test_a_slow_partner_and_a_garbage_answer_hold_back_only_their_own_deli
             assert all("malformed answer" in (r.last_error or "") for r in garbage)
             assert logged == 11
 
-            await _wait_until(lambda: _true(len(partner.received) >= 2), 5, "the partner")
+            await _wait_until(lambda: _true(len(partner.received) >= 2), 10, "the partner")
             running.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await running
