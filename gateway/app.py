@@ -13,7 +13,8 @@ from gateway.context import Clients, Context
 from gateway.schema import schema
 from services.kit.config import Settings, get_settings
 from services.kit.errors import install_error_handlers
-from services.kit.http import REQUEST_ID_HEADER, create_http_client
+from services.kit.http import REQUEST_ID_HEADER, create_http_client, valid_request_id
+from services.kit.keys import Signer, require_signing_key
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
 
@@ -24,6 +25,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The gateway signs the tokens of the people it serves: no key, no gateway.
+        require_signing_key(settings, Signer.user)
         http = create_http_client(settings.http_timeout_seconds)
         app.state.clients = Clients.create(settings, http)
         try:
@@ -49,5 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_middleware(MetricsMiddleware, service="gateway")
-    app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=None)
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=valid_request_id
+    )
     return app

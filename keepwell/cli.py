@@ -119,7 +119,9 @@ def token(
     team: Annotated[str | None, typer.Option(help="Team id, for managers and supervisors.")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
 ) -> None:
-    """Print an internal token for operators' scripts (Authorization: Bearer ...)."""
+    """Print an internal token for operators' scripts (Authorization: Bearer ...), signed
+    with the user key (KEEPWELL_USER_SIGNING_KEY; in development the one under the data
+    dir)."""
     from services.kit.auth import Principal, Role, issue_token
 
     try:
@@ -127,6 +129,23 @@ def token(
     except ValueError as exc:
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from exc
     typer.echo(issue_token(principal, get_settings(), ttl_seconds=ttl))
+
+
+@app.command()
+def keygen(
+    signer: Annotated[str, typer.Argument(help="user (gateway, keepwell token), relay or rebuild")],
+) -> None:
+    """Print a new Ed25519 key pair for one signer of internal tokens, as environment lines:
+    the signing key goes to that signer alone, the public key to every process."""
+    from services.kit.keys import Signer, generate
+
+    try:
+        which = Signer(signer)
+    except ValueError as exc:
+        raise typer.BadParameter(f"unknown signer {signer!r}", param_hint="SIGNER") from exc
+    private, public = generate()
+    typer.echo(f"KEEPWELL_{which.value.upper()}_SIGNING_KEY={private}")
+    typer.echo(f"KEEPWELL_{which.value.upper()}_PUBLIC_KEY={public}")
 
 
 @events.command("dead")

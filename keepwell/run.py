@@ -29,6 +29,7 @@ from rich.table import Table
 import migrations
 from services.kit.config import SERVICES, Settings
 from services.kit.embedded import EmbeddedPostgres, EmbeddedRedis
+from services.kit.keys import Signer, public_key
 from services.kit.processes import die_with_parent
 
 logger = logging.getLogger("keepwell.run")
@@ -181,9 +182,13 @@ def run(data_dir: Path, demo_customers: int) -> None:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     with infrastructure(data_dir) as infra_env:
+        # Children find the development keys (made now, on first start) under data_dir.
+        infra_env["KEEPWELL_DATA_DIR"] = str(data_dir)
         env = {**os.environ, **infra_env}
         os.environ.update(infra_env)
         settings = Settings()
+        for signer in Signer:  # configured keys are used as they are; none is made then
+            public_key(settings, signer)
         console.print("[dim]applying migrations[/]")
         migrations.upgrade(settings.database_url)
         from keepwell.seed import prepare

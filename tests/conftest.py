@@ -25,10 +25,22 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
+from services.kit import keys
 from services.kit.auth import Principal, Role, issue_token
 from services.kit.config import SERVICES, Settings, get_settings
 from services.kit.db import create_engine, libpq_url
+from services.kit.keys import Signer
 from services.kit.testing import Infra, infrastructure
+
+
+def session_keys() -> dict[str, str]:
+    """A fresh key pair per signer for this test session, as the environment gives them."""
+    env: dict[str, str] = {}
+    for signer in Signer:
+        private, public = keys.generate()
+        env[f"KEEPWELL_{signer.value.upper()}_SIGNING_KEY"] = private
+        env[f"KEEPWELL_{signer.value.upper()}_PUBLIC_KEY"] = public
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +51,10 @@ def infra() -> Iterator[Infra]:
     with infrastructure(
         scratch, os.environ.get("TEST_DATABASE_URL"), os.environ.get("TEST_REDIS_URL")
     ) as found:
-        saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "KEEPWELL_ENV")}
+        keys = session_keys()
+        saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "KEEPWELL_ENV", *keys)}
         os.environ.update(
-            DATABASE_URL=found.database_url, REDIS_URL=found.redis_url, KEEPWELL_ENV="test"
+            DATABASE_URL=found.database_url, REDIS_URL=found.redis_url, KEEPWELL_ENV="test", **keys
         )
         get_settings.cache_clear()
         migrations.upgrade(found.database_url)

@@ -1,7 +1,7 @@
 """campaigns belong to a team
 
 Revision ID: 5c1e0a7b9d21
-Revises: de17337b8a21
+Revises: 92ca307b4178
 Created: 2026-12-01 22:58:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5c1e0a7b9d21"
-down_revision: str | None = "de17337b8a21"
+down_revision: str | None = "92ca307b4178"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,10 +52,25 @@ class CareSettings(BaseSettings):
     frequency_window_days: int = 7
     cap_exempt_categories: list[str] = ["greeting", "alert"]
 
+    PRODUCTION_REQUIRES: ClassVar[tuple[str, ...]] = (
+        "sms_provider",
+        "receipt_token",
+        "aliyun_access_key_id",
+        "aliyun_access_key_secret",
+        "aliyun_sign_name",
+    )
+    """Settings the care processes (service and worker) must be given in production: the
+    defaults send nothing (sandbox) or are development secrets. The deployment test checks
+    that every care process is given each of them."""
+
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> CareSettings:
         if get_settings().env != "production":
             return self
+        missing = [n for n in self.PRODUCTION_REQUIRES if n not in self.model_fields_set]
+        if missing:
+            names = ", ".join(f"CARE_{n.upper()}" for n in missing)
+            raise ValueError(f"{names} must be set in production")
         token = self.receipt_token.get_secret_value()
         if token == DEVELOPMENT_RECEIPT_TOKEN or len(token) < 32:
             raise ValueError("CARE_RECEIPT_TOKEN must be a secret of your own (32+ bytes)")

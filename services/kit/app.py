@@ -16,13 +16,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.kit.auth import Acting, Principal, Role, current_principal, require_role
+from services.kit.auth import Acting, Principal, current_principal, require_caller
 from services.kit.config import Settings, get_settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
 from services.kit.errors import ERROR_RESPONSES, install_error_handlers
 from services.kit.events.consumer import Consumer
 from services.kit.events.webhooks import events_router
-from services.kit.http import REQUEST_ID_HEADER, create_http_client
+from services.kit.http import REQUEST_ID_HEADER, create_http_client, valid_request_id
+from services.kit.keys import Signer
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
 from services.kit.redis import create_redis
@@ -158,12 +159,13 @@ def create_service_app(
             await app.state.resources.close()
 
     app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
+    app.state.service = service  # internal callers are confined to routes of named services
     install_error_handlers(app)
     app.include_router(_health_router())
     if consumer is not None:
-        # Only the relay (a system principal with the admin role) may deliver events.
+        # Only the relay may deliver events: a token signed with the relay's key.
         app.include_router(
-            consumer.router(db_session, require_role(Role.admin)), responses=ERROR_RESPONSES
+            consumer.router(db_session, require_caller(Signer.relay)), responses=ERROR_RESPONSES
         )
     for router in (
         _whoami_router(),
@@ -175,5 +177,7 @@ def create_service_app(
         )
     app.add_middleware(MetricsMiddleware, service=service)
     # Outermost, so every log line of the request, including the access line, has the id.
-    app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=None)
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=valid_request_id
+    )
     return app

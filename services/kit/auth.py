@@ -1,8 +1,13 @@
-"""Who is acting: a short-lived token signed with the internal key.
+"""Who is acting: a short-lived token, signed (EdDSA) by one of the known signers.
 
-The gateway (and the ``keepwell`` command, for operators' scripts) issues tokens; every
-service verifies them. Services use the principal for authorisation and to record who
-did what.
+People's tokens are signed with the user key (the gateway, and ``keepwell token`` for
+operators' scripts); internal callers sign with keys of their own: the relay (accepted at
+``POST /events`` and nowhere else) and the read-model rebuilds (``GET /customers`` on
+profile and nothing else). A service holds only the public keys: it verifies tokens and
+cannot mint one. The key that signed a token decides what it may claim: a token of an
+internal caller is confined to that caller's routes, whatever else it says, and only the
+relay's key admits a caller to ``/events``. Services use the principal for authorisation
+(row scoping by role and team) and to record who did what.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -19,10 +25,11 @@ from pydantic import BaseModel
 
 from services.kit.config import Settings, get_settings
 from services.kit.errors import Forbidden, Unauthorized
+from services.kit.keys import MissingKey, Signer, public_key, signing_key
 
 ISSUER = "keepwell"
 AUDIENCE = "keepwell-internal"
-ALGORITHM = "HS256"
+ALGORITHM = "EdDSA"
 
 
 class Role(StrEnum):
@@ -37,11 +44,44 @@ class Principal(BaseModel, frozen=True):
     user_id: str
     role: Role
     team_id: str | None = None
+    caller: Signer | None = None
+    """An internal caller (``relay``, ``rebuild``); ``None`` for a person."""
+
+
+@dataclass(frozen=True)
+class InternalCaller:
+    """What one internal caller may call, and the role its reads are scoped as."""
+
+    role: Role
+    routes: frozenset[tuple[str | None, str, str]]  # (service or any, method, route path)
+
+    def allows(self, service: str | None, method: str, path: str) -> bool:
+        return (service, method, path) in self.routes or (None, method, path) in self.routes
+
+
+INTERNAL_CALLERS: dict[Signer, InternalCaller] = {
+    Signer.relay: InternalCaller(Role.operator, frozenset({(None, "POST", "/events")})),
+    # Operators' scoping: every customer, full numbers; nothing but this list.
+    Signer.rebuild: InternalCaller(Role.operator, frozenset({("profile", "GET", "/customers")})),
+}
+
+
+def relay_principal(producer: str) -> Principal:
+    """Who a producer's relay acts as when it delivers events."""
+    return Principal(user_id=f"system:relay:{producer}", role=Role.operator, caller=Signer.relay)
+
+
+def rebuild_principal(acting_as: str) -> Principal:
+    """Who a read-model rebuild acts as when it reads profile's customers."""
+    return Principal(user_id=acting_as, role=Role.operator, caller=Signer.rebuild)
 
 
 def issue_token(principal: Principal, settings: Settings, ttl_seconds: int | None = None) -> str:
+    """A token for ``principal``, signed with its signer's private key (the user key for a
+    person); fails if this process does not hold that key."""
     now = int(time.time())
     ttl = ttl_seconds if ttl_seconds is not None else settings.internal_token_ttl_seconds
+    signer = principal.caller or Signer.user
     claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -52,14 +92,26 @@ def issue_token(principal: Principal, settings: Settings, ttl_seconds: int | Non
         "exp": now + ttl,
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(claims, settings.internal_key.get_secret_value(), algorithm=ALGORITHM)
+    if principal.caller is not None:
+        claims["caller"] = principal.caller.value
+    key = signing_key(settings, signer)
+    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": signer.value})
 
 
 def verify_token(token: str, settings: Settings) -> Principal:
     try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        signer = Signer(str(kid))
+    except (jwt.InvalidTokenError, ValueError) as exc:
+        raise Unauthorized("invalid internal token: no known signer (kid)") from exc
+    try:
+        key = public_key(settings, signer)
+    except MissingKey as exc:
+        raise Unauthorized(f"{signer.value} tokens are not accepted here") from exc
+    try:
         claims = jwt.decode(
             token,
-            settings.internal_key.get_secret_value(),
+            key,
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
@@ -69,6 +121,12 @@ def verify_token(token: str, settings: Settings) -> Principal:
         raise Unauthorized("internal token has expired") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthorized(f"invalid internal token: {exc}") from exc
+    if signer is not Signer.user:
+        # The key decides: an internal caller is what its key says, whatever it claims.
+        caller = INTERNAL_CALLERS[signer]
+        return Principal(user_id=str(claims["sub"]), role=caller.role, caller=signer)
+    if claims.get("caller") is not None:
+        raise Unauthorized("a user token cannot claim to be an internal caller")
     try:
         role = Role(str(claims.get("role")))
     except ValueError as exc:
@@ -76,9 +134,27 @@ def verify_token(token: str, settings: Settings) -> Principal:
     return Principal(user_id=str(claims["sub"]), role=role, team_id=claims.get("team"))
 
 
+def _confine(principal: Principal, request: Request) -> None:
+    """An internal caller's token is good on its own routes only."""
+    if principal.caller is None:
+        return
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    service = getattr(request.app.state, "service", None)
+    if not INTERNAL_CALLERS[principal.caller].allows(service, request.method, path):
+        raise Forbidden(
+            f"the {principal.caller.value} identity may not call {request.method} {path}"
+        )
+
+
+_PRINCIPAL = "keepwell.principal"
+
+
 async def current_principal(request: Request) -> Principal:
     """The acting principal; refuses the call with 401 when there is no valid token."""
-    cached = getattr(request.state, "principal", None)
+    # Kept in the request's own scope: request.state can be shared by every request of an
+    # app (an ASGI server gives each a copy of the lifespan state, test transports do not).
+    cached = request.scope.get(_PRINCIPAL)
     if isinstance(cached, Principal):
         return cached
     header = request.headers.get("authorization", "")
@@ -86,7 +162,8 @@ async def current_principal(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing bearer token in the Authorization header")
     principal = verify_token(token.strip(), get_settings())
-    request.state.principal = principal
+    _confine(principal, request)
+    request.scope[_PRINCIPAL] = principal
     return principal
 
 
@@ -100,6 +177,18 @@ def require_role(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
         if principal.role is not Role.admin and principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)
             raise Forbidden(f"role {principal.role.value} may not do this; needs one of: {allowed}")
+        return principal
+
+    return dependency
+
+
+def require_caller(signer: Signer) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that admits only the internal caller ``signer`` (no person, not even
+    an admin): ``POST /events`` takes events from the relay alone."""
+
+    async def dependency(principal: Acting) -> Principal:
+        if principal.caller is not signer:
+            raise Forbidden(f"only the {signer.value} identity may do this")
         return principal
 
     return dependency

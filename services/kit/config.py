@@ -1,13 +1,15 @@
 """Settings shared by every process, read from the environment.
 
 Each service adds its own prefixed settings in its ``config.py``; what lives here is what
-every process needs to find its database, Redis, its peers and the internal signing key.
+every process needs to find its database, Redis, its peers and the keys of internal tokens
+(``services/kit/keys.py``).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,8 +25,6 @@ DEFAULT_PORTS: dict[str, int] = {
     "complaint": 8004,
 }
 
-DEVELOPMENT_INTERNAL_KEY = "keepwell-development-internal-key-not-for-production"
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KEEPWELL_", extra="ignore")
@@ -35,8 +35,19 @@ class Settings(BaseSettings):
         validation_alias="DATABASE_URL",
     )
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
-    internal_key: SecretStr = SecretStr(DEVELOPMENT_INTERNAL_KEY)
+    # Ed25519 keys of internal tokens (services/kit/keys.py), PEM or 32 bytes in base64.
+    # Every process verifies with the public keys; a signer holds only its private key:
+    # the gateway and operators' `keepwell token` the user key, workers the relay key,
+    # whoever runs a read-model rebuild the rebuild key. Unset outside production: a
+    # development key pair under data_dir/keys.
+    user_public_key: str | None = None
+    relay_public_key: str | None = None
+    rebuild_public_key: str | None = None
+    user_signing_key: SecretStr | None = None
+    relay_signing_key: SecretStr | None = None
+    rebuild_signing_key: SecretStr | None = None
     internal_token_ttl_seconds: int = 300
+    data_dir: Path = Path(".keepwell")
     host: str = "127.0.0.1"
     gateway_port: int = DEFAULT_PORTS["gateway"]
     profile_port: int = DEFAULT_PORTS["profile"]
@@ -55,14 +66,40 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = 5.0
     db_pool_size: int = 10
 
+    PRODUCTION_REQUIRES: ClassVar[tuple[str, ...]] = (
+        "user_public_key",
+        "relay_public_key",
+        "rebuild_public_key",
+    )
+    """Settings every process must be given in production (no development fallback)."""
+
+    SIGNING_KEY_OF_PROCESS: ClassVar[dict[str, str]] = {
+        "gateway": "user_signing_key",
+        "worker": "relay_signing_key",
+    }
+    """The private key each kind of deployed process signs with, and refuses to start
+    without in production (``keepwell serve gateway``, ``keepwell worker ...``)."""
+
     @model_validator(mode="after")
-    def _refuse_weak_secret_in_production(self) -> Settings:
-        key = self.internal_key.get_secret_value()
-        if self.env == "production" and (key == DEVELOPMENT_INTERNAL_KEY or len(key) < 32):
-            raise ValueError(
-                "KEEPWELL_INTERNAL_KEY must be a secret of your own, at least 32 bytes, "
-                "in production"
-            )
+    def _refuse_missing_keys_in_production(self) -> Settings:
+        from services.kit.keys import parse_private, parse_public
+
+        for signer in ("user", "relay", "rebuild"):
+            public: str | None = getattr(self, f"{signer}_public_key")
+            private: SecretStr | None = getattr(self, f"{signer}_signing_key")
+            try:
+                if public is not None:
+                    parse_public(public)
+                if private is not None:
+                    parse_private(private.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"KEEPWELL_{signer.upper()}_* key: {exc}") from exc
+        if self.env != "production":
+            return self
+        missing = [name for name in self.PRODUCTION_REQUIRES if getattr(self, name) is None]
+        if missing:
+            names = ", ".join(f"KEEPWELL_{n.upper()}" for n in missing)
+            raise ValueError(f"{names} must be set in production (no development keys there)")
         return self
 
     def port_of(self, name: str) -> int:

@@ -6,10 +6,23 @@ followed through every service's logs.
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from asgi_correlation_id import correlation_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_MAX_LENGTH = 64
+"""What ``outbox.request_id`` (varchar(64)) and the log lines keep."""
+
+_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:/+=-]{{1,{REQUEST_ID_MAX_LENGTH}}}")
+
+
+def valid_request_id(value: str) -> bool:
+    """A request id we keep as it came: at most 64 plain characters (a UUID, a trace id).
+    The edge middleware replaces any other with a fresh one, so a long or odd header can
+    neither break a write that records it nor forge log lines."""
+    return _REQUEST_ID.fullmatch(value) is not None
 
 
 async def _forward_request_id(request: httpx.Request) -> None:

@@ -22,6 +22,7 @@ from services.kit.app import Resources
 from services.kit.config import Settings, get_settings
 from services.kit.events.publish import RELAY_JOB
 from services.kit.events.relay import Relay
+from services.kit.keys import Signer, require_signing_key
 from services.kit.logging import configure_logging
 from services.kit.metrics import JOB_DURATION, JOBS
 from services.kit.redis import queue_name, redis_settings
@@ -81,6 +82,8 @@ def worker_settings(
     settings = settings or get_settings()
 
     async def startup(ctx: dict[str, Any]) -> None:
+        # The relay signs its deliveries: a worker without the relay's key cannot work.
+        require_signing_key(settings, Signer.relay)
         if serve_metrics:
             configure_worker_process(f"{service}-worker", settings, service)
         ctx["resources"] = Resources.open(service, settings)

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from services.kit.auth import Principal, Role, issue_token
+from services.kit.auth import issue_token, rebuild_principal
 from services.kit.config import Settings
 from services.profile.contract import CustomerSnapshot
 
@@ -26,7 +26,7 @@ async def customer_snapshots(
     cursor: str | None = None
     while True:
         # A fresh token per page: a rebuild can outlast one token's lifetime.
-        token = issue_token(Principal(user_id=acting_as, role=Role.admin), settings)
+        token = issue_token(rebuild_principal(acting_as), settings)
         params: dict[str, Any] = {"limit": page_size}
         if cursor:
             params["cursor"] = cursor

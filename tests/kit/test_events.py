@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -18,8 +19,9 @@ from services.kit.config import Settings
 from services.kit.db import create_sessionmaker, session_scope
 from services.kit.events import event_tables
 from services.kit.events.admin import DeliveryRead, list_deliveries, replay
+from services.kit.events.contracts import subscribe, unsubscribe
 from services.kit.events.publish import publish, publish_many
-from services.kit.events.relay import Relay, RelayPolicy, verify_signature
+from services.kit.events.relay import Outcome, Relay, RelayPolicy, verify_signature
 from services.kit.masking import mask_numbers
 from services.kit.testing import ProbeConsumer, ProbePinged, serve
 from tests.conftest import AppClient
@@ -294,6 +296,158 @@ async def test_a_delivery_backing_off_holds_back_only_its_own_aggregate(world: W
         )
     await world.relay().run()
     assert await PROBE.applied(world.engine) == [("B", 3)]  # A2 waits behind A1
+
+
+@dataclass
+class SlowPartner:
+    """A partner's webhook endpoint that takes seconds per event."""
+
+    seconds: float = 2.0
+    received: list[int] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            await asyncio.sleep(self.seconds)
+            self.received.append(json.loads(await request.body())["payload"]["n"])
+            return Response(status_code=204)
+
+        return app
+
+
+def garbage_service() -> FastAPI:
+    """A subscriber whose POST /events answers 200 with something that is not a result."""
+    app = FastAPI()
+
+    @app.post("/events")
+    async def events() -> Response:
+        return Response("<html>upstream hiccup</html>", status_code=200, media_type="text/html")
+
+    return app
+
+
+async def _wait_until(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"{what} took over {seconds}s"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_slow_partner_and_a_garbage_answer_hold_back_only_their_own_deliveries(
+    world: World, app_client: AppClient
+) -> None:
+    from services.profile.app import create_app
+
+    partner = SlowPartner()
+    subscribe("garbage", frozenset({ProbePinged.event_type}))
+    try:
+        async with serve(partner.app()) as partner_url, serve(garbage_service()) as garbage_url:
+            world.urls["garbage"] = garbage_url
+            async with app_client(create_app(world.settings), role="admin") as admin:
+                created = await admin.post(
+                    "/webhooks",
+                    json={"partner": "slow", "url": f"{partner_url}/hook",
+                          "event_types": ["probe.pinged"]},
+                )  # fmt: skip
+                assert created.status_code == 201, created.text
+            await world.produce([("A", n) for n in range(8)])
+            relay = world.relay(
+                webhook_round_seconds=1.5, base_backoff_seconds=60, poll_seconds=0.1
+            )
+            running = asyncio.create_task(relay.run())
+
+            async def probe_has(count: int) -> bool:
+                return len(await PROBE.applied(world.engine)) >= count
+
+            # The probe service gets its events at once, while the partner takes 16 s...
+            await _wait_until(lambda: probe_has(8), 6, "the probe's first events")
+            assert not running.done() and len(partner.received) < 8
+            # ... and what is published meanwhile flows to it too.
+            await world.produce([("B", 100 + n) for n in range(3)])
+            await _wait_until(lambda: probe_has(11), 6, "the probe's later events")
+            assert not running.done(), running  # no exception rolled anything back
+            assert len(partner.received) < 11
+
+            async def garbage_rows() -> list[Any]:
+                async with world.engine.connect() as conn:
+                    return list(
+                        await conn.execute(
+                            select(PROFILE.delivery).where(
+                                PROFILE.delivery.c.subscriber == "service:garbage"
+                            )
+                        )
+                    )
+
+            async def garbage_tried() -> bool:
+                return all(r.attempts > 0 for r in await garbage_rows())
+
+            await _wait_until(garbage_tried, 6, "the garbage answers' attempts")
+            garbage = await garbage_rows()
+            async with world.engine.connect() as conn:
+                logged = await conn.scalar(
+                    select(func.count())
+                    .select_from(PROFILE.attempt)
+                    .join(PROFILE.delivery, PROFILE.delivery.c.id == PROFILE.attempt.c.delivery_id)
+                    .where(
+                        PROFILE.delivery.c.subscriber == "service:garbage",
+                        PROFILE.attempt.c.status_code == 200,
+                    )
+                )
+            # The garbage answer is a failed attempt of each event sent, backing off.
+            assert len(garbage) == 11
+            assert {(r.status, r.attempts) for r in garbage} == {("pending", 1)}
+            assert all("malformed answer" in (r.last_error or "") for r in garbage)
+            assert logged == 11
+
+            await _wait_until(lambda: _true(len(partner.received) >= 2), 10, "the partner")
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+    finally:
+        unsubscribe("garbage")
+    assert partner.received == sorted(partner.received)  # in order per aggregate
+    async with world.engine.connect() as conn:  # a stopped relay gives its claims back
+        claimed = await conn.scalar(
+            select(func.count())
+            .select_from(PROFILE.delivery)
+            .where(PROFILE.delivery.c.claim.is_not(None))
+        )
+    assert claimed == 0
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_crashed_relays_claim_expires_and_another_relay_takes_the_rows_again(
+    world: World,
+) -> None:
+    await world.produce([("A", 1), ("B", 2)])
+    crashed = world.relay()
+    claimed = await crashed._claim(set())  # then the process died: nothing delivered
+    assert sum(len(items) for items in claimed.values()) == 2
+
+    other = world.relay()
+    assert await other.run() == 0  # the rows are the crashed relay's until its lease ends
+    assert await PROBE.applied(world.engine) == []
+
+    async with world.engine.begin() as conn:  # the lease runs out
+        await conn.execute(
+            PROFILE.delivery.update().values(leased_until=func.now() - timedelta(seconds=1))
+        )
+    assert await other.run() == 2
+    assert sorted(await PROBE.applied(world.engine)) == [("A", 1), ("B", 2)]
+
+    # The crashed relay's late outcome no longer counts: the rows are not held by its claim.
+    items = [item for group in claimed.values() for item in group]
+    async with session_scope(create_sessionmaker(world.engine)) as session:
+        await crashed._record(
+            session, items, {i.delivery_id: Outcome(False, error="late") for i in items}
+        )
+    rows = await _deliveries(world)
+    assert [(r.status, r.attempts) for r in rows] == [("delivered", 1), ("delivered", 1)]
 
 
 async def test_a_partner_sees_customer_numbers_masked_in_payloads_and_its_delivery_log(

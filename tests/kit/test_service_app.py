@@ -14,9 +14,9 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.kit import clock
+from services.kit import clock, keys
 from services.kit.app import Session, create_service_app
-from services.kit.auth import Principal, Role, issue_token
+from services.kit.auth import Principal, Role, issue_token, relay_principal
 from services.kit.config import SERVICES, Settings
 from services.kit.events import Envelope, event_tables
 from services.kit.events.consumer import Consumer
@@ -64,9 +64,8 @@ async def test_readyz_names_the_unreachable_dependency(
 async def test_a_call_without_a_valid_token_is_refused(
     app_client: AppClient, settings: Settings
 ) -> None:
-    forged = settings.model_copy(
-        update={"internal_key": SecretStr("someone-elses-key-of-at-least-32-bytes")}
-    )
+    someone_else, _ = keys.generate()  # a key pair nobody configured
+    forged = settings.model_copy(update={"user_signing_key": SecretStr(someone_else)})
     expired = issue_token(Principal(user_id="u1", role=Role.manager), settings, ttl_seconds=-60)
     async with app_client(create("profile"), role=None) as client:
         missing = await client.get("/whoami")
@@ -83,7 +82,12 @@ async def test_a_valid_token_identifies_the_acting_principal(app_client: AppClie
     async with app_client(create("care"), role="manager", user="M0007", team="T001") as client:
         response = await client.get("/whoami")
     assert response.status_code == 200
-    assert response.json() == {"user_id": "M0007", "role": "manager", "team_id": "T001"}
+    assert response.json() == {
+        "user_id": "M0007",
+        "role": "manager",
+        "team_id": "T001",
+        "caller": None,
+    }
 
 
 async def test_request_id_is_kept_or_created_and_returned(app_client: AppClient) -> None:
@@ -92,6 +96,32 @@ async def test_request_id_is_kept_or_created_and_returned(app_client: AppClient)
         created = await client.get("/whoami")
     assert given.headers["X-Request-ID"] == "req-abc-123"
     assert len(created.headers["X-Request-ID"]) == 32
+
+
+async def test_an_overlong_request_id_is_replaced_and_a_publishing_write_still_commits(
+    app_client: AppClient, engine: AsyncEngine
+) -> None:
+    """``outbox.request_id`` is varchar(64): an unchecked 200-character header used to fail
+    every write that publishes an event."""
+    from tests.profile.conftest import customer
+
+    async with app_client(create("profile")) as client:
+        team = {"id": "T1", "name": "VIP", "region": "广东", "supervisor_id": "S1",
+                "supervisor_name": "周敏"}  # fmt: skip
+        assert (await client.post("/teams", json=team)).status_code == 201
+        manager = {"id": "M1", "name": "李娜", "phone": "13900000001", "team_id": "T1"}
+        assert (await client.post("/managers", json=manager)).status_code == 201
+        created = await client.post(
+            "/customers", json=customer(), headers={"X-Request-ID": "r" * 200}
+        )
+        odd = await client.get("/whoami", headers={"X-Request-ID": "line\nbreak"})
+    assert created.status_code == 201, created.text
+    fresh = created.headers["X-Request-ID"]
+    assert fresh != "r" * 200 and len(fresh) == 32
+    assert odd.headers["X-Request-ID"] != "line\nbreak"
+    async with engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT request_id FROM profile.outbox"))).scalars()
+        assert set(stored) == {fresh}
 
 
 async def test_metrics_count_requests_per_route_template(app_client: AppClient) -> None:
@@ -177,7 +207,12 @@ async def test_a_write_whose_commit_fails_is_never_reported_done(
             ) as client,
         ):
             write = await client.post("/twice")
-            events = await client.post("/events", json={"events": [event.model_dump(mode="json")]})
+            relay = issue_token(relay_principal("profile"), settings)
+            events = await client.post(
+                "/events",
+                json={"events": [event.model_dump(mode="json")]},
+                headers={"Authorization": f"Bearer {relay}"},
+            )
         async with engine.connect() as conn:
             inbox = await conn.scalar(text("SELECT count(*) FROM commit_probe.inbox"))
     finally:

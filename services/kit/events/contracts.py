@@ -47,3 +47,8 @@ def published() -> dict[str, type[Event]]:
 def subscribe(subscriber: str, event_types: frozenset[str]) -> None:
     """Declare a consumer that has no contract module (tests and benchmarks only)."""
     _extra[subscriber] = event_types
+
+
+def unsubscribe(subscriber: str) -> None:
+    """Undo :func:`subscribe` (tests only)."""
+    _extra.pop(subscriber, None)

@@ -85,6 +85,10 @@ def event_tables(schema: str) -> EventTables:
         ),
         Column("last_error", Text),
         Column("delivered_at", DateTime(timezone=True)),
+        # A relay's claim: the token it records results under, and until when the row is
+        # its own (after that another relay may take the row again).
+        Column("claim", Uuid),
+        Column("leased_until", DateTime(timezone=True)),
         UniqueConstraint("event_seq", "subscriber"),
         CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
         # The relay locks the next pending deliveries by sequence, then holds back any whose

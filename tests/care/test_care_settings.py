@@ -1,0 +1,45 @@
+"""The care processes refuse to start in production without their own SMS settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pydantic import ValidationError
+
+from services.care.config import CareSettings
+from services.kit import keys
+from services.kit.config import get_settings
+
+
+@pytest.fixture
+def production(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("KEEPWELL_ENV", "production")
+    for signer in keys.Signer:
+        monkeypatch.setenv(f"KEEPWELL_{signer.value.upper()}_PUBLIC_KEY", keys.generate()[1])
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_production_names_every_missing_care_setting(production: None) -> None:
+    with pytest.raises(ValidationError) as refused:
+        CareSettings(receipt_token="r" * 40)
+    message = str(refused.value)
+    assert "CARE_SMS_PROVIDER" in message and "CARE_ALIYUN_ACCESS_KEY_ID" in message
+    assert "CARE_RECEIPT_TOKEN" not in message
+
+
+def test_production_starts_with_every_care_setting_from_the_environment(
+    production: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "CARE_SMS_PROVIDER": "aliyun",
+        "CARE_RECEIPT_TOKEN": "r" * 40,
+        "CARE_ALIYUN_ACCESS_KEY_ID": "id",
+        "CARE_ALIYUN_ACCESS_KEY_SECRET": "secret",
+        "CARE_ALIYUN_SIGN_NAME": "客户关怀",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert CareSettings().sms_provider == "aliyun"
