@@ -91,15 +91,17 @@ async def _auto_campaign(
     msisdns: list[str],
     send_at: datetime | None,
     care: CareSettings,
-) -> int:
-    """Find or create the campaign for ``plan_key`` and add ``msisdns`` to it."""
+) -> tuple[bool | None, int]:
+    """Find or create the campaign for ``plan_key`` and add ``msisdns`` to it: (created,
+    recipients added); created is None when nobody is due (no campaign at all)."""
     if not msisdns:
-        return 0
+        return None, 0
     campaign = (
         await session.execute(
             select(Campaign).where(Campaign.plan_key == plan_key).with_for_update()  # type: ignore[arg-type]
         )
     ).scalar_one_or_none()
+    created = campaign is None
     if campaign is None:
         campaign = Campaign(
             name=name,
@@ -129,7 +131,7 @@ async def _auto_campaign(
         if redis is not None:
             campaign_id: uuid.UUID = campaign.id
             after_commit(session, lambda: nudge(redis, campaign_id, 1))
-    return added
+    return created, added
 
 
 async def _audience(session: AsyncSession, rule: Rule, day: date) -> dict[str, Any] | None:
@@ -187,7 +189,8 @@ async def _audience(session: AsyncSession, rule: Rule, day: date) -> dict[str, A
 
 
 async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> PlanResult:
-    campaigns = recipients = tasks = 0
+    """Plan ``day``; safe to repeat: a repeat creates nothing and says so."""
+    created = already = recipients = tasks = 0
     for rule in await repository.rules(session):
         if rule.kind is RuleKind.network_anniversary:
             for years in rule.params.get("years", NETWORK_YEARS):
@@ -201,7 +204,7 @@ async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> Plan
                 msisdns = await repository.customers_where(
                     session, "c.tier <> 'none' AND c.join_date = :joined", {"joined": joined}
                 )
-                added = await _auto_campaign(
+                made, added = await _auto_campaign(
                     session,
                     rule=rule,
                     plan_key=f"{rule.id}:{day}:{years}",
@@ -212,7 +215,8 @@ async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> Plan
                     send_at=_send_at(day, rule),
                     care=care,
                 )
-                campaigns += 1 if msisdns else 0
+                created += made is True
+                already += made is False
                 recipients += added
             continue
         if rule.kind is RuleKind.level_a_call:
@@ -221,7 +225,7 @@ async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> Plan
             last = day.replace(day=calendar.monthrange(day.year, day.month)[1])
             rows = await repository.customers_with_managers(session, "c.service_level = 'A'")
             for msisdn, manager_id in rows:
-                created = await repository.add_task(
+                new_task = await repository.add_task(
                     session,
                     msisdn=msisdn,
                     manager_id=manager_id,
@@ -230,7 +234,7 @@ async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> Plan
                     due_on=last,
                     note=rule.template,
                 )
-                tasks += int(created)
+                tasks += int(new_task)
             continue
         if rule.kind is RuleKind.vip_welcome:
             continue  # event-driven: see welcome_new_vip
@@ -242,7 +246,7 @@ async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> Plan
         if rule.kind is RuleKind.holiday:
             festival = str(rule.params["festival"])
             template = template.replace("{festival}", FESTIVAL_NAMES_ZH[festival])
-        added = await _auto_campaign(
+        made, added = await _auto_campaign(
             session,
             rule=rule,
             plan_key=f"{rule.id}:{day}",
@@ -253,9 +257,16 @@ async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> Plan
             send_at=_send_at(day, rule),
             care=care,
         )
-        campaigns += 1 if msisdns else 0
+        created += made is True
+        already += made is False
         recipients += added
-    return PlanResult(day=day, campaigns=campaigns, recipients=recipients, tasks=tasks)
+    return PlanResult(
+        day=day,
+        campaigns_created=created,
+        campaigns_already_planned=already,
+        recipients_added=recipients,
+        tasks_created=tasks,
+    )
 
 
 async def welcome_new_vip(session: AsyncSession, msisdn: str, manager_id: str | None) -> None:
@@ -285,28 +296,30 @@ async def welcome_new_vip(session: AsyncSession, msisdn: str, manager_id: str | 
         )
 
 
+# {honorific} alone: it already carries the surname (王先生), so "{name}{honorific}" would
+# read 王伟王先生 (the preview flags that).
 DEFAULT_RULES: list[dict[str, Any]] = [
     {
         "kind": RuleKind.birthday,
         "name": "生日祝福",
-        "template": "{name}{honorific}，今天是您的生日，{manager_name}和全体客户经理祝您生日快乐！",
+        "template": "{honorific}，今天是您的生日，{manager_name}和全体客户经理祝您生日快乐！",
     },
     {
         "kind": RuleKind.network_anniversary,
         "name": "网龄纪念",
-        "template": "{name}{honorific}，感谢您与我们相伴{years}年，您的专属客户经理随时为您服务。",
+        "template": "{honorific}，感谢您与我们相伴{years}年，您的专属客户经理随时为您服务。",
         "params": {"years": list(NETWORK_YEARS)},
     },
     {
         "kind": RuleKind.personal_anniversary,
         "name": "纪念日祝福",
-        "template": "{name}{honorific}，今天是您的重要纪念日，祝您和家人幸福美满！",
+        "template": "{honorific}，今天是您的重要纪念日，祝您和家人幸福美满！",
     },
     *[
         {
             "kind": RuleKind.holiday,
             "name": f"{zh}祝福",
-            "template": "{name}{honorific}，" + zh + "快乐！感谢您一直以来的信任与支持。",
+            "template": "{honorific}，" + zh + "快乐！感谢您一直以来的信任与支持。",
             "params": {"festival": key},
         }
         for key, zh in FESTIVAL_NAMES_ZH.items()
@@ -316,16 +329,14 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "kind": RuleKind.low_balance,
         "name": "长假前余额提醒",
         "category": Category.care,
-        "template": "{name}{honorific}，长假将至，您的话费余额较少，请及时充值，以免影响使用。",
+        "template": "{honorific}，长假将至，您的话费余额较少，请及时充值，以免影响使用。",
         "params": {"days_before": 3, "balance_below": "30"},
     },
     {
         "kind": RuleKind.vip_welcome,
         "name": "新晋VIP欢迎",
         "category": Category.care,
-        "template": (
-            "{name}{honorific}，欢迎成为{tier}客户！您可享受专属客户经理、优先办理等专属服务。"
-        ),
+        "template": ("{honorific}，欢迎成为{tier}客户！您可享受专属客户经理、优先办理等专属服务。"),
     },
     {
         "kind": RuleKind.level_a_call,
@@ -337,14 +348,21 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "kind": RuleKind.level_b_sms,
         "name": "B级客户月度关怀",
         "category": Category.care,
-        "template": "{name}{honorific}，您的专属客户经理提醒您：本月如有任何需要，欢迎随时联系。",
+        "template": "{honorific}，您的专属客户经理提醒您：本月如有任何需要，欢迎随时联系。",
     },
 ]
 
 
 async def install_default_rules(session: AsyncSession) -> int:
-    """The rules a fresh installation starts with (skipped when any rule exists)."""
-    if await repository.rules(session):
+    """The rules a fresh installation starts with (skipped when any rule exists, except
+    that default templates of an earlier release which repeated the surname are fixed)."""
+    existing = await repository.rules(session, include_inactive=True)
+    if existing:
+        defaults = {str(d["template"]) for d in DEFAULT_RULES}
+        for rule in existing:
+            fixed = rule.template.replace("{name}{honorific}", "{honorific}", 1)
+            if fixed != rule.template and fixed in defaults:
+                rule.template = fixed
         return 0
     for data in DEFAULT_RULES:
         await create_rule(session, RuleCreate(**data))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
@@ -12,60 +11,30 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BeforeValidator
 
 from services.kit.clock import today
+from services.kit.values import (
+    DEFAULT_TIME_ZONE,
+    REGION_TIME_ZONES,
+    Msisdn,
+    PastInstant,
+    Region,
+    mask_msisdn,
+    normalise_msisdn,
+    normalise_region,
+    time_zone_of,
+)
 from services.profile.config import CustomAttribute
 
-DEFAULT_TIME_ZONE = "Asia/Shanghai"
-
-# Provincial-level divisions by their short names; Xinjiang keeps its own local time.
-REGION_TIME_ZONES: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏",
-            "浙江", "安徽", "福建", "江西", "山东", "河南", "湖北", "湖南", "广东", "海南",
-            "四川", "贵州", "云南", "陕西", "甘肃", "青海", "台湾", "内蒙古", "广西", "西藏",
-            "宁夏", "香港", "澳门",
-        ),
-        DEFAULT_TIME_ZONE,
-    ),
-    "新疆": "Asia/Urumqi",
-}  # fmt: skip
-_REGION_SUFFIXES = ("维吾尔自治区", "壮族自治区", "回族自治区", "特别行政区", "自治区", "省", "市")
-
-_SEPARATORS = re.compile(r"[\s\-().]")
-_MOBILE = re.compile(r"1[3-9]\d{9}")
-
-
-def normalise_msisdn(raw: str) -> str:
-    """A Chinese mobile number as its 11 digits; accepts +86 / 0086 / 86 and separators."""
-    digits = _SEPARATORS.sub("", raw)
-    for prefix in ("+86", "0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            digits = digits[len(prefix) :]
-            break
-    if not _MOBILE.fullmatch(digits):
-        raise ValueError(f"{raw!r} is not a Chinese mobile number (11 digits starting 13-19)")
-    return digits
-
-
-def mask_msisdn(msisdn: str) -> str:
-    return f"{msisdn[:3]}****{msisdn[-4:]}"
-
-
-@lru_cache(maxsize=256)
-def normalise_region(raw: str) -> str:
-    region = raw.strip()
-    if region not in REGION_TIME_ZONES:
-        for suffix in _REGION_SUFFIXES:
-            if region.endswith(suffix) and region[: -len(suffix)] in REGION_TIME_ZONES:
-                region = region[: -len(suffix)]
-                break
-    if region not in REGION_TIME_ZONES:
-        raise ValueError(f"unknown region {raw!r}; use a province such as 广东 or 新疆")
-    return region
-
-
-def time_zone_of(region: str) -> str:
-    return REGION_TIME_ZONES.get(region, DEFAULT_TIME_ZONE)
+__all__ = [
+    "DEFAULT_TIME_ZONE",
+    "REGION_TIME_ZONES",
+    "Msisdn",
+    "PastInstant",
+    "Region",
+    "mask_msisdn",
+    "normalise_msisdn",
+    "normalise_region",
+    "time_zone_of",
+]
 
 
 @lru_cache(maxsize=256)
@@ -101,8 +70,6 @@ def _hour(value: int) -> int:
     return value
 
 
-Msisdn = Annotated[str, AfterValidator(normalise_msisdn)]
-Region = Annotated[str, AfterValidator(normalise_region)]
 TimeZone = Annotated[str, AfterValidator(check_time_zone)]
 Text = Annotated[str, BeforeValidator(_strip), AfterValidator(_not_blank)]
 PastDate = Annotated[date, AfterValidator(_not_future)]
