@@ -14,7 +14,7 @@ Who may do what (the principal comes from the internal token):
 from __future__ import annotations
 
 import base64
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import clock
 from services.kit.auth import Principal, Role
-from services.kit.clock import BEIJING, today
+from services.kit.clock import today
 from services.kit.events.publish import publish, publish_many
+from services.kit.periods import instants
 from services.profile import repository as repo
 from services.profile.config import get_profile_settings
 from services.profile.events import (
@@ -506,10 +507,6 @@ async def list_contacts(
     return rows, customer.msisdn, encode_cursor(last) if last is not None else None
 
 
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time(), BEIJING)
-
-
 async def reach_report(
     session: AsyncSession,
     principal: Principal,
@@ -520,10 +517,12 @@ async def reach_report(
     manager_id: str | None,
     tier: str | None,
 ) -> ReachReport:
-    """Service reach rate (服务到达率): share of customers in scope with at least one
-    contact-log entry (other than a failed delivery) in [from, to), dates in China time."""
-    if period_to <= period_from:
-        raise InvalidInput("to: must be after from", field="to")
+    """Service reach rate (服务到达率), the one definition: the share of the VIP customers in
+    scope (a manager's, a team's, a tier's; on file during the period) with at least one
+    contact-log entry other than a failed delivery in [from, to), Beijing days. The contact
+    log holds the API's entries and every contact other services report (care's delivered
+    messages and closed tasks, warning follow-ups)."""
+    since, until = instants(period_from, period_to)
     if principal.role is Role.partner:
         raise Forbidden("partners may not see reach reports")
     if principal.role is Role.supervisor:
@@ -534,9 +533,7 @@ async def reach_report(
     if manager_id is not None and team_id is not None:
         # Both given by an operator: the manager within that team.
         scope = repo.scope_condition(manager_id=manager_id) & repo.scope_condition(team_id=team_id)
-    rows = await repo.reach(
-        session, group_by, _start_of(period_from), _start_of(period_to), period_from, scope, tier
-    )
+    rows = await repo.reach(session, group_by, since, until, period_from, scope, tier)
     groups = [ReachGroup(group=g, customers=n, reached=r, rate=_rate(r, n)) for g, n, r in rows]
     n, r = sum(g.customers for g in groups), sum(g.reached for g in groups)
     return ReachReport(

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from services.kit.app import Session, resources
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import InvalidInput
+from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
 from services.warning import service
 from services.warning.config import get_warning_settings
 from services.warning.models import Signal, Status
@@ -203,25 +204,53 @@ async def report_open(session: Session, principal: Acting) -> OpenReport:
     return await service.open_report(session, principal)
 
 
-def _default_start() -> date:
+def _default_from() -> date:
     return service.business_today() - timedelta(days=30)
 
 
-@router.get("/reports/retention", tags=["reports"], summary="Retention success by action/signal")
+def _default_to() -> date:
+    return service.business_today() + timedelta(days=1)
+
+
+PeriodFrom = Annotated[
+    date,
+    Query(
+        alias="from",
+        default_factory=_default_from,
+        description=f"{FROM_DESCRIPTION}; defaults to 30 days ago",
+    ),
+]
+PeriodTo = Annotated[
+    date,
+    Query(
+        alias="to",
+        default_factory=_default_to,
+        description=f"{TO_DESCRIPTION}; defaults to tomorrow (today included)",
+    ),
+]
+
+
+@router.get(
+    "/reports/retention",
+    tags=["reports"],
+    summary="Retention success by action/signal",
+    description="Warnings resolved in the period, by retention action and by signal; "
+    "`success_rate` = retained / (retained + churned). Beijing days, `to` excluded.",
+)
 async def report_retention(
-    session: Session,
-    principal: Acting,
-    start: Annotated[date, Query(default_factory=_default_start)],
-    end: Annotated[date, Query(default_factory=service.business_today)],
+    session: Session, principal: Acting, period_from: PeriodFrom, period_to: PeriodTo
 ) -> RetentionReport:
-    return await service.retention_report(session, principal, start, end)
+    return await service.retention_report(session, principal, period_from, period_to)
 
 
-@router.get("/reports/churn-reasons", tags=["reports"], summary="Churn reasons over a period")
+@router.get(
+    "/reports/churn-reasons",
+    tags=["reports"],
+    summary="Churn reasons over a period",
+    description="Warnings resolved as churned in the period, by reason (those profile "
+    "reported as churned included). Beijing days, `to` excluded.",
+)
 async def report_churn_reasons(
-    session: Session,
-    principal: Acting,
-    start: Annotated[date, Query(default_factory=_default_start)],
-    end: Annotated[date, Query(default_factory=service.business_today)],
+    session: Session, principal: Acting, period_from: PeriodFrom, period_to: PeriodTo
 ) -> ChurnReasonReport:
-    return await service.churn_reason_report(session, principal, start, end)
+    return await service.churn_reason_report(session, principal, period_from, period_to)

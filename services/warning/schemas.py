@@ -234,13 +234,13 @@ class Rate(BaseModel):
 
 
 class RetentionReport(BaseModel):
-    start: date
-    end: date
+    period_from: date
+    period_to: date = Field(description="the day after the last day counted")
     by_action: list[Rate]
     by_signal: list[Rate]
 
 
 class ChurnReasonReport(BaseModel):
-    start: date
-    end: date
+    period_from: date
+    period_to: date = Field(description="the day after the last day counted")
     reasons: list[Count]

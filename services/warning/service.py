@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from time import perf_counter
 from typing import Any
@@ -17,6 +17,7 @@ from services.complaint.events import ComplaintOpened
 from services.kit import clock
 from services.kit.auth import Principal, Role
 from services.kit.events.publish import publish, publish_many
+from services.kit.periods import instants
 from services.profile.events import ContactLogEntry, CustomerSnapshot
 from services.warning import repository as repo
 from services.warning.config import get_warning_settings
@@ -525,14 +526,6 @@ async def open_report(session: AsyncSession, principal: Principal) -> OpenReport
     )
 
 
-def _period(start: date, end: date) -> tuple[datetime, datetime]:
-    tz = ZoneInfo(get_warning_settings().time_zone)
-    return (
-        datetime.combine(start, time(), tz),
-        datetime.combine(end + timedelta(days=1), time(), tz),
-    )
-
-
 def _rates(rows: list[tuple[Any, str, int]]) -> list[Rate]:
     by_key: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for key, outcome, n in rows:
@@ -554,10 +547,10 @@ def _rates(rows: list[tuple[Any, str, int]]) -> list[Rate]:
 
 
 async def retention_report(
-    session: AsyncSession, principal: Principal, start: date, end: date
+    session: AsyncSession, principal: Principal, period_from: date, period_to: date
 ) -> RetentionReport:
+    lo, hi = instants(period_from, period_to)
     scope = scope_of(principal)
-    lo, hi = _period(start, end)
     by_action = [
         row
         for row in await repo.outcome_counts(session, scope, "retention_action", lo, hi)
@@ -565,19 +558,22 @@ async def retention_report(
     ]
     by_signal = await repo.outcome_counts(session, scope, "signal", lo, hi)
     return RetentionReport(
-        start=start, end=end, by_action=_rates(by_action), by_signal=_rates(by_signal)
+        period_from=period_from,
+        period_to=period_to,
+        by_action=_rates(by_action),
+        by_signal=_rates(by_signal),
     )
 
 
 async def churn_reason_report(
-    session: AsyncSession, principal: Principal, start: date, end: date
+    session: AsyncSession, principal: Principal, period_from: date, period_to: date
 ) -> ChurnReasonReport:
+    lo, hi = instants(period_from, period_to)
     scope = scope_of(principal)
-    lo, hi = _period(start, end)
     rows = await repo.outcome_counts(session, scope, "churn_reason", lo, hi)
     counts: dict[str, int] = defaultdict(int)
     for reason, outcome, n in rows:
         if outcome == Outcome.churned and reason is not None:
             counts[str(reason)] += n
     reasons = [Count(key=k, count=n) for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
-    return ChurnReasonReport(start=start, end=end, reasons=reasons)
+    return ChurnReasonReport(period_from=period_from, period_to=period_to, reasons=reasons)
