@@ -50,7 +50,13 @@ class UsageDropParams(Params):
 
 class ZeroCallsParams(Params):
     days: int = Field(5, ge=2, le=30, description="consecutive days without an outgoing call")
-    within_days: int = Field(10, ge=2, le=60, description="the run lies in this many last days")
+    within_days: int = Field(
+        10,
+        ge=2,
+        le=60,
+        description="the run lies in this many last days and no call followed it (calls "
+        "on the detection day itself end the silence)",
+    )
 
     @model_validator(mode="after")
     def _window(self) -> ZeroCallsParams:

@@ -32,6 +32,7 @@ from services.warning.exceptions import (
     WarningNotFound,
 )
 from services.warning.models import (
+    ChurnReason,
     Contact,
     Outcome,
     RuleSet,
@@ -67,6 +68,8 @@ from services.warning.schemas import (
 )
 
 SYSTEM_ACTOR = "system:warning"
+CHURN_ACTOR = "system:profile-churn"
+"""Who resolves warnings when profile reports the customer churned."""
 
 logger = logging.getLogger("keepwell.warning")
 
@@ -477,6 +480,70 @@ async def resolve(
         actor=principal.user_id,
     )
     return warning
+
+
+_CHURN_KEYWORDS: tuple[tuple[ChurnReason, tuple[str, ...]], ...] = (
+    (ChurnReason.number, ("携号转网", "号码", "转网", "number")),
+    (ChurnReason.network_quality, ("信号", "网络", "network", "signal")),
+    (ChurnReason.tariff, ("资费", "价格", "套餐", "话费", "tariff", "price")),
+    (ChurnReason.service, ("服务", "态度", "service")),
+)
+
+
+def churn_reason_of(reason: str) -> ChurnReason:
+    """Profile's free-text churn reason as one of ours (the text itself goes in the note)."""
+    text = reason.strip().lower()
+    if text in ChurnReason.__members__:
+        return ChurnReason(text)
+    for value, words in _CHURN_KEYWORDS:
+        if any(word in text for word in words):
+            return value
+    return ChurnReason.other
+
+
+async def resolve_for_churn(
+    session: AsyncSession, msisdn: str, churned_on: date, reason: str
+) -> list[Warning]:
+    """Profile reports the customer gone: their open warnings are resolved as churned with
+    that reason, by the system (an outcome the retention and churn-reason reports count)."""
+    warnings = await repo.open_warnings_of(session, msisdn, lock=True)
+    if not warnings:
+        return []
+    now = clock.now()
+    why = churn_reason_of(reason)
+    for warning in warnings:
+        warning.status = Status.resolved
+        warning.outcome = Outcome.churned
+        warning.churn_reason = why
+        warning.retention_action = None
+        warning.resolution_note = f"客户已于 {churned_on} 离网：{reason or '未说明原因'}"[:1000]
+        warning.resolved_at = now
+        warning.resolved_by = CHURN_ACTOR
+        warning.updated_at = now
+    await session.flush()
+    current = await current_rules(session)
+    await repo.rescore(session, bands=bands_of(current), as_of=business_today(), msisdns=[msisdn])
+    await publish_many(
+        session,
+        [
+            (
+                WarningResolved(
+                    warning_id=w.id or 0,
+                    msisdn=msisdn,
+                    signal=w.signal.value,
+                    outcome=Outcome.churned.value,
+                    retention_action=None,
+                    churn_reason=why.value,
+                    resolved_by=CHURN_ACTOR,
+                    manager_id=w.manager_id,
+                ),
+                msisdn,
+            )
+            for w in warnings
+        ],
+        actor=CHURN_ACTOR,
+    )
+    return warnings
 
 
 async def risk_of(session: AsyncSession, msisdn: str, principal: Principal) -> RiskRead:
