@@ -17,7 +17,15 @@ from services.profile.models import (
     Tier,
     ValueQuadrant,
 )
-from services.profile.validation import Hour, Msisdn, PastDate, Region, Text, TimeZone
+from services.profile.validation import (
+    Hour,
+    Msisdn,
+    PastDate,
+    PastInstant,
+    Region,
+    Text,
+    TimeZone,
+)
 
 Money = Annotated[Decimal, Field(max_digits=12, decimal_places=2)]
 Fee = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
@@ -230,7 +238,9 @@ class AssignmentRead(BaseModel):
 class ContactCreate(_Strict):
     channel: ContactChannel
     direction: ContactDirection = ContactDirection.outbound
-    at: datetime | None = Field(None, description="When it happened; defaults to now")
+    at: PastInstant | None = Field(
+        None, description="When it happened (at most 5 minutes ahead of now); defaults to now"
+    )
     outcome: ContactOutcome
     note: Annotated[str, Field(max_length=2000)] | None = None
     source_ref: Annotated[str, Field(max_length=100)] | None = Field(
@@ -308,13 +318,15 @@ class TeamRead(BaseModel):
 class ManagerCreate(_Strict):
     id: Annotated[Text, Field(max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
     name: Annotated[Text, Field(max_length=50)]
-    phone: Annotated[Text, Field(max_length=20)]
+    phone: Msisdn = Field(
+        description="a mobile number, checked like a customer's; kept as 11 digits"
+    )
     team_id: Annotated[Text, Field(max_length=32)]
 
 
 class ManagerUpdate(_Strict):
     name: Annotated[Text, Field(max_length=50)] | None = None
-    phone: Annotated[Text, Field(max_length=20)] | None = None
+    phone: Msisdn | None = None
     team_id: Annotated[Text, Field(max_length=32)] | None = None
 
 

@@ -68,11 +68,21 @@ async def load_usage(batch: UsageBatch, session: Session, _: Feeder) -> UsageBat
     return UsageBatchResult(accepted=accepted, rejected=bad)
 
 
-@router.get("/warnings", tags=["warnings"], summary="Warnings you may see, highest risk first")
+@router.get(
+    "/warnings",
+    tags=["warnings"],
+    summary="Warnings you may see, highest risk first (open and in progress unless `status`)",
+)
 async def get_warnings(
     session: Session,
     principal: Acting,
-    status: Annotated[list[Status] | None, Query()] = None,
+    status: Annotated[
+        list[Status] | None,
+        Query(
+            description="repeat to ask for several; without it, the warnings still to "
+            "follow up (open and in_progress): ask status=resolved for the resolved ones"
+        ),
+    ] = None,
     signal: Signal | None = None,
     msisdn: Annotated[str | None, Query(pattern=MSISDN_PATTERN)] = None,
     manager_id: str | None = None,
@@ -115,6 +125,25 @@ async def post_contact(
 ) -> ContactRead:
     contact = await service.record_contact(session, warning_id, data, principal)
     return ContactRead.model_validate(contact.model_dump())
+
+
+@router.post(
+    "/subscribers/{msisdn}/contacts",
+    tags=["warnings"],
+    status_code=201,
+    summary="Record one contact against all of the customer's open warnings",
+    description="One call or visit about everything at once: the contact is linked to each "
+    "open warning of the customer (each moves open -> in_progress) and goes into the "
+    "customer's contact log once. 404 when the customer has no open warning.",
+)
+async def post_customer_contact(
+    msisdn: Annotated[str, Path(pattern=MSISDN_PATTERN)],
+    data: ContactCreate,
+    session: Session,
+    principal: Acting,
+) -> list[ContactRead]:
+    contacts = await service.record_customer_contact(session, msisdn, data, principal)
+    return [ContactRead.model_validate(c.model_dump()) for c in contacts]
 
 
 @router.post(

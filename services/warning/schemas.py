@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.kit.values import PastInstant
 from services.profile.events import ContactChannel, ContactDirection, ContactOutcome
 from services.warning.evidence import SIGNAL_NAMES, describe
 from services.warning.models import (
@@ -114,7 +115,10 @@ class ContactCreate(BaseModel):
     channel: ContactChannel
     direction: ContactDirection = ContactDirection.outbound
     outcome: ContactOutcome
-    at: datetime | None = Field(None, description="when it happened; defaults to now")
+    at: PastInstant | None = Field(
+        None,
+        description="when it happened (not ahead of now by more than 5 minutes); defaults to now",
+    )
     note: str = Field("", max_length=1000)
 
     @field_validator("at")

@@ -24,6 +24,7 @@ from services.warning.config import get_warning_settings
 from services.warning.events import WarningContactRecorded, WarningRaised, WarningResolved
 from services.warning.evidence import SIGNAL_NAMES, describe
 from services.warning.exceptions import (
+    CustomerNotFound,
     InvalidOutcome,
     InvalidRule,
     InvalidTransition,
@@ -376,29 +377,53 @@ async def record_contact(
     """open -> in_progress on the first contact; later contacts are logged too."""
     warning = await _for_update(session, warning_id, principal)
     if warning.status is Status.resolved:
-        raise InvalidTransition(
-            f"warning {warning_id} is resolved ({warning.outcome}); record no more contacts on it"
-        )
+        raise InvalidTransition(f"预警 {warning_id} 已处理（{warning.outcome}），不能再记录联系")
+    [contact] = await _record(session, [warning], data, principal)
+    return contact
+
+
+async def record_customer_contact(
+    session: AsyncSession, msisdn: str, data: ContactCreate, principal: Principal
+) -> list[Contact]:
+    """One contact (a call about everything at once) recorded against all of a customer's
+    open warnings: linked to each of them, one entry in the customer's contact log."""
+    warnings = await repo.open_warnings_of(session, msisdn, lock=True)
+    if not warnings:
+        raise WarningNotFound(f"客户 {msisdn} 没有未处理的预警", field="msisdn")
+    for warning in warnings:
+        _check_scope(principal, warning)
+    return await _record(session, warnings, data, principal)
+
+
+async def _record(
+    session: AsyncSession, warnings: list[Warning], data: ContactCreate, principal: Principal
+) -> list[Contact]:
     at = data.at or clock.now()
-    contact = await repo.add_contact(
-        session,
-        Contact(
-            warning_id=warning_id,
-            msisdn=warning.msisdn,
-            channel=data.channel.value,
-            direction=data.direction.value,
-            outcome=data.outcome.value,
-            at=at,
-            by=principal.user_id,
-            note=data.note,
-        ),
-    )
-    warning.status = Status.in_progress
-    warning.contacted_at = warning.contacted_at or at
-    warning.updated_at = clock.now()
+    contacts = []
+    for warning in warnings:
+        assert warning.id is not None
+        contacts.append(
+            await repo.add_contact(
+                session,
+                Contact(
+                    warning_id=warning.id,
+                    msisdn=warning.msisdn,
+                    channel=data.channel.value,
+                    direction=data.direction.value,
+                    outcome=data.outcome.value,
+                    at=at,
+                    by=principal.user_id,
+                    note=data.note,
+                ),
+            )
+        )
+        warning.status = Status.in_progress
+        warning.contacted_at = warning.contacted_at or at
+        warning.updated_at = clock.now()
     await session.flush()
+    first, contact = warnings[0], contacts[0]
     entry = ContactLogEntry(
-        msisdn=warning.msisdn,
+        msisdn=first.msisdn,
         channel=contact.channel,
         direction=contact.direction,
         at=at,
@@ -406,15 +431,16 @@ async def record_contact(
         outcome=contact.outcome,
         note=contact.note or None,
         source="warning",
+        # The first link's id: the same contact on the other warnings is not logged again.
         source_ref=f"warning-contact:{contact.id}",
     )
     await publish(
         session,
-        WarningContactRecorded(warning_id=warning_id, contact=entry),
-        aggregate_id=warning.msisdn,
+        WarningContactRecorded(warning_id=first.id or 0, contact=entry),
+        aggregate_id=first.msisdn,
         actor=principal.user_id,
     )
-    return contact
+    return contacts
 
 
 def _check_outcome(data: Resolve) -> None:
@@ -548,6 +574,8 @@ async def resolve_for_churn(
 
 async def risk_of(session: AsyncSession, msisdn: str, principal: Principal) -> RiskRead:
     warnings = await repo.open_warnings_of(session, msisdn)
+    if not warnings and await repo.get_customer(session, msisdn) is None:
+        raise CustomerNotFound(f"{msisdn} 不是在册客户", field="msisdn")
     for w in warnings:
         _check_scope(principal, w)
     score = min(100, sum(w.weight for w in warnings))
