@@ -47,7 +47,7 @@ def _check_rule(kind: RuleKind, template: str, params: dict[str, Any]) -> None:
     placeholders(template)
     if kind is RuleKind.holiday and params.get("festival") not in FESTIVALS:
         raise InvalidInput(
-            f"params.festival must be one of: {', '.join(FESTIVALS)}", field="params.festival"
+            f"params.festival 须为以下之一：{', '.join(FESTIVALS)}", field="params.festival"
         )
 
 
@@ -66,7 +66,7 @@ async def update_rule(session: AsyncSession, rule_id: uuid.UUID, data: RuleUpdat
     changes = data.model_dump(exclude_unset=True)
     for key in ("name", "category", "template", "taboo_tags", "params", "active"):
         if key in changes and changes[key] is None:
-            raise InvalidInput(f"{key} cannot be null", field=key)
+            raise InvalidInput(f"{key} 不能为 null", field=key)
     template = changes.get("template", rule.template)
     _check_rule(rule.kind, template, changes.get("params", rule.params))
     for key, value in changes.items():

@@ -236,7 +236,7 @@ async def receipts(
 ) -> dict[str, Any]:
     care = get_care_settings().model_copy(update={"sms_provider": provider})
     if provider == "aliyun" and not (care.aliyun_access_key_id and care.aliyun_sign_name):
-        raise NotFound("aliyun SMS is not configured here", field="provider")
+        raise NotFound("本服务未配置阿里云短信", field="provider")
     parser = build_provider(care, resources(request).http)
     try:
         parsed = parser.parse_receipts(

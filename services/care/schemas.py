@@ -70,7 +70,7 @@ class CampaignCreate(BaseModel):
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            raise ValueError("send_at must carry a time zone, e.g. 2026-12-01T10:00:00+08:00")
+            raise ValueError("send_at 须带时区，如 2026-12-01T10:00:00+08:00")
         return value
 
 

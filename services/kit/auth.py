@@ -66,13 +66,13 @@ def verify_token(token: str, settings: Settings) -> Principal:
             options={"require": ["exp", "iat", "sub", "aud", "iss"]},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise Unauthorized("internal token has expired") from exc
+        raise Unauthorized("内部令牌已过期（expired）") from exc
     except jwt.InvalidTokenError as exc:
-        raise Unauthorized(f"invalid internal token: {exc}") from exc
+        raise Unauthorized(f"内部令牌无效：{exc}") from exc
     try:
         role = Role(str(claims.get("role")))
     except ValueError as exc:
-        raise Unauthorized(f"unknown role {claims.get('role')!r} in token") from exc
+        raise Unauthorized(f"令牌中的角色 {claims.get('role')!r} 未知") from exc
     return Principal(user_id=str(claims["sub"]), role=role, team_id=claims.get("team"))
 
 
@@ -84,7 +84,7 @@ async def current_principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("missing bearer token in the Authorization header")
+        raise Unauthorized("Authorization 请求头缺少 Bearer 令牌")
     principal = verify_token(token.strip(), get_settings())
     request.state.principal = principal
     return principal
@@ -99,7 +99,9 @@ def require_role(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     async def dependency(principal: Acting) -> Principal:
         if principal.role is not Role.admin and principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)
-            raise Forbidden(f"role {principal.role.value} may not do this; needs one of: {allowed}")
+            raise Forbidden(
+                f"角色 {principal.role.value} 无权执行此操作；须为以下角色之一：{allowed}"
+            )
         return principal
 
     return dependency

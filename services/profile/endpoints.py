@@ -78,7 +78,7 @@ def _if_match(header: str | None) -> int | None:
         return int(value)
     except ValueError:
         raise InvalidInput(
-            'If-Match: expected the ETag of the customer you read, e.g. "3"', field="If-Match"
+            'If-Match：须为读取客户时得到的 ETag，如 "3"', field="If-Match"
         ) from None
 
 
@@ -114,7 +114,7 @@ async def list_customers(
         try:
             region = normalise_region(region)
         except ValueError as exc:
-            raise InvalidInput(f"region: {exc}", field="region") from None
+            raise InvalidInput(f"region：{exc}", field="region") from None
     filters = CustomerFilters(
         manager_id=manager_id,
         team_id=team_id,

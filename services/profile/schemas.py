@@ -106,18 +106,14 @@ class CustomerFields(_Strict):
         given = self.model_fields_set
         for name in sorted(given & self.NOT_NULL):
             if getattr(self, name) is None:
-                return FieldError(field=name, message="may be omitted but not null")
+                return FieldError(field=name, message="可以不填，但不能为 null")
         start, end = self.preferred_hours_start, self.preferred_hours_end
         if start is not None and end is not None and start >= end:
-            return FieldError(
-                field="preferred_hours_end", message="must be after preferred_hours_start"
-            )
+            return FieldError(field="preferred_hours_end", message="须晚于 preferred_hours_start")
         if self.status is CustomerStatus.churned and not self.churn_reason:
-            return FieldError(field="churn_reason", message="is required when status is churned")
+            return FieldError(field="churn_reason", message="status 为 churned 时必填")
         if self.sms_opt_out_at is not None and self.sms_opt_out is False:
-            return FieldError(
-                field="sms_opt_out_at", message="is only set when sms_opt_out is true"
-            )
+            return FieldError(field="sms_opt_out_at", message="仅在 sms_opt_out 为 true 时填写")
         return None
 
     def given(self) -> dict[str, Any]:
@@ -251,7 +247,7 @@ class ContactCreate(_Strict):
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            raise ValueError("needs a time zone offset")
+            raise ValueError("须带时区，如 2026-12-01T10:00:00+08:00")
         return value
 
 

@@ -119,7 +119,7 @@ def _check_may_edit(principal: Principal, customer: Customer, team_id: str | Non
         return
     if principal.role is Role.manager and customer.manager_id == principal.user_id:
         return
-    raise Forbidden(f"{principal.role.value} {principal.user_id} may not change this customer")
+    raise Forbidden(f"{principal.role.value} {principal.user_id} 无权修改该客户")
 
 
 def sees_full_msisdn(principal: Principal) -> bool:
@@ -194,7 +194,7 @@ def snapshot_of(c: Customer, manager: Manager | None) -> CustomerSnapshot:
 def _raise_if_broken(data: CustomerFields) -> None:
     broken = data.rule_broken()
     if broken is not None:
-        raise InvalidInput(f"{broken.field}: {broken.message}", field=broken.field)
+        raise InvalidInput(f"{broken.field}：{broken.message}", field=broken.field)
 
 
 async def _check_manager(session: AsyncSession, manager_id: str | None) -> Manager | None:
@@ -203,9 +203,9 @@ async def _check_manager(session: AsyncSession, manager_id: str | None) -> Manag
         return None
     manager = await repo.get_manager(session, manager_id, lock="share")
     if manager is None:
-        raise InvalidInput(f"manager_id: no manager {manager_id}", field="manager_id")
+        raise InvalidInput(f"manager_id：找不到客户经理 {manager_id}", field="manager_id")
     if not manager.active:
-        raise InvalidInput(f"manager_id: manager {manager_id} has left", field="manager_id")
+        raise InvalidInput(f"manager_id：客户经理 {manager_id} 已离职", field="manager_id")
     return manager
 
 
@@ -215,7 +215,7 @@ def _checked_custom(values: dict[str, Any], *, complete: bool) -> dict[str, Any]
     )
     if problem is not None:
         field, reason = problem
-        raise InvalidInput(f"{field}: {reason}", field=field)
+        raise InvalidInput(f"{field}：{reason}", field=field)
     return clean
 
 
@@ -223,7 +223,7 @@ async def create_customer(
     session: AsyncSession, principal: Principal, data: CustomerCreate
 ) -> tuple[Customer, Manager | None]:
     if principal.role not in (Role.admin, Role.operator, Role.supervisor):
-        raise Forbidden(f"{principal.role.value} may not create customers")
+        raise Forbidden(f"{principal.role.value} 无权新建客户")
     _raise_if_broken(data)
     values = {**NEW_CUSTOMER_DEFAULTS, **data.given()}
     values.setdefault("time_zone", time_zone_of(values["region"]))
@@ -232,7 +232,7 @@ async def create_customer(
     _settle_opt_out(values, None)
     manager = await _check_manager(session, values.get("manager_id"))
     if principal.role is Role.supervisor and team_of(manager) != principal.team_id:
-        raise Forbidden("a supervisor assigns new customers to their own team's managers")
+        raise Forbidden("主管只能把新客户分配给本团队的客户经理")
     if await repo.customer_exists(session, data.msisdn):
         raise CustomerExists(data.msisdn)
     customer = Customer(**values)
@@ -289,7 +289,7 @@ def parse_msisdn(raw: str) -> str:
     try:
         return normalise_msisdn(raw)
     except ValueError as exc:
-        raise InvalidInput(f"msisdn: {exc}", field="msisdn") from None
+        raise InvalidInput(f"msisdn：{exc}", field="msisdn") from None
 
 
 async def get_customer(
@@ -320,7 +320,7 @@ async def update_customer(
     if principal.role is Role.manager:
         for field in ("manager_id", "tier"):
             if field in values and values[field] != getattr(customer, field):
-                raise Forbidden(f"a manager may not change {field}; ask the supervisor")
+                raise Forbidden(f"客户经理不能修改 {field}，请联系主管")
     if "region" in values and "time_zone" not in values and values["region"] != customer.region:
         values["time_zone"] = time_zone_of(values["region"])
     if "custom" in values:
@@ -331,7 +331,7 @@ async def update_customer(
     if "manager_id" in values and values["manager_id"] != customer.manager_id:
         new_manager = await _check_manager(session, values["manager_id"])
         if principal.role is Role.supervisor and team_of(new_manager) != principal.team_id:
-            raise Forbidden("a supervisor reassigns only to their own team's managers")
+            raise Forbidden("主管只能把客户改派给本团队的客户经理")
     changed = sorted(k for k, v in values.items() if getattr(customer, k) != v)
     if not changed:
         return customer, manager
@@ -406,7 +406,7 @@ def decode_cursor(cursor: str) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         return int(base64.urlsafe_b64decode(padded.encode()).decode())
     except ValueError:
-        raise InvalidInput("cursor: not a cursor this service issued", field="cursor") from None
+        raise InvalidInput("cursor：不是本服务给出的分页游标", field="cursor") from None
 
 
 async def list_customers(
@@ -441,7 +441,7 @@ async def add_contact(
     """Append to the log; returns the entry and whether it is new (a repeated
     ``source_ref`` returns the entry recorded the first time)."""
     if principal.role is Role.partner:
-        raise Forbidden("partners may not write the contact log")
+        raise Forbidden("合作方不能写入维护记录")
     customer, _ = await _visible_customer(session, principal, parse_msisdn(msisdn))
     assert customer.id is not None
     source = f"user:{principal.user_id}"
@@ -524,7 +524,7 @@ async def reach_report(
     messages and closed tasks, warning follow-ups)."""
     since, until = instants(period_from, period_to)
     if principal.role is Role.partner:
-        raise Forbidden("partners may not see reach reports")
+        raise Forbidden("合作方不能查看到达率报表")
     if principal.role is Role.supervisor:
         team_id = principal.team_id
     elif principal.role is Role.manager:
@@ -554,13 +554,13 @@ def _rate(reached: int, customers: int) -> float:
 
 def _check_admin(principal: Principal) -> None:
     if principal.role not in (Role.admin, Role.operator):
-        raise Forbidden("only admins and operators manage teams and managers")
+        raise Forbidden("只有管理员和运营人员可以管理团队与客户经理")
 
 
 async def create_team(session: AsyncSession, principal: Principal, data: TeamCreate) -> Team:
     _check_admin(principal)
     if await repo.get_team(session, data.id) is not None:
-        raise Conflict(f"team {data.id} exists already", field="id")
+        raise Conflict(f"团队 {data.id} 已存在", field="id")
     team = Team(**data.model_dump())
     await repo.add(session, team)
     return team
@@ -580,7 +580,7 @@ async def update_team(
     team = await get_team(session, team_id)
     for field, value in data.model_dump(exclude_unset=True).items():
         if value is None and field != "supervisor_id":
-            raise InvalidInput(f"{field}: may be omitted but not null", field=field)
+            raise InvalidInput(f"{field}：可以不填，但不能为 null", field=field)
         setattr(team, field, value)
     await session.flush()
     return team
@@ -590,7 +590,7 @@ async def delete_team(session: AsyncSession, principal: Principal, team_id: str)
     _check_admin(principal)
     team = await get_team(session, team_id)
     if await repo.team_has_managers(session, team_id):
-        raise Conflict(f"team {team_id} still has managers; move them first", field="team_id")
+        raise Conflict(f"团队 {team_id} 仍有客户经理，请先调走", field="team_id")
     await repo.delete(session, team)
 
 
@@ -600,7 +600,7 @@ async def create_manager(
     _check_admin(principal)
     await get_team(session, data.team_id)
     if await repo.get_manager(session, data.id) is not None:
-        raise Conflict(f"manager {data.id} exists already", field="id")
+        raise Conflict(f"客户经理 {data.id} 已存在", field="id")
     manager = Manager(**data.model_dump())
     await repo.add(session, manager)
     return manager
@@ -627,7 +627,7 @@ async def update_manager(
     values = data.model_dump(exclude_unset=True)
     for field, value in values.items():
         if value is None:
-            raise InvalidInput(f"{field}: may be omitted but not null", field=field)
+            raise InvalidInput(f"{field}：可以不填，但不能为 null", field=field)
     if "team_id" in values:
         await get_team(session, values["team_id"])
     changed = sorted(
@@ -672,16 +672,16 @@ async def manager_leaves(
     _check_admin(principal)
     manager = await get_manager(session, manager_id, lock="update")
     if not manager.active:
-        raise Conflict(f"manager {manager_id} has left already", field="manager_id")
+        raise Conflict(f"客户经理 {manager_id} 已离职", field="manager_id")
     successor = None
     if data.reassign_to is not None:
         if data.reassign_to == manager_id:
-            raise InvalidInput("reassign_to: must be another manager", field="reassign_to")
+            raise InvalidInput("reassign_to：须为另一位客户经理", field="reassign_to")
         try:
             successor = await _check_manager(session, data.reassign_to)
         except InvalidInput:
             raise InvalidInput(
-                f"reassign_to: no active manager {data.reassign_to}", field="reassign_to"
+                f"reassign_to：没有在职的客户经理 {data.reassign_to}", field="reassign_to"
             ) from None
     customers = await repo.customers_of_manager(session, manager_id)
     for customer in customers:
@@ -742,5 +742,5 @@ async def recompute_tiers(
     try:
         as_of = date.fromisoformat(f"{month}-01") if month else None
     except ValueError:
-        raise InvalidInput("month: expected YYYY-MM", field="month") from None
+        raise InvalidInput("month：格式须为 YYYY-MM", field="month") from None
     return await recompute(await driver_connection(session), as_of)

@@ -42,9 +42,7 @@ def check_time_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai"
-        ) from None
+        raise ValueError(f"未知时区 {value!r}；请使用 IANA 名称，如 Asia/Shanghai") from None
     return value
 
 
@@ -54,19 +52,19 @@ def _strip(value: object) -> object:
 
 def _not_blank(value: str) -> str:
     if not value:
-        raise ValueError("must not be empty")
+        raise ValueError("不能为空")
     return value
 
 
 def _not_future(value: date) -> date:
     if value > today():
-        raise ValueError("must not be in the future")
+        raise ValueError("不能晚于今天")
     return value
 
 
 def _hour(value: int) -> int:
     if not 0 <= value <= 24:
-        raise ValueError("must be an hour from 0 to 24")
+        raise ValueError("须为 0 到 24 之间的小时数")
     return value
 
 
@@ -86,8 +84,8 @@ def check_custom(
         field = f"custom.{key}"
         spec = schema.get(key)
         if spec is None:
-            known = ", ".join(sorted(schema)) or "none are configured"
-            return values, (field, f"unknown custom attribute; known: {known}")
+            known = ", ".join(sorted(schema)) or "未配置任何自定义属性"
+            return values, (field, f"未知的自定义属性；可用的：{known}")
         if value is None:
             continue  # null removes the attribute
         try:
@@ -97,7 +95,7 @@ def check_custom(
     if complete:
         for key, spec in schema.items():
             if spec.required and key not in clean:
-                return values, (f"custom.{key}", "is required")
+                return values, (f"custom.{key}", "必填")
     return clean, None
 
 
@@ -105,27 +103,27 @@ def _custom_value(value: Any, spec: CustomAttribute) -> Any:
     match spec.type:
         case "string":
             if not isinstance(value, str):
-                raise ValueError("must be a string")
+                raise ValueError("须为字符串")
             if spec.max_length is not None and len(value) > spec.max_length:
-                raise ValueError(f"must be at most {spec.max_length} characters")
+                raise ValueError(f"长度至多 {spec.max_length} 个字符")
             if spec.choices is not None and value not in spec.choices:
-                raise ValueError(f"must be one of: {', '.join(spec.choices)}")
+                raise ValueError(f"须为以下之一：{', '.join(spec.choices)}")
             return value
         case "integer":
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError("must be an integer")
+                raise ValueError("须为整数")
             return value
         case "number":
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError("must be a number")
+                raise ValueError("须为数字")
             return value
         case "boolean":
             if not isinstance(value, bool):
-                raise ValueError("must be true or false")
+                raise ValueError("须为 true 或 false")
             return value
         case "date":
             try:
                 return date.fromisoformat(str(value)).isoformat()
             except ValueError:
-                raise ValueError("must be a date (YYYY-MM-DD)") from None
-    raise ValueError(f"unsupported attribute type {spec.type}")
+                raise ValueError("须为日期（YYYY-MM-DD）") from None
+    raise ValueError(f"不支持的属性类型 {spec.type}")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from services.kit.app import Session, resources
 from services.kit.auth import Acting, Principal, Role, require_role
-from services.kit.errors import InvalidInput
+from services.kit.errors import InvalidInput, chinese_message
 from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
 from services.warning import service
 from services.warning.config import get_warning_settings
@@ -52,7 +52,9 @@ def parse_usage_rows(raw: list[dict[str, object]]) -> tuple[list[UsageRow], list
         except ValidationError as exc:
             error = exc.errors()[0]
             field = ".".join(str(p) for p in error["loc"]) or None
-            bad.append(RowError(row=number, field=field, message=f"{field}: {error['msg']}"))
+            bad.append(
+                RowError(row=number, field=field, message=f"{field}：{chinese_message(error)}")
+            )
     return good, bad
 
 
@@ -62,7 +64,7 @@ async def load_usage(batch: UsageBatch, session: Session, _: Feeder) -> UsageBat
     rows are reported by position and field, and do not hold back the good ones."""
     limit = get_warning_settings().max_batch_rows
     if len(batch.rows) > limit:
-        raise InvalidInput(f"at most {limit} rows per batch; split the file", field="rows")
+        raise InvalidInput(f"每批至多 {limit} 行，请拆分文件", field="rows")
     good, bad = parse_usage_rows(batch.rows)
     accepted = await service.store_usage(session, good)
     return UsageBatchResult(accepted=accepted, rejected=bad)

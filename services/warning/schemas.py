@@ -125,7 +125,7 @@ class ContactCreate(BaseModel):
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a time zone, e.g. 2026-11-23T10:00:00+08:00")
+            raise ValueError("须带时区，如 2026-11-23T10:00:00+08:00")
         return value
 
 

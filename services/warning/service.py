@@ -92,16 +92,16 @@ def scope_of(principal: Principal) -> Scope:
         case Role.supervisor if principal.team_id:
             return Scope(team_id=principal.team_id)
         case Role.supervisor:
-            raise NotYourWarning("a supervisor token must name the team")
-    raise NotYourWarning(f"role {principal.role.value} may not see warnings")
+            raise NotYourWarning("主管的令牌须注明团队")
+    raise NotYourWarning(f"角色 {principal.role.value} 无权查看预警")
 
 
 def _check_scope(principal: Principal, warning: Warning) -> None:
     scope = scope_of(principal)
     if scope.manager_id is not None and warning.manager_id != scope.manager_id:
-        raise NotYourWarning(f"warning {warning.id} is assigned to another manager")
+        raise NotYourWarning(f"预警 {warning.id} 已分配给其他客户经理")
     if scope.team_id is not None and warning.team_id != scope.team_id:
-        raise NotYourWarning(f"warning {warning.id} belongs to another team")
+        raise NotYourWarning(f"预警 {warning.id} 属于其他团队")
 
 
 # -- usage --------------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ async def current_rules(session: AsyncSession) -> RuleSet:
 async def rule_set(session: AsyncSession, version: int) -> RuleSet:
     found = await repo.get_rule_set(session, version)
     if found is None:
-        raise RuleSetNotFound(f"no rule set version {version}", field="version")
+        raise RuleSetNotFound(f"找不到规则集版本 {version}", field="version")
     return found
 
 
@@ -229,7 +229,7 @@ async def remove_override(
     rules = rules_of(current)
     kept = [r for r in rules if not (r.signal == signal and r.tier == tier)]
     if len(kept) == len(rules):
-        raise InvalidRule(f"no {tier} override for {signal.value}", field="tier")
+        raise InvalidRule(f"{signal.value} 没有 {tier} 等级的单独规则", field="tier")
     note = f"removed the {tier} override of {signal.value}"
     return await _new_version(session, kept, bands_of(current), note, principal)
 
@@ -358,7 +358,7 @@ async def raise_complaint_warning(
 async def get_warning(session: AsyncSession, warning_id: int, principal: Principal) -> Warning:
     warning = await repo.get_warning(session, warning_id)
     if warning is None:
-        raise WarningNotFound(f"no warning {warning_id}")
+        raise WarningNotFound(f"找不到预警 {warning_id}")
     _check_scope(principal, warning)
     return warning
 
@@ -366,7 +366,7 @@ async def get_warning(session: AsyncSession, warning_id: int, principal: Princip
 async def _for_update(session: AsyncSession, warning_id: int, principal: Principal) -> Warning:
     warning = await repo.get_warning(session, warning_id, lock=True)
     if warning is None:
-        raise WarningNotFound(f"no warning {warning_id}")
+        raise WarningNotFound(f"找不到预警 {warning_id}")
     _check_scope(principal, warning)
     return warning
 
@@ -447,19 +447,19 @@ def _check_outcome(data: Resolve) -> None:
     if data.outcome is Outcome.retained:
         if data.retention_action is None:
             raise InvalidOutcome(
-                "a retained customer needs the retention action that kept them",
+                "挽留成功须注明所用的挽留措施",
                 field="retention_action",
             )
         if data.churn_reason is not None:
-            raise InvalidOutcome("a retained customer has no churn reason", field="churn_reason")
+            raise InvalidOutcome("挽留成功的客户没有离网原因", field="churn_reason")
     elif data.outcome is Outcome.churned:
         if data.churn_reason is None:
-            raise InvalidOutcome("a churned customer needs a churn reason", field="churn_reason")
+            raise InvalidOutcome("已离网须注明离网原因", field="churn_reason")
     else:
         if data.retention_action is not None:
-            raise InvalidOutcome("a false alarm has no retention action", field="retention_action")
+            raise InvalidOutcome("误报没有挽留措施", field="retention_action")
         if data.churn_reason is not None:
-            raise InvalidOutcome("a false alarm has no churn reason", field="churn_reason")
+            raise InvalidOutcome("误报没有离网原因", field="churn_reason")
 
 
 async def resolve(
@@ -470,11 +470,10 @@ async def resolve(
     _check_outcome(data)
     warning = await _for_update(session, warning_id, principal)
     if warning.status is Status.resolved:
-        raise InvalidTransition(f"warning {warning_id} is already resolved ({warning.outcome})")
+        raise InvalidTransition(f"预警 {warning_id} 已处理（{warning.outcome}）")
     if warning.status is Status.open and data.outcome is not Outcome.false_alarm:
         raise InvalidTransition(
-            f"warning {warning_id} is open: record the contact with the customer before "
-            f"resolving it as {data.outcome.value}"
+            f"预警 {warning_id} 尚未跟进：请先记录与客户的联系，再以 {data.outcome.value} 结案"
         )
     now = clock.now()
     warning.status = Status.resolved
