@@ -127,7 +127,11 @@ async def _list_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> Campa
         raise _refuse(campaign, "修改名单")
     if campaign.audience.get("source") != "list":
         criteria = {k: v for k, v in campaign.audience.items() if k != "source"}
-        shown = "、".join(f"{k}={v}" for k, v in criteria.items()) or "全部在册客户"
+        shown = "；".join(
+            f"{k}={'、'.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in criteria.items()
+        )
+        shown = shown or "全部在册客户"
         raise AudienceConflict(
             f"活动受众为筛选条件（{shown}），不能上传名单；如需按名单发送，请先将受众改为 "
             '{"source": "list"}',

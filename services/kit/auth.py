@@ -66,7 +66,7 @@ def verify_token(token: str, settings: Settings) -> Principal:
             options={"require": ["exp", "iat", "sub", "aud", "iss"]},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise Unauthorized("内部令牌已过期（expired）") from exc
+        raise Unauthorized("内部令牌已过期") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthorized(f"内部令牌无效：{exc}") from exc
     try:

@@ -194,7 +194,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [_detail_of(err) for err in exc.errors()]
     first = details[0] if details else ErrorDetail(field=None, message="无效", code="invalid")
-    message = f"{first.field}：{first.message}" if first.field else first.message
+    named = first.field and first.code != "json_invalid"  # that message names the body
+    message = f"{first.field}：{first.message}" if named else first.message
     body = ErrorBody(code="invalid", message=message, field=first.field, details=details)
     return _json(422, body)
 

@@ -13,10 +13,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.kit.errors import chinese_message
+from services.profile.events import Tier
 from services.warning.exceptions import InvalidRule
 from services.warning.models import Severity, Signal
 
-TIERS = ("diamond", "gold", "silver", "none")
+TIERS = tuple(t.value for t in Tier)  # profile's definition: one list of tiers
 DEFAULT_TIER = "*"  # the row of the thresholds table that customers without an override use
 
 

@@ -74,4 +74,4 @@ async def test_a_body_that_is_not_json_is_reported_on_body_with_its_position(
     assert answer.status_code == 422, body
     assert body["field"] == "body"
     assert body["details"][0]["field"] == "body"
-    assert "JSON" in body["message"] and "第 46 个字符处" in body["message"], body["message"]
+    assert body["message"].startswith("请求体不是合法的 JSON：第 46 个字符处"), body["message"]
