@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import httpx
 
 
-TEMPLATE = "{name}{honorific}您好，{manager_name}祝您生活愉快。"
+TEMPLATE = "{honorific}您好，{manager_name}祝您生活愉快。"
 
 
 def register(bench: typer.Typer) -> None:
@@ -234,7 +234,7 @@ async def _campaign_run(
             campaign = await service.create_campaign(
                 session,
                 CampaignCreate(
-                    name="压测活动", template="{name}{honorific}您好，{manager_name}祝您生活愉快。"
+                    name="压测活动", template="{honorific}您好，{manager_name}祝您生活愉快。"
                 ),
                 supervisor,
             )

@@ -1,4 +1,4 @@
-"""Who may see and change which campaigns, recipients, tasks and reach figures.
+"""Who may see and change which campaigns, recipients and tasks.
 
 One rule per principal, applied inside the queries:
 - admin and operator: everything;
@@ -6,7 +6,7 @@ One rule per principal, applied inside the queries:
   changes and approves only their team's; never approves a campaign they created;
 - manager: reads what their supervisor reads; changes only the campaigns they created;
 - partner: nothing in care.
-Recipients and reach are limited to the customers of the caller's team, whichever campaign
+Recipients and tasks are limited to the customers of the caller's team, whichever campaign
 they come from: a company-wide campaign shows each team only its own customers.
 """
 

@@ -74,7 +74,7 @@ async def update_rule(session: AsyncSession, rule_id: uuid.UUID, data: RuleUpdat
     changes = data.model_dump(exclude_unset=True)
     for key in ("name", "category", "template", "taboo_tags", "params", "active"):
         if key in changes and changes[key] is None:
-            raise InvalidInput(f"{key} cannot be null", field=key)
+            raise InvalidInput(f"{key} 不能为 null", field=key)
     template = changes.get("template", rule.template)
     _check_rule(rule.kind, template, changes.get("params", rule.params))
     for key, value in changes.items():
@@ -99,15 +99,17 @@ async def _auto_campaign(
     msisdns: list[str],
     send_at: datetime | None,
     care: CareSettings,
-) -> int:
-    """Find or create the campaign for ``plan_key`` and add ``msisdns`` to it."""
+) -> tuple[bool | None, int]:
+    """Find or create the campaign for ``plan_key`` and add ``msisdns`` to it: (created,
+    recipients added); created is None when nobody is due (no campaign at all)."""
     if not msisdns:
-        return 0
+        return None, 0
     campaign = (
         await session.execute(
             select(Campaign).where(Campaign.plan_key == plan_key).with_for_update()  # type: ignore[arg-type]
         )
     ).scalar_one_or_none()
+    created = campaign is None
     if campaign is None:
         campaign = Campaign(
             name=name,
@@ -128,7 +130,7 @@ async def _auto_campaign(
         session.add(campaign)
         await session.flush()
     if campaign.status is CampaignStatus.cancelled:
-        return 0  # an operator cancelled it: nothing more goes out under it
+        return created, 0  # an operator cancelled it: nothing more goes out under it
     await repository.add_list_members(session, campaign.id, msisdns)
     added = await repository.materialise(session, campaign, clock.now(), care.cap_exempt_categories)
     # The planner moves a campaign on only from the states it owns: a paused one keeps its
@@ -142,7 +144,7 @@ async def _auto_campaign(
         if redis is not None:
             campaign_id: uuid.UUID = campaign.id
             after_commit(session, lambda: nudge(redis, campaign_id, 1))
-    return added
+    return created, added
 
 
 async def _audience(session: AsyncSession, rule: Rule, day: date) -> dict[str, Any] | None:
@@ -200,10 +202,10 @@ async def _audience(session: AsyncSession, rule: Rule, day: date) -> dict[str, A
 
 
 async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> PlanResult:
-    """Plan every active rule for ``day``. Each rule plans in a savepoint of its own: one
-    rule that cannot be planned (a stored parameter no longer valid) is reported and
-    skipped, and the others' plans still go out."""
-    campaigns = recipients = tasks = 0
+    """Plan every active rule for ``day``; safe to repeat: a repeat creates nothing and
+    says so. Each rule plans in a savepoint of its own: one rule that cannot be planned (a
+    stored parameter no longer valid) is reported and skipped, and the others still go out."""
+    total = _Counts()
     failed: list[str] = []
     for rule in await repository.rules(session):
         try:
@@ -215,19 +217,34 @@ async def plan_day(session: AsyncSession, day: date, care: CareSettings) -> Plan
             )
             failed.append(str(rule.id))
             continue
-        campaigns += counts.campaigns
-        recipients += counts.recipients
-        tasks += counts.tasks
+        total.add(counts)
     return PlanResult(
-        day=day, campaigns=campaigns, recipients=recipients, tasks=tasks, failed_rules=failed
+        day=day,
+        campaigns_created=total.created,
+        campaigns_already_planned=total.already,
+        recipients_added=total.recipients,
+        tasks_created=total.tasks,
+        failed_rules=failed,
     )
 
 
 @dataclass
 class _Counts:
-    campaigns: int = 0
+    created: int = 0
+    already: int = 0
     recipients: int = 0
     tasks: int = 0
+
+    def campaign(self, made: bool | None, added: int) -> None:
+        self.created += made is True
+        self.already += made is False
+        self.recipients += added
+
+    def add(self, other: _Counts) -> None:
+        self.created += other.created
+        self.already += other.already
+        self.recipients += other.recipients
+        self.tasks += other.tasks
 
 
 async def _plan_rule(session: AsyncSession, rule: Rule, day: date, care: CareSettings) -> _Counts:
@@ -244,19 +261,19 @@ async def _plan_rule(session: AsyncSession, rule: Rule, day: date, care: CareSet
             msisdns = await repository.customers_where(
                 session, "c.tier <> 'none' AND c.join_date = :joined", {"joined": joined}
             )
-            added = await _auto_campaign(
-                session,
-                rule=rule,
-                plan_key=f"{rule.id}:{day}:{years}",
-                name=f"{rule.name}（网龄{years}年）{day}",
-                template=rule.template.replace("{years}", str(years)),
-                occasion=f"network_age:{years}",
-                msisdns=msisdns,
-                send_at=_send_at(day, rule),
-                care=care,
+            counts.campaign(
+                *await _auto_campaign(
+                    session,
+                    rule=rule,
+                    plan_key=f"{rule.id}:{day}:{years}",
+                    name=f"{rule.name}（网龄{years}年）{day}",
+                    template=rule.template.replace("{years}", str(years)),
+                    occasion=f"network_age:{years}",
+                    msisdns=msisdns,
+                    send_at=_send_at(day, rule),
+                    care=care,
+                )
             )
-            counts.campaigns += 1 if msisdns else 0
-            counts.recipients += added
         return counts
     if rule.kind is RuleKind.level_a_call:
         if day.day != int(rule.params.get("day_of_month", 1)):
@@ -264,7 +281,7 @@ async def _plan_rule(session: AsyncSession, rule: Rule, day: date, care: CareSet
         last = day.replace(day=calendar.monthrange(day.year, day.month)[1])
         rows = await repository.customers_with_managers(session, "c.service_level = 'A'")
         for msisdn, manager_id in rows:
-            created = await repository.add_task(
+            new_task = await repository.add_task(
                 session,
                 msisdn=msisdn,
                 manager_id=manager_id,
@@ -273,7 +290,7 @@ async def _plan_rule(session: AsyncSession, rule: Rule, day: date, care: CareSet
                 due_on=last,
                 note=rule.template,
             )
-            counts.tasks += int(created)
+            counts.tasks += int(new_task)
         return counts
     if rule.kind is RuleKind.vip_welcome:
         return counts  # event-driven: see welcome_new_vip
@@ -285,19 +302,19 @@ async def _plan_rule(session: AsyncSession, rule: Rule, day: date, care: CareSet
     if rule.kind is RuleKind.holiday:
         festival = str(rule.params["festival"])
         template = template.replace("{festival}", FESTIVAL_NAMES_ZH[festival])
-    added = await _auto_campaign(
-        session,
-        rule=rule,
-        plan_key=f"{rule.id}:{day}",
-        name=f"{rule.name} {day}",
-        template=template,
-        occasion=found["occasion"],
-        msisdns=msisdns,
-        send_at=_send_at(day, rule),
-        care=care,
+    counts.campaign(
+        *await _auto_campaign(
+            session,
+            rule=rule,
+            plan_key=f"{rule.id}:{day}",
+            name=f"{rule.name} {day}",
+            template=template,
+            occasion=found["occasion"],
+            msisdns=msisdns,
+            send_at=_send_at(day, rule),
+            care=care,
+        )
     )
-    counts.campaigns += 1 if msisdns else 0
-    counts.recipients += added
     return counts
 
 
@@ -328,28 +345,30 @@ async def welcome_new_vip(session: AsyncSession, msisdn: str, manager_id: str | 
         )
 
 
+# {honorific} alone: it already carries the surname (王先生), so "{name}{honorific}" would
+# read 王伟王先生 (the preview flags that).
 DEFAULT_RULES: list[dict[str, Any]] = [
     {
         "kind": RuleKind.birthday,
         "name": "生日祝福",
-        "template": "{name}{honorific}，今天是您的生日，{manager_name}和全体客户经理祝您生日快乐！",
+        "template": "{honorific}，今天是您的生日，{manager_name}和全体客户经理祝您生日快乐！",
     },
     {
         "kind": RuleKind.network_anniversary,
         "name": "网龄纪念",
-        "template": "{name}{honorific}，感谢您与我们相伴{years}年，您的专属客户经理随时为您服务。",
+        "template": "{honorific}，感谢您与我们相伴{years}年，您的专属客户经理随时为您服务。",
         "params": {"years": list(NETWORK_YEARS)},
     },
     {
         "kind": RuleKind.personal_anniversary,
         "name": "纪念日祝福",
-        "template": "{name}{honorific}，今天是您的重要纪念日，祝您和家人幸福美满！",
+        "template": "{honorific}，今天是您的重要纪念日，祝您和家人幸福美满！",
     },
     *[
         {
             "kind": RuleKind.holiday,
             "name": f"{zh}祝福",
-            "template": "{name}{honorific}，" + zh + "快乐！感谢您一直以来的信任与支持。",
+            "template": "{honorific}，" + zh + "快乐！感谢您一直以来的信任与支持。",
             "params": {"festival": key},
         }
         for key, zh in FESTIVAL_NAMES_ZH.items()
@@ -359,16 +378,14 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "kind": RuleKind.low_balance,
         "name": "长假前余额提醒",
         "category": Category.care,
-        "template": "{name}{honorific}，长假将至，您的话费余额较少，请及时充值，以免影响使用。",
+        "template": "{honorific}，长假将至，您的话费余额较少，请及时充值，以免影响使用。",
         "params": {"days_before": 3, "balance_below": "30"},
     },
     {
         "kind": RuleKind.vip_welcome,
         "name": "新晋VIP欢迎",
         "category": Category.care,
-        "template": (
-            "{name}{honorific}，欢迎成为{tier}客户！您可享受专属客户经理、优先办理等专属服务。"
-        ),
+        "template": ("{honorific}，欢迎成为{tier}客户！您可享受专属客户经理、优先办理等专属服务。"),
     },
     {
         "kind": RuleKind.level_a_call,
@@ -380,14 +397,21 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "kind": RuleKind.level_b_sms,
         "name": "B级客户月度关怀",
         "category": Category.care,
-        "template": "{name}{honorific}，您的专属客户经理提醒您：本月如有任何需要，欢迎随时联系。",
+        "template": "{honorific}，您的专属客户经理提醒您：本月如有任何需要，欢迎随时联系。",
     },
 ]
 
 
 async def install_default_rules(session: AsyncSession) -> int:
-    """The rules a fresh installation starts with (skipped when any rule exists)."""
-    if await repository.rules(session):
+    """The rules a fresh installation starts with (skipped when any rule exists, except
+    that default templates of an earlier release which repeated the surname are fixed)."""
+    existing = await repository.rules(session, include_inactive=True)
+    if existing:
+        defaults = {str(d["template"]) for d in DEFAULT_RULES}
+        for rule in existing:
+            fixed = rule.template.replace("{name}{honorific}", "{honorific}", 1)
+            if fixed != rule.template and fixed in defaults:
+                rule.template = fixed
         return 0
     for data in DEFAULT_RULES:
         await create_rule(session, RuleCreate(**data))

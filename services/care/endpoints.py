@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from services.care import access, automatic, repository, service
@@ -18,6 +18,7 @@ from services.care.providers.base import ReceiptAuthenticationError, ReceiptForm
 from services.care.schemas import (
     AlertCreate,
     AudienceList,
+    AudienceListRemoval,
     AudienceListResult,
     CampaignCreate,
     CampaignRead,
@@ -26,8 +27,6 @@ from services.care.schemas import (
     DispatchHealth,
     PlanResult,
     Preview,
-    ReachReport,
-    ReachRow,
     RecipientRead,
     RuleCreate,
     RuleRead,
@@ -85,12 +84,38 @@ async def update_campaign(
     return CampaignRead.model_validate(await service.update_campaign(session, campaign_id, body))
 
 
-@router.post("/campaigns/{campaign_id}/audience-list", summary="Upload an audience list")
+@router.post(
+    "/campaigns/{campaign_id}/audience-list",
+    summary="Add numbers to a list campaign's audience",
+    description='Only for a campaign created with `audience: {"source": "list"}`: a '
+    "filter campaign answers 409 `audience_conflict` rather than dropping its filter. "
+    "Numbers are normalised as profile does; entries that are not mobile numbers come back "
+    "in `rejected` (position and reason) and the rest are added. Back to draft.",
+)
 async def upload_list(
     campaign_id: uuid.UUID, body: AudienceList, session: Session, actor: Author
 ) -> AudienceListResult:
     await service.authorize(session, campaign_id, actor, "change")
-    return AudienceListResult(added=await service.add_to_list(session, campaign_id, body.msisdns))
+    return await service.add_to_list(session, campaign_id, body.msisdns)
+
+
+@router.delete(
+    "/campaigns/{campaign_id}/audience-list/{msisdn}",
+    summary="Take one number off a list campaign's audience",
+)
+async def remove_from_list(
+    campaign_id: uuid.UUID, msisdn: str, session: Session, actor: Author
+) -> AudienceListRemoval:
+    await service.authorize(session, campaign_id, actor, "change")
+    return await service.remove_from_list(session, campaign_id, msisdn)
+
+
+@router.delete("/campaigns/{campaign_id}/audience-list", summary="Empty a list campaign's audience")
+async def clear_list(
+    campaign_id: uuid.UUID, session: Session, actor: Author
+) -> AudienceListRemoval:
+    await service.authorize(session, campaign_id, actor, "change")
+    return await service.remove_from_list(session, campaign_id, None)
 
 
 @router.post("/campaigns/{campaign_id}/preview", summary="Audience, samples and suppressions")
@@ -185,8 +210,12 @@ async def update_rule(
 
 
 @router.post("/plan/{day}", summary="Plan automatic care for a day now", tags=["automatic"])
-async def plan_day(day: datetime, session: Session, _: Supervisor) -> PlanResult:
-    return await automatic.plan_day(session, day.date(), get_care_settings())
+async def plan_day(
+    day: Annotated[date, Path(description="a Beijing business date, e.g. 2026-12-02")],
+    session: Session,
+    _: Supervisor,
+) -> PlanResult:
+    return await automatic.plan_day(session, day, get_care_settings())
 
 
 @router.get(
@@ -222,33 +251,6 @@ async def complete_task(
     return TaskRead.model_validate(await service.complete_task(session, task_id, body, actor))
 
 
-@router.get("/kpis/reach", summary="Service reach rate per manager, team or tier", tags=["kpis"])
-async def reach(
-    session: Session,
-    actor: Acting,
-    start: datetime,
-    end: datetime,
-    group_by: Literal["manager", "team", "tier"] = "manager",
-) -> ReachReport:
-    if end <= start:
-        raise InvalidInput("end must be after start", field="end")
-    rows = await repository.reach(session, group_by, start, end, access.scope_of(actor).team_id)
-    return ReachReport(
-        group_by=group_by,
-        start=start,
-        end=end,
-        rows=[
-            ReachRow(
-                key=r["key"],
-                customers=r["customers"],
-                reached=r["reached"],
-                reach_rate=round(r["reached"] / r["customers"], 4) if r["customers"] else None,
-            )
-            for r in rows
-        ],
-    )
-
-
 # Called by the SMS provider, not by our services: authenticated by the provider's own
 # mechanism (a shared token in the callback URL), so it is mounted without the JWT check.
 receipts_router = APIRouter(tags=["receipts"])
@@ -260,7 +262,7 @@ async def receipts(
 ) -> dict[str, Any]:
     care = get_care_settings().model_copy(update={"sms_provider": provider})
     if provider == "aliyun" and not (care.aliyun_access_key_id and care.aliyun_sign_name):
-        raise NotFound("aliyun SMS is not configured here", field="provider")
+        raise NotFound("本服务未配置阿里云短信", field="provider")
     parser = build_provider(care, resources(request).http)
     try:
         parsed = parser.parse_receipts(

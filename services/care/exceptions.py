@@ -27,3 +27,11 @@ class RuleNotFound(NotFound):
 
 class NotYourTask(Forbidden):
     code = "not_your_task"
+
+
+class AudienceConflict(Conflict):
+    code = "audience_conflict"
+
+
+class NotOnList(NotFound):
+    code = "not_on_list"

@@ -62,8 +62,11 @@ def values_of(customer: Mapping[str, Any]) -> dict[str, str]:
     if name:
         values["name"] = name
         values["surname"] = name[0]
-    values["honorific"] = str(customer.get("honorific") or "") or HONORIFICS.get(
-        str(customer.get("gender")), "先生/女士"
+    # Profile's honorific carries the surname (王先生); an older copy without one gets the
+    # same form here.
+    title = HONORIFICS.get(str(customer.get("gender")))
+    values["honorific"] = str(customer.get("honorific") or "") or (
+        (name[0] + title if title else name) if name else "先生/女士"
     )
     tier = customer.get("tier")
     if tier:
@@ -78,6 +81,16 @@ def values_of(customer: Mapping[str, Any]) -> dict[str, str]:
     if manager:
         values["manager_name"] = manager
     return values
+
+
+def repeated_surname(text: str, customer: Mapping[str, Any]) -> str | None:
+    """The stretch of ``text`` that says the surname twice (马东马先生: a name followed by
+    an honorific that already carries it), or None."""
+    values = values_of(customer)
+    name, honorific = values.get("name"), values["honorific"]
+    if name and honorific != name and honorific.startswith(name[0]) and name + honorific in text:
+        return name + honorific
+    return None
 
 
 def render(template: str, customer: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    case,
     delete,
     func,
     or_,
@@ -34,6 +35,7 @@ from services.care.models import (
     CampaignStatus,
     Customer,
     Greeting,
+    ListMember,
     Recipient,
     RecipientState,
     Rule,
@@ -151,6 +153,19 @@ async def audience_sample(
     return [dict(r._mapping) for r in rows]
 
 
+def _control_rank(key: str) -> str:
+    """Columns ``control_rank`` (place in the campaign's hash order) and ``audience_n``."""
+    return (
+        f"row_number() OVER (ORDER BY hashtext(:campaign_id_text || {key}), {key}) "
+        "AS control_rank, count(*) OVER () AS audience_n"
+    )
+
+
+# Held out: the first floor(n * control_percent / 100) in hash order (control_bp is
+# hundredths of a percent).
+IN_CONTROL = "{alias}.control_rank * 10000 <= {alias}.audience_n * :control_bp"
+
+
 def _due(campaign: Campaign, now: datetime, params: dict[str, Any]) -> str:
     """SQL for when a recipient (customer ``c``) is due; adds its parameters to ``params``."""
     params["send_at"] = campaign.send_at or now
@@ -166,8 +181,10 @@ async def materialise(
 ) -> int:
     """Write one recipient row per audience member, with its idempotency key and due time.
 
-    The control group is chosen by a hash of (campaign, number): stable, so re-running this
-    (it is ON CONFLICT DO NOTHING) never moves anyone between groups.
+    The control group is the first ``floor(audience * control_percent / 100)`` members in
+    the order of a hash of (campaign, number) (:func:`_control_rank`): never more than the
+    share asked, even for a handful of recipients, and the same members each time.
+    Re-running this (it is ON CONFLICT DO NOTHING) never moves anyone between groups.
     """
     source, params = _audience_source(campaign)
     key = "m.msisdn" if campaign.audience.get("source") == "list" else "c.msisdn"
@@ -176,11 +193,11 @@ async def materialise(
         f"""
         INSERT INTO care.recipient (campaign_id, msisdn, idempotency_key, state, due_at,
             attempts, manager_id, team_id, tier, counts_toward_cap, updated_at)
-        SELECT :campaign_id, {key}, replace(:campaign_id_text, '-', '') || {key},
-            CASE WHEN abs(hashtext(:campaign_id_text || {key})::bigint) % 10000 < :control_bp
-                 THEN 'control' ELSE 'queued' END,
-            {due}, 0, c.manager_id, c.team_id, c.tier, NOT (:category = ANY(:exempt)), now()
-        FROM {source}
+        SELECT :campaign_id, s.target, replace(:campaign_id_text, '-', '') || s.target,
+            CASE WHEN {IN_CONTROL.format(alias="s")} THEN 'control' ELSE 'queued' END,
+            s.due, 0, s.manager_id, s.team_id, s.tier, NOT (:category = ANY(:exempt)), now()
+        FROM (SELECT {key} AS target, {due} AS due, c.manager_id, c.team_id, c.tier,
+                {_control_rank(key)} FROM {source}) s
         ON CONFLICT (campaign_id, msisdn) DO NOTHING
         """
     ).bindparams(
@@ -201,22 +218,57 @@ async def materialise(
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+LM = ListMember.__table__  # type: ignore[attr-defined]
+
+
 async def add_list_members(
     session: AsyncSession, campaign_id: uuid.UUID, msisdns: Sequence[str]
-) -> int:
+) -> list[str]:
+    """The numbers newly added (those already on the list are left as they are)."""
     if not msisdns:
-        return 0
-    # One array parameter, not two placeholders a row: asyncpg allows 32,767 per statement,
-    # and a national holiday's plan passes every VIP.
+        return []
     result = await session.execute(
         text(
-            "INSERT INTO care.list_member (campaign_id, msisdn) "
-            "SELECT :campaign_id, m FROM unnest(CAST(:msisdns AS varchar[])) AS m "
-            "ON CONFLICT DO NOTHING"
+            """
+            INSERT INTO care.list_member (campaign_id, msisdn)
+            SELECT :cid, m FROM unnest(CAST(:m AS text[])) AS m
+            ON CONFLICT DO NOTHING RETURNING msisdn
+            """
         ),
-        {"campaign_id": campaign_id, "msisdns": list(msisdns)},
+        {"cid": campaign_id, "m": list(msisdns)},
     )
+    return [r[0] for r in result]
+
+
+async def remove_list_members(
+    session: AsyncSession, campaign_id: uuid.UUID, msisdn: str | None
+) -> int:
+    statement = delete(LM).where(LM.c.campaign_id == campaign_id)
+    if msisdn is not None:
+        statement = statement.where(LM.c.msisdn == msisdn)
+    result = await session.execute(statement)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def list_size(session: AsyncSession, campaign_id: uuid.UUID) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(LM).where(LM.c.campaign_id == campaign_id)
+    )
+    return int(count or 0)
+
+
+async def unknown_customers(session: AsyncSession, msisdns: Sequence[str]) -> list[str]:
+    """Of ``msisdns``, those not in the customer copy."""
+    if not msisdns:
+        return []
+    rows = await session.execute(
+        text(
+            "SELECT m FROM unnest(CAST(:m AS text[])) AS m "
+            "WHERE NOT EXISTS (SELECT 1 FROM care.customer c WHERE c.msisdn = m) ORDER BY m"
+        ),
+        {"m": list(msisdns)},
+    )
+    return [r[0] for r in rows]
 
 
 # ---- campaigns ------------------------------------------------------------------------
@@ -296,6 +348,24 @@ async def pause_campaign(session: AsyncSession, campaign_id: uuid.UUID, reason: 
         .where(CAMPAIGN.c.id == campaign_id, CAMPAIGN.c.status == "dispatching")
         .values(status="paused", pause_reason=reason, updated_at=func.now())
     )
+
+
+async def not_yet_due(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
+    """Whether a campaign is still waiting for its send time: work queued for later, none
+    due now, nothing attempted yet."""
+    found = await session.scalar(
+        text(
+            """
+            SELECT EXISTS (SELECT 1 FROM care.recipient WHERE campaign_id = :cid
+                AND state IN ('queued', 'held') AND due_at > now())
+            AND NOT EXISTS (SELECT 1 FROM care.recipient WHERE campaign_id = :cid AND (
+                (state IN ('queued', 'held') AND due_at <= now())
+                OR state IN ('sending', 'sent', 'delivered', 'failed', 'suppressed')))
+            """
+        ),
+        {"cid": campaign_id},
+    )
+    return bool(found)
 
 
 async def complete_if_done(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
@@ -661,8 +731,15 @@ async def apply_receipt(
         match = R.c.provider_message_id == provider_message_id
     else:
         return None
+    # The provider's time of delivery, unless its clock puts it before our send: then
+    # when the receipt reached us (never a delivery that precedes its send).
+    at_param = bindparam("receipt_at", at, type_=DateTime(timezone=True))
+    delivered_at = case(
+        (or_(R.c.sent_at.is_(None), at_param >= R.c.sent_at), at_param),
+        else_=func.greatest(R.c.sent_at, func.now()),
+    )
     values: dict[str, Any] = (
-        {"state": "delivered", "delivered_at": at}
+        {"state": "delivered", "delivered_at": delivered_at}
         if delivered
         else {"state": "failed", "error_code": error_code or "undelivered"}
     )
@@ -670,7 +747,7 @@ async def apply_receipt(
         update(R)
         .where(match, R.c.state.in_(["sending", "sent"]))
         .values(**values, claim_token=None, lease_until=None, updated_at=func.now())
-        .returning(R.c.id, R.c.campaign_id, R.c.msisdn, R.c.text, R.c.manager_id)
+        .returning(R.c.id, R.c.campaign_id, R.c.msisdn, R.c.text, R.c.manager_id, R.c.delivered_at)
     )
     row = result.first()
     return dict(row._mapping) if row else None
@@ -710,34 +787,6 @@ async def list_recipients(
         statement = statement.where(Recipient.state == state)  # type: ignore[arg-type]
     statement = statement.order_by(Recipient.id).limit(limit).offset(offset)  # type: ignore[arg-type]
     return list((await session.execute(statement)).scalars())
-
-
-async def reach(
-    session: AsyncSession, group: str, start: datetime, end: datetime, team_id: str | None = None
-) -> list[dict[str, Any]]:
-    """Per group: VIP customers, and how many were reached in [start, end): a care message
-    delivered, or a call or visit task closed as reached."""
-    column = {"manager": "manager_id", "team": "team_id", "tier": "tier"}[group]
-    rows = await session.execute(
-        text(
-            f"""
-            SELECT c.{column} AS key, count(*) AS customers,
-                count(*) FILTER (WHERE EXISTS (
-                    SELECT 1 FROM care.recipient r WHERE r.msisdn = c.msisdn
-                    AND r.state = 'delivered' AND r.delivered_at >= :start
-                    AND r.delivered_at < :end) OR EXISTS (
-                    SELECT 1 FROM care.task t WHERE t.msisdn = c.msisdn
-                    AND t.outcome = 'reached' AND t.completed_at >= :start
-                    AND t.completed_at < :end)) AS reached
-            FROM care.customer c
-            WHERE c.status = 'active' AND c.tier <> 'none'
-                AND (CAST(:team AS varchar) IS NULL OR c.team_id = :team)
-            GROUP BY c.{column} ORDER BY c.{column}
-            """
-        ),
-        {"start": start, "end": end, "team": team_id},
-    )
-    return [dict(r._mapping) for r in rows]
 
 
 # ---- rules and tasks ------------------------------------------------------------------
@@ -874,8 +923,7 @@ async def forecast(
                     AND sent_at > now() - make_interval(days => :window_days)
                 GROUP BY msisdn)
             SELECT CASE
-                WHEN abs(hashtext(:campaign_id_text || c.target)::bigint) % 10000 < :control_bp
-                    THEN 'control'
+                WHEN {IN_CONTROL.format(alias="c")} THEN 'control'
                 WHEN c.msisdn IS NULL THEN 'unknown_customer'
                 WHEN c.target !~ '^1[3-9][0-9]{{9}}$' THEN 'invalid_number'
                 WHEN c.status = 'churned' THEN 'churned'
@@ -886,7 +934,8 @@ async def forecast(
                 WHEN {quiet} THEN 'held'
                 WHEN NOT :cap_exempt AND coalesce(s.n, 0) >= :cap THEN 'frequency_cap'
                 ELSE 'ok' END AS outcome, count(*)
-            FROM (SELECT {key} AS target, {due} AS due, c.* FROM {source}) c
+            FROM (SELECT {key} AS target, {due} AS due, {_control_rank(key)}, c.*
+                  FROM {source}) c
             LEFT JOIN sent s ON s.msisdn = c.target
             GROUP BY 1
             """

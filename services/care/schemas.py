@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.care.calendar_cn import FESTIVALS
 from services.care.models import (
@@ -19,22 +19,33 @@ from services.care.models import (
     TaskKind,
     TaskStatus,
 )
-from services.profile.contract import ContactChannel
+from services.kit.values import Region
+from services.profile.contract import ContactChannel, Lifecycle, ServiceLevel, Tier
 
 
 class Audience(BaseModel):
-    """Who a campaign addresses: filters (all given ones must match) or an uploaded list."""
+    """Who a campaign addresses: filters (all given ones must match; none given: every
+    active customer) or, with ``source: "list"``, only an uploaded list. The two do not
+    mix: a list campaign takes no filters, and a filter campaign refuses a list upload.
+    Values are checked against profile's own (tiers, service levels, lifecycle stages,
+    provinces)."""
 
     model_config = ConfigDict(extra="forbid")
 
     source: str = Field("filter", pattern="^(filter|list)$")
-    tiers: list[str] = []
-    service_levels: list[str] = []
-    lifecycles: list[str] = []
-    regions: list[str] = []
+    tiers: list[Tier] = []
+    service_levels: list[ServiceLevel] = []
+    lifecycles: list[Lifecycle] = []
+    regions: list[Region] = Field([], description="provinces, e.g. 广东 or 广东省")
     manager_ids: list[str] = []
     tags: list[str] = []
     birthday_month: int | None = Field(None, ge=1, le=12)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Audience:
+        if self.source == "list" and self.model_dump(exclude_defaults=True, exclude={"source"}):
+            raise ValueError("名单受众（source=list）不能同时带筛选条件")
+        return self
 
 
 class CampaignCreate(BaseModel):
@@ -49,13 +60,18 @@ class CampaignCreate(BaseModel):
     audience: Audience = Audience()
     send_at: datetime | None = None
     local_time: bool = False
-    control_percent: Decimal = Field(Decimal(0), ge=0, le=50)
+    control_percent: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        le=50,
+        description="share of the audience held out (rounded down) to measure the uplift",
+    )
 
     @field_validator("send_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            raise ValueError("send_at must carry a time zone, e.g. 2026-12-01T10:00:00+08:00")
+            raise ValueError("send_at 须带时区，如 2026-12-01T10:00:00+08:00")
         return value
 
 
@@ -107,11 +123,37 @@ class CampaignRead(BaseModel):
 class AudienceList(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    msisdns: list[str] = Field(min_length=1, max_length=100_000)
+    msisdns: list[str] = Field(
+        min_length=1,
+        max_length=100_000,
+        description="mobile numbers in any usual form (+86 155-7211-4608 is 15572114608)",
+    )
+
+
+class ListEntryError(BaseModel):
+    """An entry that was not added, like a bad row of profile's import."""
+
+    position: int = Field(description="1-based position in ``msisdns``")
+    value: str
+    reason: str
 
 
 class AudienceListResult(BaseModel):
-    added: int
+    added: int = Field(description="numbers newly on the list")
+    duplicates: list[str] = Field(
+        description="numbers given twice in the upload or already on the list (kept once)"
+    )
+    not_customers: list[str] = Field(
+        description="added, but not (yet) a customer on file: suppressed at send time "
+        "unless they become one; remove them with DELETE if they were a mistake"
+    )
+    rejected: list[ListEntryError] = Field(description="entries that are not mobile numbers")
+    list_size: int = Field(description="numbers on the list after the upload")
+
+
+class AudienceListRemoval(BaseModel):
+    removed: int
+    list_size: int
 
 
 class SampleRendering(BaseModel):
@@ -122,7 +164,10 @@ class SampleRendering(BaseModel):
 
 class Preview(BaseModel):
     audience: int
-    control_group: int
+    control_group: int = Field(
+        description="how many will be held out on approval: control_percent of the audience, "
+        "rounded down (4 recipients at 50% hold out 2, at 10% none)"
+    )
     suppressed: dict[str, int]
     """Reason -> how many would be suppressed if approved now. Every rule is checked again
     when each message goes out, so the frequency cap in particular may differ by then."""
@@ -134,6 +179,9 @@ class Preview(BaseModel):
     samples: list[SampleRendering]
     render_errors: int
     placeholders: list[str]
+    warnings: list[str] = Field(
+        [], description="how the samples read badly, e.g. a surname said twice (马东马先生)"
+    )
 
 
 class DispatchRow(BaseModel):
@@ -171,10 +219,23 @@ class CampaignReport(BaseModel):
     recipients: int
     states: dict[str, int]
     suppressed: dict[str, int]
-    delivery_rate: float | None
-    """Delivered / sent-or-delivered, once receipts arrive."""
-    reach_rate: float | None
-    """Delivered / eligible recipients (everyone but the control group)."""
+    attempted: int = Field(
+        description="messages handed to the provider with a known result so far: "
+        "sent + delivered + failed (not suppressed, control, queued or still sending)"
+    )
+    delivery_rate: float | None = Field(
+        description="delivered / attempted: the share of messages we tried to send that the "
+        "operator confirmed delivered (a sent message without a receipt yet counts as not "
+        "delivered); null before any attempt"
+    )
+    failure_rate: float | None = Field(
+        description="failed / attempted: rejected by the provider or undeliverable"
+    )
+    audience_delivered_rate: float | None = Field(
+        description="delivered / eligible recipients (everyone but the control group): how "
+        "much of the campaign's audience the message reached. A campaign statistic, not "
+        "the service reach rate (服务到达率, profile's GET /reports/reach)"
+    )
 
 
 class RecipientRead(BaseModel):
@@ -198,7 +259,7 @@ class AlertCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    regions: list[str] = Field(min_length=1)
+    regions: list[Region] = Field(min_length=1, description="provinces, e.g. 广东")
     template: str = Field(min_length=1, max_length=500)
     urgent: bool = Field(
         False,
@@ -316,24 +377,15 @@ class TaskComplete(BaseModel):
 
 
 class PlanResult(BaseModel):
+    """What planning a day did; planning it again creates nothing and reports so."""
+
     day: date
-    campaigns: int
-    recipients: int
-    tasks: int
+    campaigns_created: int
+    campaigns_already_planned: int = Field(
+        description="campaigns of this day that existed before this call (a repeat)"
+    )
+    recipients_added: int = Field(description="recipients added by this call")
+    tasks_created: int
     failed_rules: list[str] = Field(
         [], description="rules that could not be planned (logged); the others were"
     )
-
-
-class ReachRow(BaseModel):
-    key: str | None
-    customers: int
-    reached: int
-    reach_rate: float | None
-
-
-class ReachReport(BaseModel):
-    group_by: str
-    start: datetime
-    end: datetime
-    rows: list[ReachRow]

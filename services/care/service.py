@@ -17,8 +17,10 @@ from services.care.config import CareSettings
 from services.care.contract import MessageDelivered, TaskCompleted
 from services.care.dispatch import nudge
 from services.care.exceptions import (
+    AudienceConflict,
     CampaignNotFound,
     InvalidTransition,
+    NotOnList,
     NotYourTask,
     TaskNotFound,
 )
@@ -31,14 +33,24 @@ from services.care.models import (
     TaskStatus,
 )
 from services.care.providers.base import DeliveryReceipt
-from services.care.rendering import BUILTINS, MissingValues, placeholders, render
+from services.care.rendering import (
+    BUILTINS,
+    MissingValues,
+    placeholders,
+    render,
+    repeated_surname,
+)
 from services.care.schemas import (
     AlertCreate,
+    Audience,
+    AudienceListRemoval,
+    AudienceListResult,
     CampaignCreate,
     CampaignReport,
     CampaignUpdate,
     DispatchHealth,
     DispatchRow,
+    ListEntryError,
     Preview,
     SampleRendering,
     TaskComplete,
@@ -49,6 +61,7 @@ from services.kit.auth import Principal
 from services.kit.clock import BEIJING
 from services.kit.db import after_commit
 from services.kit.events.publish import publish
+from services.kit.values import normalise_msisdn
 from services.profile.contract import ContactLogEntry
 
 EDITABLE = (CampaignStatus.draft, CampaignStatus.preview)
@@ -82,6 +95,10 @@ async def authorize(
     return campaign
 
 
+def _audience(audience: Audience) -> dict[str, Any]:
+    return audience.model_dump(mode="json", exclude_defaults=True) | {"source": audience.source}
+
+
 def _refuse(campaign: Campaign, action: str) -> InvalidTransition:
     return InvalidTransition(f"活动当前状态为 {campaign.status}，不能{action}", field="status")
 
@@ -92,7 +109,7 @@ async def create_campaign(
     placeholders(data.template)
     campaign = Campaign(
         **data.model_dump(exclude={"audience"}),
-        audience=data.audience.model_dump(exclude_defaults=True) | {"source": data.audience.source},
+        audience=_audience(data.audience),
         kind=CampaignKind.manual,
         status=CampaignStatus.draft,
         created_by=actor.user_id,
@@ -115,9 +132,7 @@ async def update_campaign(
     for key, value in changes.items():
         setattr(campaign, key, value)
     if data.audience is not None:
-        campaign.audience = data.audience.model_dump(exclude_defaults=True) | {
-            "source": data.audience.source
-        }
+        campaign.audience = _audience(data.audience)
     # Anything previewed no longer describes the campaign.
     campaign.status = CampaignStatus.draft
     campaign.updated_at = clock.now()
@@ -125,14 +140,79 @@ async def update_campaign(
     return campaign
 
 
-async def add_to_list(session: AsyncSession, campaign_id: uuid.UUID, msisdns: list[str]) -> int:
+async def _list_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> Campaign:
     campaign = await get_campaign(session, campaign_id)
     if campaign.status not in EDITABLE:
         raise _refuse(campaign, "修改名单")
-    campaign.audience = {"source": "list"}
+    if campaign.audience.get("source") != "list":
+        criteria = {k: v for k, v in campaign.audience.items() if k != "source"}
+        shown = "；".join(
+            f"{k}={'、'.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in criteria.items()
+        )
+        shown = shown or "全部在册客户"
+        raise AudienceConflict(
+            f"活动受众为筛选条件（{shown}），不能上传名单；如需按名单发送，请先将受众改为 "
+            '{"source": "list"}',
+            field="audience",
+        )
+    return campaign
+
+
+async def add_to_list(
+    session: AsyncSession, campaign_id: uuid.UUID, msisdns: list[str]
+) -> AudienceListResult:
+    """Add numbers to a list campaign's audience, normalised as profile normalises them;
+    what is not a mobile number is reported per entry and left out."""
+    campaign = await _list_campaign(session, campaign_id)
+    rejected: list[ListEntryError] = []
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    clean: list[str] = []
+    for position, raw in enumerate(msisdns, 1):
+        try:
+            number = normalise_msisdn(raw)
+        except ValueError as exc:
+            rejected.append(ListEntryError(position=position, value=raw, reason=str(exc)))
+            continue
+        if number in seen:
+            duplicates.append(number)
+            continue
+        seen.add(number)
+        clean.append(number)
+    added = await repository.add_list_members(session, campaign.id, sorted(clean))
+    new = set(added)
+    duplicates += [m for m in clean if m not in new]
     campaign.status = CampaignStatus.draft
-    cleaned = sorted({m.strip() for m in msisdns if m.strip()})
-    return await repository.add_list_members(session, campaign.id, cleaned)
+    campaign.updated_at = clock.now()
+    return AudienceListResult(
+        added=len(new),
+        duplicates=sorted(set(duplicates)),
+        not_customers=await repository.unknown_customers(session, sorted(new)),
+        rejected=rejected,
+        list_size=await repository.list_size(session, campaign.id),
+    )
+
+
+async def remove_from_list(
+    session: AsyncSession, campaign_id: uuid.UUID, msisdn: str | None
+) -> AudienceListRemoval:
+    """Take one number (any usual form) off a list campaign's audience, or all with None."""
+    campaign = await _list_campaign(session, campaign_id)
+    number = None
+    if msisdn is not None:
+        try:
+            number = normalise_msisdn(msisdn)
+        except ValueError as exc:
+            raise NotOnList(f"名单中没有 {msisdn}：{exc}", field="msisdn") from None
+    removed = await repository.remove_list_members(session, campaign.id, number)
+    if number is not None and not removed:
+        raise NotOnList(f"名单中没有 {number}", field="msisdn")
+    campaign.status = CampaignStatus.draft
+    campaign.updated_at = clock.now()
+    return AudienceListRemoval(
+        removed=removed, list_size=await repository.list_size(session, campaign.id)
+    )
 
 
 def _missing_conditions(names: list[str]) -> tuple[list[str], dict[str, Any]]:
@@ -172,17 +252,24 @@ async def preview(session: AsyncSession, campaign_id: uuid.UUID, care: CareSetti
         clock.now(),
     )
     samples: list[SampleRendering] = []
+    warnings: list[str] = []
     for row in await repository.audience_sample(session, campaign, SAMPLE_SIZE):
         if row.get("msisdn") is None:
             samples.append(SampleRendering(msisdn=row["target"], text=None, error="不是在册客户"))
             continue
         try:
-            samples.append(
-                SampleRendering(msisdn=row["target"], text=render(campaign.template, row))
-            )
+            rendered = render(campaign.template, row)
         except MissingValues as exc:
             samples.append(
                 SampleRendering(msisdn=row["target"], text=None, error=f"缺少取值：{exc}")
+            )
+            continue
+        samples.append(SampleRendering(msisdn=row["target"], text=rendered))
+        twice = repeated_surname(rendered, row)
+        if twice and not warnings:
+            warnings.append(
+                f"姓氏重复：样例读作「{twice}」。{{honorific}} 已含姓氏（如 王先生），"
+                "请只用 {honorific}，或用 {name} 加其他称呼"
             )
     campaign.status = CampaignStatus.preview
     campaign.updated_at = clock.now()
@@ -196,6 +283,7 @@ async def preview(session: AsyncSession, campaign_id: uuid.UUID, care: CareSetti
         samples=samples,
         render_errors=split.get("render_error", 0),
         placeholders=names,
+        warnings=warnings,
     )
 
 
@@ -203,10 +291,12 @@ async def approve(
     session: AsyncSession, campaign_id: uuid.UUID, actor: Principal, care: CareSettings
 ) -> Campaign:
     campaign = await get_campaign(session, campaign_id)
-    if campaign.status is not CampaignStatus.preview:
+    if campaign.status is CampaignStatus.draft:
         raise InvalidTransition(
             "活动须先预览（查看受众人数、样例与屏蔽情况）再审批", field="status"
         )
+    if campaign.status is not CampaignStatus.preview:
+        raise _refuse(campaign, "审批")
     campaign.approved_by = actor.user_id
     campaign.approved_at = clock.now()
     await _start(session, campaign, care)
@@ -248,10 +338,14 @@ async def resume(session: AsyncSession, campaign_id: uuid.UUID, care: CareSettin
     campaign = await get_campaign(session, campaign_id)
     if campaign.status is not CampaignStatus.paused:
         raise _refuse(campaign, "恢复")
-    campaign.status = CampaignStatus.dispatching
     campaign.pause_reason = None
     campaign.updated_at = clock.now()
-    _nudge_after_commit(session, campaign.id, care.dispatch_concurrency)
+    if await repository.not_yet_due(session, campaign.id):
+        # Paused before its send time: scheduled again; the re-driver starts it when due.
+        campaign.status = CampaignStatus.approved
+    else:
+        campaign.status = CampaignStatus.dispatching
+        _nudge_after_commit(session, campaign.id, care.dispatch_concurrency)
     return campaign
 
 
@@ -294,7 +388,8 @@ async def report(session: AsyncSession, campaign_id: uuid.UUID) -> CampaignRepor
     campaign = await get_campaign(session, campaign_id, lock=False)
     states = await repository.state_counts(session, campaign.id)
     delivered = states.get("delivered", 0)
-    sent = delivered + states.get("sent", 0)
+    failed = states.get("failed", 0)
+    attempted = delivered + failed + states.get("sent", 0)
     eligible = sum(states.values()) - states.get("control", 0)
     return CampaignReport(
         campaign_id=campaign.id,
@@ -302,8 +397,10 @@ async def report(session: AsyncSession, campaign_id: uuid.UUID) -> CampaignRepor
         recipients=sum(states.values()),
         states=states,
         suppressed=await repository.reason_counts(session, campaign.id),
-        delivery_rate=round(delivered / sent, 4) if sent else None,
-        reach_rate=round(delivered / eligible, 4) if eligible else None,
+        attempted=attempted,
+        delivery_rate=round(delivered / attempted, 4) if attempted else None,
+        failure_rate=round(failed / attempted, 4) if attempted else None,
+        audience_delivered_rate=round(delivered / eligible, 4) if eligible else None,
     )
 
 
@@ -351,7 +448,7 @@ async def apply_receipts(session: AsyncSession, receipts: list[DeliveryReceipt])
                         msisdn=row["msisdn"],
                         channel="sms",
                         direction="outbound",
-                        at=at,
+                        at=row["delivered_at"],
                         by="care",
                         outcome="delivered",
                         note=row["text"],

@@ -103,11 +103,11 @@ def verify_token(token: str, settings: Settings) -> Principal:
         kid = jwt.get_unverified_header(token).get("kid")
         signer = Signer(str(kid))
     except (jwt.InvalidTokenError, ValueError) as exc:
-        raise Unauthorized("invalid internal token: no known signer (kid)") from exc
+        raise Unauthorized("内部令牌无效：签发方（kid）未知") from exc
     try:
         key = public_key(settings, signer)
     except MissingKey as exc:
-        raise Unauthorized(f"{signer.value} tokens are not accepted here") from exc
+        raise Unauthorized(f"此处不接受 {signer.value} 签发的令牌") from exc
     try:
         claims = jwt.decode(
             token,
@@ -118,19 +118,19 @@ def verify_token(token: str, settings: Settings) -> Principal:
             options={"require": ["exp", "iat", "sub", "aud", "iss"]},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise Unauthorized("internal token has expired") from exc
+        raise Unauthorized("内部令牌已过期") from exc
     except jwt.InvalidTokenError as exc:
-        raise Unauthorized(f"invalid internal token: {exc}") from exc
+        raise Unauthorized(f"内部令牌无效：{exc}") from exc
     if signer is not Signer.user:
         # The key decides: an internal caller is what its key says, whatever it claims.
         caller = INTERNAL_CALLERS[signer]
         return Principal(user_id=str(claims["sub"]), role=caller.role, caller=signer)
     if claims.get("caller") is not None:
-        raise Unauthorized("a user token cannot claim to be an internal caller")
+        raise Unauthorized("用户令牌不能冒充内部调用方")
     try:
         role = Role(str(claims.get("role")))
     except ValueError as exc:
-        raise Unauthorized(f"unknown role {claims.get('role')!r} in token") from exc
+        raise Unauthorized(f"令牌中的角色 {claims.get('role')!r} 未知") from exc
     return Principal(user_id=str(claims["sub"]), role=role, team_id=claims.get("team"))
 
 
@@ -142,9 +142,7 @@ def _confine(principal: Principal, request: Request) -> None:
     path = getattr(route, "path", request.url.path)
     service = getattr(request.app.state, "service", None)
     if not INTERNAL_CALLERS[principal.caller].allows(service, request.method, path):
-        raise Forbidden(
-            f"the {principal.caller.value} identity may not call {request.method} {path}"
-        )
+        raise Forbidden(f"内部身份 {principal.caller.value} 无权调用 {request.method} {path}")
 
 
 _PRINCIPAL = "keepwell.principal"
@@ -160,7 +158,7 @@ async def current_principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("missing bearer token in the Authorization header")
+        raise Unauthorized("Authorization 请求头缺少 Bearer 令牌")
     principal = verify_token(token.strip(), get_settings())
     _confine(principal, request)
     request.scope[_PRINCIPAL] = principal
@@ -176,7 +174,9 @@ def require_role(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     async def dependency(principal: Acting) -> Principal:
         if principal.role is not Role.admin and principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)
-            raise Forbidden(f"role {principal.role.value} may not do this; needs one of: {allowed}")
+            raise Forbidden(
+                f"角色 {principal.role.value} 无权执行此操作；须为以下角色之一：{allowed}"
+            )
         return principal
 
     return dependency
@@ -188,7 +188,7 @@ def require_caller(signer: Signer) -> Callable[..., Coroutine[Any, Any, Principa
 
     async def dependency(principal: Acting) -> Principal:
         if principal.caller is not signer:
-            raise Forbidden(f"only the {signer.value} identity may do this")
+            raise Forbidden(f"只有内部身份 {signer.value} 可以执行此操作")
         return principal
 
     return dependency

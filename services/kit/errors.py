@@ -1,5 +1,9 @@
 """One error format for every service: ``{"code", "message", "field", "details"}``.
 
+``message`` is Chinese in every service (for the operators who read it); ``code`` is the
+stable English name for programs, and ``field`` names the offending field (``body`` for a
+body that is not JSON).
+
 Services raise :class:`DomainError` subclasses; the handlers installed by the app factory
 turn them, request validation errors and anything unexpected into that format.
 """
@@ -94,6 +98,88 @@ def _field_of(loc: tuple[int | str, ...]) -> str | None:
     return ".".join(parts) or None
 
 
+# Messages are Chinese (the people reading them are Chinese operators); ``code`` stays the
+# stable English name programs match on. Pydantic's own types, by the context they carry:
+_MESSAGES: dict[str, str] = {
+    "missing": "必填",
+    "extra_forbidden": "不允许的字段",
+    "string_type": "须为字符串",
+    "string_too_short": "长度至少 {min_length}",
+    "string_too_long": "长度至多 {max_length}",
+    "string_pattern_mismatch": "格式不符（须匹配 {pattern}）",
+    "int_type": "须为整数",
+    "int_parsing": "须为整数",
+    "int_from_float": "须为整数",
+    "float_type": "须为数字",
+    "float_parsing": "须为数字",
+    "decimal_type": "须为数字",
+    "decimal_parsing": "须为数字",
+    "decimal_max_digits": "数字至多 {max_digits} 位",
+    "decimal_max_places": "小数至多 {decimal_places} 位",
+    "bool_type": "须为 true 或 false",
+    "bool_parsing": "须为 true 或 false",
+    "enum": "取值须为 {expected} 之一",
+    "literal_error": "取值须为 {expected} 之一",
+    "greater_than": "须大于 {gt}",
+    "greater_than_equal": "须不小于 {ge}",
+    "less_than": "须小于 {lt}",
+    "less_than_equal": "须不大于 {le}",
+    "too_short": "至少 {min_length} 项",
+    "too_long": "至多 {max_length} 项",
+    "list_type": "须为数组",
+    "dict_type": "须为对象",
+    "model_type": "须为对象",
+    "model_attributes_type": "须为对象",
+    "date_type": "须为日期（YYYY-MM-DD）",
+    "date_parsing": "须为日期（YYYY-MM-DD）",
+    "date_from_datetime_parsing": "须为日期（YYYY-MM-DD）",
+    "date_from_datetime_inexact": "须为日期（YYYY-MM-DD），不带时刻",
+    "datetime_type": "须为时间（如 2026-12-01T10:00:00+08:00）",
+    "datetime_parsing": "须为时间（如 2026-12-01T10:00:00+08:00）",
+    "datetime_from_date_parsing": "须为时间（如 2026-12-01T10:00:00+08:00）",
+    "uuid_type": "须为 UUID",
+    "uuid_parsing": "须为 UUID",
+    "none_required": "须为 null",
+}
+
+
+def chinese_message(err: Mapping[str, Any]) -> str:
+    """A pydantic error as a Chinese message; our own validators already raise Chinese
+    text (shown without pydantic's "Value error, " prefix)."""
+    kind = str(err.get("type", ""))
+    ctx = err.get("ctx") or {}
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "json_invalid":
+        loc = tuple(err.get("loc", ()))
+        at = (
+            f"第 {int(loc[-1]) + 1} 个字符处出错"
+            if loc and isinstance(loc[-1], int)
+            else "无法解析"
+        )
+        reason = f"（{ctx['error']}）" if ctx.get("error") else ""
+        return f"请求体不是合法的 JSON：{at}{reason}"
+    template = _MESSAGES.get(kind)
+    if template is None:
+        return str(err.get("msg", "无效"))
+    try:
+        return template.format(**ctx)
+    except (KeyError, IndexError):
+        return template.split("{")[0].rstrip("（ ") or str(err.get("msg", "无效"))
+
+
+def _detail_of(err: Mapping[str, Any]) -> ErrorDetail:
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") == "json_invalid":
+        # FastAPI puts the character offset where a field belongs: the field is the body.
+        field: str | None = "body"
+    else:
+        field = _field_of(loc)
+    return ErrorDetail(
+        field=field, message=chinese_message(err), code=str(err.get("type", "invalid"))
+    )
+
+
 def _json(status: int, body: ErrorBody, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
@@ -106,16 +192,10 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    details = [
-        ErrorDetail(
-            field=_field_of(tuple(err.get("loc", ()))),
-            message=str(err.get("msg", "invalid")),
-            code=str(err.get("type", "invalid")),
-        )
-        for err in exc.errors()
-    ]
-    first = details[0] if details else ErrorDetail(field=None, message="invalid", code="invalid")
-    message = f"{first.field}: {first.message}" if first.field else first.message
+    details = [_detail_of(err) for err in exc.errors()]
+    first = details[0] if details else ErrorDetail(field=None, message="无效", code="invalid")
+    named = first.field and first.code != "json_invalid"  # that message names the body
+    message = f"{first.field}：{first.message}" if named else first.message
     body = ErrorBody(code="invalid", message=message, field=first.field, details=details)
     return _json(422, body)
 
@@ -123,12 +203,15 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return _json(exc.status_code, ErrorBody(code=code, message=str(exc.detail)), exc.headers)
+    message = {404: "找不到该地址", 405: "该地址不支持此请求方法"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return _json(exc.status_code, ErrorBody(code=code, message=message), exc.headers)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _json(500, ErrorBody(code="internal_error", message="internal error"))
+    return _json(500, ErrorBody(code="internal_error", message="内部错误，请稍后重试"))
 
 
 def install_error_handlers(app: FastAPI) -> None:

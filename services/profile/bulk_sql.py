@@ -201,10 +201,7 @@ async def apply(
         f"WHERE (s.given & {required_mask}) <> {required_mask} "
         f"AND NOT EXISTS (SELECT 1 FROM {_T} c WHERE c.msisdn = s.msisdn)"
     )
-    issues += [
-        ImportIssue(line=r["line"], column=r["col"], reason="is required for a new customer")
-        for r in missing
-    ]
+    issues += [ImportIssue(line=r["line"], column=r["col"], reason="新客户必填") for r in missing]
     unknown_manager = await conn.fetch(
         "SELECT s.line, s.manager_id FROM import_row s WHERE s.manager_id IS NOT NULL "
         f"AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.manager m "
@@ -212,7 +209,7 @@ async def apply(
     )
     issues += [
         ImportIssue(
-            line=r["line"], column="manager_id", reason=f"no active manager {r['manager_id']}"
+            line=r["line"], column="manager_id", reason=f"没有在职的客户经理 {r['manager_id']}"
         )
         for r in unknown_manager
     ]

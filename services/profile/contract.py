@@ -20,6 +20,38 @@ from services.kit.events import Event
 PRODUCER = "profile"
 
 
+# Values of the customer archive that other services filter and validate by: one
+# definition, here in the contract, so care and warning check against profile's own.
+
+
+class Tier(StrEnum):
+    """客户等级 / 会员卡."""
+
+    diamond = "diamond"
+    gold = "gold"
+    silver = "silver"
+    none = "none"
+
+
+class ServiceLevel(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+class Lifecycle(StrEnum):
+    acquisition = "acquisition"
+    growth = "growth"
+    maturity = "maturity"
+    decline = "decline"
+    churn = "churn"
+
+
+class CustomerStatus(StrEnum):
+    active = "active"
+    churned = "churned"
+
+
 class CustomerSnapshot(BaseModel):
     """What warning and care need to know about a customer, as of ``version``."""
 

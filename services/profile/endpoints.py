@@ -11,6 +11,7 @@ from services.kit.app import Session
 from services.kit.auth import Acting, Principal
 from services.kit.errors import InvalidInput
 from services.kit.masking import mask_msisdn, sees_numbers
+from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
 from services.profile import service
 from services.profile.config import get_profile_settings
 from services.profile.models import (
@@ -78,7 +79,7 @@ def _if_match(header: str | None) -> int | None:
         return int(value)
     except ValueError:
         raise InvalidInput(
-            'If-Match: expected the ETag of the customer you read, e.g. "3"', field="If-Match"
+            'If-Match：须为读取客户时得到的 ETag，如 "3"', field="If-Match"
         ) from None
 
 
@@ -114,7 +115,7 @@ async def list_customers(
         try:
             region = normalise_region(region)
         except ValueError as exc:
-            raise InvalidInput(f"region: {exc}", field="region") from None
+            raise InvalidInput(f"region：{exc}", field="region") from None
     filters = CustomerFilters(
         manager_id=manager_id,
         team_id=team_id,
@@ -198,12 +199,20 @@ async def list_contacts(
     )
 
 
-@router.get("/reports/reach", summary="Service reach rate (服务到达率) for a period")
+@router.get(
+    "/reports/reach",
+    summary="Service reach rate (服务到达率) for a period",
+    description="The one definition of the service reach rate: of the VIP customers (tier "
+    "diamond, gold or silver) of a manager, team or tier on file during the period, the share "
+    "contacted at least once in it (any contact-log entry but a failed delivery: calls, "
+    "visits, care messages delivered, care tasks and warning follow-ups). `rate` = reached / "
+    "customers. Beijing days; `to` is the day after the last.",
+)
 async def reach_report(
     session: Session,
     principal: Acting,
-    period_from: Annotated[date, Query(alias="from", description="First day (China time)")],
-    period_to: Annotated[date, Query(alias="to", description="Day after the last")],
+    period_from: Annotated[date, Query(alias="from", description=FROM_DESCRIPTION)],
+    period_to: Annotated[date, Query(alias="to", description=TO_DESCRIPTION)],
     group_by: Literal["manager", "team", "tier"] = "manager",
     team_id: str | None = None,
     manager_id: str | None = None,

@@ -9,14 +9,14 @@ class CustomerNotFound(NotFound):
     code = "customer_not_found"
 
     def __init__(self, msisdn: str) -> None:
-        super().__init__(f"no customer with number {msisdn}", field="msisdn")
+        super().__init__(f"找不到号码为 {msisdn} 的客户", field="msisdn")
 
 
 class CustomerExists(Conflict):
     code = "customer_exists"
 
     def __init__(self, msisdn: str) -> None:
-        super().__init__(f"a customer with number {msisdn} exists already", field="msisdn")
+        super().__init__(f"号码为 {msisdn} 的客户已存在", field="msisdn")
 
 
 class StaleVersion(Conflict):
@@ -26,8 +26,7 @@ class StaleVersion(Conflict):
 
     def __init__(self, expected: int, current: int) -> None:
         super().__init__(
-            f"customer changed since version {expected} (now version {current}); "
-            "reload it and apply your change again",
+            f"客户档案在版本 {expected} 之后已被修改（当前版本 {current}）；请重新读取后再修改",
             field="version",
         )
 
@@ -38,7 +37,7 @@ class VersionRequired(DomainError):
 
     def __init__(self) -> None:
         super().__init__(
-            "send the version you read, as an If-Match header or a `version` field",
+            "请提供读取到的版本：If-Match 请求头或 `version` 字段",
             field="version",
         )
 
@@ -47,14 +46,14 @@ class TeamNotFound(NotFound):
     code = "team_not_found"
 
     def __init__(self, team_id: str) -> None:
-        super().__init__(f"no team {team_id}", field="team_id")
+        super().__init__(f"找不到团队 {team_id}", field="team_id")
 
 
 class ManagerNotFound(NotFound):
     code = "manager_not_found"
 
     def __init__(self, manager_id: str) -> None:
-        super().__init__(f"no manager {manager_id}", field="manager_id")
+        super().__init__(f"找不到客户经理 {manager_id}", field="manager_id")
 
 
 __all__ = [

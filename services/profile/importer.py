@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import clock
 from services.kit.auth import Principal, Role
-from services.kit.errors import Forbidden, InvalidInput
+from services.kit.errors import Forbidden, InvalidInput, chinese_message
 from services.profile import bulk_sql
 from services.profile.config import get_profile_settings
 from services.profile.models import CustomerStatus, Lifecycle
@@ -76,8 +76,8 @@ def format_of(name: str, content_type: str | None = None) -> Format:
     if suffix in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
     raise ImportFileError(
-        "say whether the data is CSV or JSON lines (file name ending .csv / .jsonl, or "
-        "Content-Type text/csv / application/x-ndjson)",
+        "请说明数据是 CSV 还是 JSON lines（文件名以 .csv / .jsonl 结尾，或 "
+        "Content-Type 为 text/csv / application/x-ndjson）",
         field="format",
     )
 
@@ -91,10 +91,10 @@ def _csv_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | s
     unknown = [n for n in names if n not in COLUMNS]
     if unknown:
         raise ImportFileError(
-            f"unknown column {unknown[0]!r}; known: {', '.join(COLUMNS)}", field=unknown[0]
+            f"未知列 {unknown[0]!r}；可用的列：{', '.join(COLUMNS)}", field=unknown[0]
         )
     if "msisdn" not in names:
-        raise ImportFileError("the header has no msisdn column", field="msisdn")
+        raise ImportFileError("表头缺少 msisdn 列", field="msisdn")
     for cells in reader:
         line = reader.line_num
         if not any(cells):
@@ -141,8 +141,8 @@ def _first_error(exc: ValidationError) -> tuple[str | None, str]:
     loc = [str(p) for p in error["loc"]]
     column = loc[0] if loc else None
     detail = ".".join(loc[1:])
-    message = error["msg"].removeprefix("Value error, ")
-    return column, f"{detail}: {message}" if detail else message
+    message = chinese_message(error)
+    return column, f"{detail}：{message}" if detail else message
 
 
 def checked_rows(
@@ -233,7 +233,7 @@ async def import_lines(
             on_rows(outcome.rows)
         if max_rows is not None and outcome.rows > max_rows:
             raise InvalidInput(
-                f"more than {max_rows} rows in one request; use `keepwell import customers`",
+                f"一次请求超过 {max_rows} 行；请改用 `keepwell import customers`",
                 field="body",
             )
         if len(chunk) < CHUNK_ROWS:
@@ -280,12 +280,12 @@ async def import_request(
 ) -> ImportSummary:
     """The batch endpoint: the same import, in the request's transaction."""
     if principal.role not in (Role.admin, Role.operator, Role.partner):
-        raise Forbidden("only operators and partner systems import customers")
+        raise Forbidden("只有运营人员和合作方系统可以导入客户")
     fmt = format_of("", content_type)
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InvalidInput("body: is not UTF-8 text", field="body") from None
+        raise InvalidInput("body：不是 UTF-8 文本", field="body") from None
     from services.profile.service import driver_connection
 
     conn = await driver_connection(session)

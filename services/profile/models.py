@@ -26,7 +26,25 @@ from sqlmodel import Field, SQLModel
 from services.kit import clock
 from services.kit.db import enum_column
 from services.kit.events import event_tables
-from services.profile.contract import ContactChannel, ContactDirection, ContactOutcome
+from services.profile.contract import (
+    ContactChannel,
+    ContactDirection,
+    ContactOutcome,
+    CustomerStatus,
+    Lifecycle,
+    ServiceLevel,
+    Tier,
+)
+
+__all__ = [
+    "ContactChannel",
+    "ContactDirection",
+    "ContactOutcome",
+    "CustomerStatus",
+    "Lifecycle",
+    "ServiceLevel",
+    "Tier",
+]
 
 SCHEMA = "profile"
 
@@ -35,32 +53,6 @@ class Gender(StrEnum):
     male = "male"
     female = "female"
     unknown = "unknown"
-
-
-class Tier(StrEnum):
-    diamond = "diamond"
-    gold = "gold"
-    silver = "silver"
-    none = "none"
-
-
-class ServiceLevel(StrEnum):
-    A = "A"
-    B = "B"
-    C = "C"
-
-
-class Lifecycle(StrEnum):
-    acquisition = "acquisition"
-    growth = "growth"
-    maturity = "maturity"
-    decline = "decline"
-    churn = "churn"
-
-
-class CustomerStatus(StrEnum):
-    active = "active"
-    churned = "churned"
 
 
 class ValueQuadrant(StrEnum):

@@ -34,6 +34,7 @@ from services.profile.models import (
     Manager,
     ManagerAssignment,
     Team,
+    Tier,
 )
 
 
@@ -236,7 +237,9 @@ async def reach(
         col(Customer.status) == CustomerStatus.active.value,
         col(Customer.churned_on) >= period_start,
     )
-    conditions = [in_period, scope, col(Customer.created_at) < until]
+    # VIP customers only: the reach rate is a KPI of VIP care (tier none is not a member).
+    vip = col(Customer.tier) != Tier.none.value
+    conditions = [in_period, vip, scope, col(Customer.created_at) < until]
     if tier is not None:
         conditions.append(col(Customer.tier) == tier)
     rows: Result[Any] = await session.execute(

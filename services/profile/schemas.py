@@ -17,7 +17,15 @@ from services.profile.models import (
     Tier,
     ValueQuadrant,
 )
-from services.profile.validation import Hour, Msisdn, PastDate, Region, Text, TimeZone
+from services.profile.validation import (
+    Hour,
+    Msisdn,
+    PastDate,
+    PastInstant,
+    Region,
+    Text,
+    TimeZone,
+)
 
 Money = Annotated[Decimal, Field(max_digits=12, decimal_places=2)]
 Fee = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
@@ -98,18 +106,14 @@ class CustomerFields(_Strict):
         given = self.model_fields_set
         for name in sorted(given & self.NOT_NULL):
             if getattr(self, name) is None:
-                return FieldError(field=name, message="may be omitted but not null")
+                return FieldError(field=name, message="可以不填，但不能为 null")
         start, end = self.preferred_hours_start, self.preferred_hours_end
         if start is not None and end is not None and start >= end:
-            return FieldError(
-                field="preferred_hours_end", message="must be after preferred_hours_start"
-            )
+            return FieldError(field="preferred_hours_end", message="须晚于 preferred_hours_start")
         if self.status is CustomerStatus.churned and not self.churn_reason:
-            return FieldError(field="churn_reason", message="is required when status is churned")
+            return FieldError(field="churn_reason", message="status 为 churned 时必填")
         if self.sms_opt_out_at is not None and self.sms_opt_out is False:
-            return FieldError(
-                field="sms_opt_out_at", message="is only set when sms_opt_out is true"
-            )
+            return FieldError(field="sms_opt_out_at", message="仅在 sms_opt_out 为 true 时填写")
         return None
 
     def given(self) -> dict[str, Any]:
@@ -230,7 +234,9 @@ class AssignmentRead(BaseModel):
 class ContactCreate(_Strict):
     channel: ContactChannel
     direction: ContactDirection = ContactDirection.outbound
-    at: datetime | None = Field(None, description="When it happened; defaults to now")
+    at: PastInstant | None = Field(
+        None, description="When it happened (at most 5 minutes ahead of now); defaults to now"
+    )
     outcome: ContactOutcome
     note: Annotated[str, Field(max_length=2000)] | None = None
     source_ref: Annotated[str, Field(max_length=100)] | None = Field(
@@ -241,7 +247,7 @@ class ContactCreate(_Strict):
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            raise ValueError("needs a time zone offset")
+            raise ValueError("须带时区，如 2026-12-01T10:00:00+08:00")
         return value
 
 
@@ -308,13 +314,15 @@ class TeamRead(BaseModel):
 class ManagerCreate(_Strict):
     id: Annotated[Text, Field(max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
     name: Annotated[Text, Field(max_length=50)]
-    phone: Annotated[Text, Field(max_length=20)]
+    phone: Msisdn = Field(
+        description="a mobile number, checked like a customer's; kept as 11 digits"
+    )
     team_id: Annotated[Text, Field(max_length=32)]
 
 
 class ManagerUpdate(_Strict):
     name: Annotated[Text, Field(max_length=50)] | None = None
-    phone: Annotated[Text, Field(max_length=20)] | None = None
+    phone: Msisdn | None = None
     team_id: Annotated[Text, Field(max_length=32)] | None = None
 
 

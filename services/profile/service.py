@@ -14,7 +14,7 @@ Who may do what (the principal comes from the internal token):
 from __future__ import annotations
 
 import base64
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import clock
 from services.kit.auth import Principal, Role
-from services.kit.clock import BEIJING, today
+from services.kit.clock import today
 from services.kit.events.publish import publish, publish_many
+from services.kit.periods import instants
 from services.profile import repository as repo
 from services.profile.config import get_profile_settings
 from services.profile.contract import (
@@ -119,7 +120,7 @@ def _check_may_edit(principal: Principal, customer: Customer, team_id: str | Non
         return
     if principal.role is Role.manager and customer.manager_id == principal.user_id:
         return
-    raise Forbidden(f"{principal.role.value} {principal.user_id} may not change this customer")
+    raise Forbidden(f"{principal.role.value} {principal.user_id} 无权修改该客户")
 
 
 # --- snapshots ---------------------------------------------------------------------------------
@@ -186,7 +187,7 @@ def snapshot_of(c: Customer, manager: Manager | None) -> CustomerSnapshot:
 def _raise_if_broken(data: CustomerFields) -> None:
     broken = data.rule_broken()
     if broken is not None:
-        raise InvalidInput(f"{broken.field}: {broken.message}", field=broken.field)
+        raise InvalidInput(f"{broken.field}：{broken.message}", field=broken.field)
 
 
 async def _check_manager(session: AsyncSession, manager_id: str | None) -> Manager | None:
@@ -195,9 +196,9 @@ async def _check_manager(session: AsyncSession, manager_id: str | None) -> Manag
         return None
     manager = await repo.get_manager(session, manager_id, lock="share")
     if manager is None:
-        raise InvalidInput(f"manager_id: no manager {manager_id}", field="manager_id")
+        raise InvalidInput(f"manager_id：找不到客户经理 {manager_id}", field="manager_id")
     if not manager.active:
-        raise InvalidInput(f"manager_id: manager {manager_id} has left", field="manager_id")
+        raise InvalidInput(f"manager_id：客户经理 {manager_id} 已离职", field="manager_id")
     return manager
 
 
@@ -207,7 +208,7 @@ def _checked_custom(values: dict[str, Any], *, complete: bool) -> dict[str, Any]
     )
     if problem is not None:
         field, reason = problem
-        raise InvalidInput(f"{field}: {reason}", field=field)
+        raise InvalidInput(f"{field}：{reason}", field=field)
     return clean
 
 
@@ -215,7 +216,7 @@ async def create_customer(
     session: AsyncSession, principal: Principal, data: CustomerCreate
 ) -> tuple[Customer, Manager | None]:
     if principal.role not in (Role.admin, Role.operator, Role.supervisor):
-        raise Forbidden(f"{principal.role.value} may not create customers")
+        raise Forbidden(f"{principal.role.value} 无权新建客户")
     _raise_if_broken(data)
     values = {**NEW_CUSTOMER_DEFAULTS, **data.given()}
     values.setdefault("time_zone", time_zone_of(values["region"]))
@@ -224,7 +225,7 @@ async def create_customer(
     _settle_opt_out(values, None)
     manager = await _check_manager(session, values.get("manager_id"))
     if principal.role is Role.supervisor and team_of(manager) != principal.team_id:
-        raise Forbidden("a supervisor assigns new customers to their own team's managers")
+        raise Forbidden("主管只能把新客户分配给本团队的客户经理")
     if await repo.customer_exists(session, data.msisdn):
         raise CustomerExists(data.msisdn)
     customer = Customer(**values)
@@ -281,7 +282,7 @@ def parse_msisdn(raw: str) -> str:
     try:
         return normalise_msisdn(raw)
     except ValueError as exc:
-        raise InvalidInput(f"msisdn: {exc}", field="msisdn") from None
+        raise InvalidInput(f"msisdn：{exc}", field="msisdn") from None
 
 
 async def get_customer(
@@ -312,7 +313,7 @@ async def update_customer(
     if principal.role is Role.manager:
         for field in ("manager_id", "tier"):
             if field in values and values[field] != getattr(customer, field):
-                raise Forbidden(f"a manager may not change {field}; ask the supervisor")
+                raise Forbidden(f"客户经理不能修改 {field}，请联系主管")
     if "region" in values and "time_zone" not in values and values["region"] != customer.region:
         values["time_zone"] = time_zone_of(values["region"])
     if "custom" in values:
@@ -323,7 +324,7 @@ async def update_customer(
     if "manager_id" in values and values["manager_id"] != customer.manager_id:
         new_manager = await _check_manager(session, values["manager_id"])
         if principal.role is Role.supervisor and team_of(new_manager) != principal.team_id:
-            raise Forbidden("a supervisor reassigns only to their own team's managers")
+            raise Forbidden("主管只能把客户改派给本团队的客户经理")
     changed = sorted(k for k, v in values.items() if getattr(customer, k) != v)
     if not changed:
         return customer, manager
@@ -398,7 +399,7 @@ def decode_cursor(cursor: str) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         return int(base64.urlsafe_b64decode(padded.encode()).decode())
     except ValueError:
-        raise InvalidInput("cursor: not a cursor this service issued", field="cursor") from None
+        raise InvalidInput("cursor：不是本服务给出的分页游标", field="cursor") from None
 
 
 async def list_customers(
@@ -433,7 +434,7 @@ async def add_contact(
     """Append to the log; returns the entry and whether it is new (a repeated
     ``source_ref`` returns the entry recorded the first time)."""
     if principal.role is Role.partner:
-        raise Forbidden("partners may not write the contact log")
+        raise Forbidden("合作方不能写入维护记录")
     customer, _ = await _visible_customer(session, principal, parse_msisdn(msisdn))
     assert customer.id is not None
     source = f"user:{principal.user_id}"
@@ -497,10 +498,6 @@ async def list_contacts(
     return rows, customer.msisdn, encode_cursor(last) if last is not None else None
 
 
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time(), BEIJING)
-
-
 async def reach_report(
     session: AsyncSession,
     principal: Principal,
@@ -511,12 +508,14 @@ async def reach_report(
     manager_id: str | None,
     tier: str | None,
 ) -> ReachReport:
-    """Service reach rate (服务到达率): share of customers in scope with at least one
-    contact-log entry (other than a failed delivery) in [from, to), dates in China time."""
-    if period_to <= period_from:
-        raise InvalidInput("to: must be after from", field="to")
+    """Service reach rate (服务到达率), the one definition: the share of the VIP customers in
+    scope (a manager's, a team's, a tier's; on file during the period) with at least one
+    contact-log entry other than a failed delivery in [from, to), Beijing days. The contact
+    log holds the API's entries and every contact other services report (care's delivered
+    messages and closed tasks, warning follow-ups)."""
+    since, until = instants(period_from, period_to)
     if principal.role is Role.partner:
-        raise Forbidden("partners may not see reach reports")
+        raise Forbidden("合作方不能查看到达率报表")
     if principal.role is Role.supervisor:
         team_id = principal.team_id
     elif principal.role is Role.manager:
@@ -525,9 +524,7 @@ async def reach_report(
     if manager_id is not None and team_id is not None:
         # Both given by an operator: the manager within that team.
         scope = repo.scope_condition(manager_id=manager_id) & repo.scope_condition(team_id=team_id)
-    rows = await repo.reach(
-        session, group_by, _start_of(period_from), _start_of(period_to), period_from, scope, tier
-    )
+    rows = await repo.reach(session, group_by, since, until, period_from, scope, tier)
     groups = [ReachGroup(group=g, customers=n, reached=r, rate=_rate(r, n)) for g, n, r in rows]
     n, r = sum(g.customers for g in groups), sum(g.reached for g in groups)
     return ReachReport(
@@ -548,13 +545,13 @@ def _rate(reached: int, customers: int) -> float:
 
 def _check_admin(principal: Principal) -> None:
     if principal.role not in (Role.admin, Role.operator):
-        raise Forbidden("only admins and operators manage teams and managers")
+        raise Forbidden("只有管理员和运营人员可以管理团队与客户经理")
 
 
 async def create_team(session: AsyncSession, principal: Principal, data: TeamCreate) -> Team:
     _check_admin(principal)
     if await repo.get_team(session, data.id) is not None:
-        raise Conflict(f"team {data.id} exists already", field="id")
+        raise Conflict(f"团队 {data.id} 已存在", field="id")
     team = Team(**data.model_dump())
     await repo.add(session, team)
     return team
@@ -574,7 +571,7 @@ async def update_team(
     team = await get_team(session, team_id)
     for field, value in data.model_dump(exclude_unset=True).items():
         if value is None and field != "supervisor_id":
-            raise InvalidInput(f"{field}: may be omitted but not null", field=field)
+            raise InvalidInput(f"{field}：可以不填，但不能为 null", field=field)
         setattr(team, field, value)
     await session.flush()
     return team
@@ -584,7 +581,7 @@ async def delete_team(session: AsyncSession, principal: Principal, team_id: str)
     _check_admin(principal)
     team = await get_team(session, team_id)
     if await repo.team_has_managers(session, team_id):
-        raise Conflict(f"team {team_id} still has managers; move them first", field="team_id")
+        raise Conflict(f"团队 {team_id} 仍有客户经理，请先调走", field="team_id")
     await repo.delete(session, team)
 
 
@@ -594,7 +591,7 @@ async def create_manager(
     _check_admin(principal)
     await get_team(session, data.team_id)
     if await repo.get_manager(session, data.id) is not None:
-        raise Conflict(f"manager {data.id} exists already", field="id")
+        raise Conflict(f"客户经理 {data.id} 已存在", field="id")
     manager = Manager(**data.model_dump())
     await repo.add(session, manager)
     return manager
@@ -621,7 +618,7 @@ async def update_manager(
     values = data.model_dump(exclude_unset=True)
     for field, value in values.items():
         if value is None:
-            raise InvalidInput(f"{field}: may be omitted but not null", field=field)
+            raise InvalidInput(f"{field}：可以不填，但不能为 null", field=field)
     if "team_id" in values:
         await get_team(session, values["team_id"])
     changed = sorted(
@@ -666,16 +663,16 @@ async def manager_leaves(
     _check_admin(principal)
     manager = await get_manager(session, manager_id, lock="update")
     if not manager.active:
-        raise Conflict(f"manager {manager_id} has left already", field="manager_id")
+        raise Conflict(f"客户经理 {manager_id} 已离职", field="manager_id")
     successor = None
     if data.reassign_to is not None:
         if data.reassign_to == manager_id:
-            raise InvalidInput("reassign_to: must be another manager", field="reassign_to")
+            raise InvalidInput("reassign_to：须为另一位客户经理", field="reassign_to")
         try:
             successor = await _check_manager(session, data.reassign_to)
         except InvalidInput:
             raise InvalidInput(
-                f"reassign_to: no active manager {data.reassign_to}", field="reassign_to"
+                f"reassign_to：没有在职的客户经理 {data.reassign_to}", field="reassign_to"
             ) from None
     customers = await repo.customers_of_manager(session, manager_id)
     for customer in customers:
@@ -736,5 +733,5 @@ async def recompute_tiers(
     try:
         as_of = date.fromisoformat(f"{month}-01") if month else None
     except ValueError:
-        raise InvalidInput("month: expected YYYY-MM", field="month") from None
+        raise InvalidInput("month：格式须为 YYYY-MM", field="month") from None
     return await recompute(await driver_connection(session), as_of)

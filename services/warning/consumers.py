@@ -34,8 +34,13 @@ CustomerEvent = (
 async def apply_customer_event(
     session: AsyncSession, event: CustomerEvent, envelope: Envelope
 ) -> None:
-    """Every customer event carries the full snapshot: keep it if it is newer."""
+    """Every customer event carries the full snapshot: keep it if it is newer. A churn
+    also resolves the customer's open warnings as churned, with the event's reason."""
     await service.apply_snapshots(session, [event.customer])
+    if isinstance(event, CustomerChurned):
+        await service.resolve_for_churn(
+            session, event.customer.msisdn, event.churned_on, event.reason
+        )
 
 
 @consumer.handles(ComplaintOpened)

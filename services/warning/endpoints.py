@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from services.kit.app import Session, resources
 from services.kit.auth import Acting, Principal, Role, require_role
-from services.kit.errors import InvalidInput
+from services.kit.errors import InvalidInput, chinese_message
+from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
 from services.warning import service
 from services.warning.config import get_warning_settings
 from services.warning.models import Signal, Status
@@ -51,7 +52,9 @@ def parse_usage_rows(raw: list[dict[str, object]]) -> tuple[list[UsageRow], list
         except ValidationError as exc:
             error = exc.errors()[0]
             field = ".".join(str(p) for p in error["loc"]) or None
-            bad.append(RowError(row=number, field=field, message=f"{field}: {error['msg']}"))
+            bad.append(
+                RowError(row=number, field=field, message=f"{field}：{chinese_message(error)}")
+            )
     return good, bad
 
 
@@ -61,17 +64,27 @@ async def load_usage(batch: UsageBatch, session: Session, _: Feeder) -> UsageBat
     rows are reported by position and field, and do not hold back the good ones."""
     limit = get_warning_settings().max_batch_rows
     if len(batch.rows) > limit:
-        raise InvalidInput(f"at most {limit} rows per batch; split the file", field="rows")
+        raise InvalidInput(f"每批至多 {limit} 行，请拆分文件", field="rows")
     good, bad = parse_usage_rows(batch.rows)
     accepted = await service.store_usage(session, good)
     return UsageBatchResult(accepted=accepted, rejected=bad)
 
 
-@router.get("/warnings", tags=["warnings"], summary="Warnings you may see, highest risk first")
+@router.get(
+    "/warnings",
+    tags=["warnings"],
+    summary="Warnings you may see, highest risk first (open and in progress unless `status`)",
+)
 async def get_warnings(
     session: Session,
     principal: Acting,
-    status: Annotated[list[Status] | None, Query()] = None,
+    status: Annotated[
+        list[Status] | None,
+        Query(
+            description="repeat to ask for several; without it, the warnings still to "
+            "follow up (open and in_progress): ask status=resolved for the resolved ones"
+        ),
+    ] = None,
     signal: Signal | None = None,
     msisdn: Annotated[str | None, Query(pattern=MSISDN_PATTERN)] = None,
     manager_id: str | None = None,
@@ -114,6 +127,25 @@ async def post_contact(
 ) -> ContactRead:
     contact = await service.record_contact(session, warning_id, data, principal)
     return ContactRead.model_validate(contact.model_dump())
+
+
+@router.post(
+    "/subscribers/{msisdn}/contacts",
+    tags=["warnings"],
+    status_code=201,
+    summary="Record one contact against all of the customer's open warnings",
+    description="One call or visit about everything at once: the contact is linked to each "
+    "open warning of the customer (each moves open -> in_progress) and goes into the "
+    "customer's contact log once. 404 when the customer has no open warning.",
+)
+async def post_customer_contact(
+    msisdn: Annotated[str, Path(pattern=MSISDN_PATTERN)],
+    data: ContactCreate,
+    session: Session,
+    principal: Acting,
+) -> list[ContactRead]:
+    contacts = await service.record_customer_contact(session, msisdn, data, principal)
+    return [ContactRead.model_validate(c.model_dump()) for c in contacts]
 
 
 @router.post(
@@ -203,25 +235,53 @@ async def report_open(session: Session, principal: Acting) -> OpenReport:
     return await service.open_report(session, principal)
 
 
-def _default_start() -> date:
+def _default_from() -> date:
     return service.business_today() - timedelta(days=30)
 
 
-@router.get("/reports/retention", tags=["reports"], summary="Retention success by action/signal")
+def _default_to() -> date:
+    return service.business_today() + timedelta(days=1)
+
+
+PeriodFrom = Annotated[
+    date,
+    Query(
+        alias="from",
+        default_factory=_default_from,
+        description=f"{FROM_DESCRIPTION}; defaults to 30 days ago",
+    ),
+]
+PeriodTo = Annotated[
+    date,
+    Query(
+        alias="to",
+        default_factory=_default_to,
+        description=f"{TO_DESCRIPTION}; defaults to tomorrow (today included)",
+    ),
+]
+
+
+@router.get(
+    "/reports/retention",
+    tags=["reports"],
+    summary="Retention success by action/signal",
+    description="Warnings resolved in the period, by retention action and by signal; "
+    "`success_rate` = retained / (retained + churned). Beijing days, `to` excluded.",
+)
 async def report_retention(
-    session: Session,
-    principal: Acting,
-    start: Annotated[date, Query(default_factory=_default_start)],
-    end: Annotated[date, Query(default_factory=service.business_today)],
+    session: Session, principal: Acting, period_from: PeriodFrom, period_to: PeriodTo
 ) -> RetentionReport:
-    return await service.retention_report(session, principal, start, end)
+    return await service.retention_report(session, principal, period_from, period_to)
 
 
-@router.get("/reports/churn-reasons", tags=["reports"], summary="Churn reasons over a period")
+@router.get(
+    "/reports/churn-reasons",
+    tags=["reports"],
+    summary="Churn reasons over a period",
+    description="Warnings resolved as churned in the period, by reason (those profile "
+    "reported as churned included). Beijing days, `to` excluded.",
+)
 async def report_churn_reasons(
-    session: Session,
-    principal: Acting,
-    start: Annotated[date, Query(default_factory=_default_start)],
-    end: Annotated[date, Query(default_factory=service.business_today)],
+    session: Session, principal: Acting, period_from: PeriodFrom, period_to: PeriodTo
 ) -> ChurnReasonReport:
-    return await service.churn_reason_report(session, principal, start, end)
+    return await service.churn_reason_report(session, principal, period_from, period_to)

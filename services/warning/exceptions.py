@@ -27,3 +27,7 @@ class InvalidOutcome(InvalidInput):
 
 class NotYourWarning(Forbidden):
     code = "not_your_warning"
+
+
+class CustomerNotFound(NotFound):
+    code = "customer_not_found"

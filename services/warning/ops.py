@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from services.kit.bulk import copy_rows, raw_connection
 from services.kit.config import get_settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
+from services.kit.errors import chinese_message
 from services.kit.http import create_http_client
 from services.profile.client import customer_snapshots
 from services.warning import repository, service
@@ -77,7 +78,7 @@ def _parse(number: int, record: dict[str, Any] | str) -> UsageRow | RowError:
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"]) or None
-        return RowError(row=number, field=field, message=f"{field}: {error['msg']}")
+        return RowError(row=number, field=field, message=f"{field}：{chinese_message(error)}")
 
 
 async def _flush(conn: Any, batch: list[tuple[Any, ...]]) -> int:

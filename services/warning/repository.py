@@ -208,6 +208,7 @@ a AS (
       AS ud_spend_b,
     sum(u.outgoing_calls) FILTER (WHERE u.day > t.zc_w) AS zc_calls_window,
     sum(u.outgoing_calls) FILTER (WHERE u.day <= t.zc_w) AS zc_calls_before,
+    max(u.day) FILTER (WHERE u.outgoing_calls > 0) AS zc_last_call_day,
     sum(u.competitor_hotline_calls) FILTER (WHERE u.day > t.ch_w) AS ch_calls,
     sum(u.competitor_marketing_contacts) FILTER (WHERE u.day > t.cm_w) AS cm_contacts,
     avg(u.other_network_call_share) FILTER (WHERE u.day > t.cm_r AND u.outgoing_calls > 0)
@@ -252,11 +253,14 @@ zero_runs AS (
     z.last_day - z.first_day + 1 AS days
   FROM (
     SELECT zd.msisdn, greatest(min(zd.day), :day - s.zc_within_days + 1) AS first_day,
-      max(zd.day) AS last_day, s.zc_days
+      max(zd.day) AS last_day, s.zc_days, s.zc_last_call_day
     FROM zero_days zd JOIN s ON s.msisdn = zd.msisdn
-    GROUP BY zd.msisdn, zd.island, s.zc_within_days, s.zc_days
+    GROUP BY zd.msisdn, zd.island, s.zc_within_days, s.zc_days, s.zc_last_call_day
   ) z
   WHERE z.last_day - z.first_day + 1 >= z.zc_days
+    -- Still silent: no call since the run (the detection day's own usage counts), so
+    -- a customer whose calls resumed is not warned about an earlier silence.
+    AND (z.zc_last_call_day IS NULL OR z.zc_last_call_day < z.first_day)
   ORDER BY z.msisdn, z.last_day - z.first_day DESC, z.last_day DESC
 ),
 drops AS (
@@ -545,12 +549,17 @@ async def list_warnings(
     return list(result.scalars())
 
 
-async def open_warnings_of(session: AsyncSession, msisdn: str) -> list[Warning]:
-    result = await session.execute(
+async def open_warnings_of(
+    session: AsyncSession, msisdn: str, *, lock: bool = False
+) -> list[Warning]:
+    statement = (
         select(Warning)
         .where(col(Warning.msisdn) == msisdn, col(Warning.status) != Status.resolved)
         .order_by(col(Warning.weight).desc(), col(Warning.id))
     )
+    if lock:
+        statement = statement.with_for_update()
+    result = await session.execute(statement)
     return list(result.scalars())
 
 

@@ -12,10 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from services.kit.errors import chinese_message
+from services.profile.contract import Tier
 from services.warning.exceptions import InvalidRule
 from services.warning.models import Severity, Signal
 
-TIERS = ("diamond", "gold", "silver", "none")
+TIERS = tuple(t.value for t in Tier)  # profile's definition: one list of tiers
 DEFAULT_TIER = "*"  # the row of the thresholds table that customers without an override use
 
 
@@ -56,20 +58,26 @@ class UsageDropParams(Params):
     @model_validator(mode="after")
     def _windows(self) -> UsageDropParams:
         if self.min_recent_days > self.recent_days:
-            raise ValueError("min_recent_days must not exceed recent_days")
+            raise ValueError("min_recent_days 不能大于 recent_days")
         if self.min_baseline_days > self.baseline_days:
-            raise ValueError("min_baseline_days must not exceed baseline_days")
+            raise ValueError("min_baseline_days 不能大于 baseline_days")
         return self
 
 
 class ZeroCallsParams(Params):
     days: int = Field(5, ge=2, le=30, description="consecutive days without an outgoing call")
-    within_days: int = Field(10, ge=2, le=60, description="the run lies in this many last days")
+    within_days: int = Field(
+        10,
+        ge=2,
+        le=60,
+        description="the run lies in this many last days and no call followed it (calls "
+        "on the detection day itself end the silence)",
+    )
 
     @model_validator(mode="after")
     def _window(self) -> ZeroCallsParams:
         if self.within_days < self.days:
-            raise ValueError("within_days must be at least days")
+            raise ValueError("within_days 不能小于 days")
         return self
 
 
@@ -100,7 +108,7 @@ class SpendBelowPlanParams(Params):
     @model_validator(mode="after")
     def _window(self) -> SpendBelowPlanParams:
         if self.min_days > self.period_days:
-            raise ValueError("min_days must not exceed period_days")
+            raise ValueError("min_days 不能大于 period_days")
         return self
 
 
@@ -180,14 +188,14 @@ def default_rules() -> list[Rule]:
 def validate_rule(rule: Rule) -> Rule:
     """The rule with complete, checked params; InvalidRule names the offending field."""
     if rule.tier is not None and rule.tier not in TIERS:
-        raise InvalidRule(f"unknown tier {rule.tier!r}; one of {', '.join(TIERS)}", field="tier")
+        raise InvalidRule(f"未知等级 {rule.tier!r}；须为 {', '.join(TIERS)} 之一", field="tier")
     try:
         params = rule.typed_params()
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])
         field = f"params.{where}" if where else "params"
-        raise InvalidRule(f"{field}: {error['msg']}", field=field) from exc
+        raise InvalidRule(f"{field}：{chinese_message(error)}", field=field) from exc
     params.check_new()
     return rule.model_copy(update={"params": params.model_dump()})
 
@@ -195,9 +203,9 @@ def validate_rule(rule: Rule) -> Rule:
 def validate_bands(bands: list[Band]) -> list[Band]:
     ordered = sorted(bands, key=lambda b: b.min_score, reverse=True)
     if not ordered or ordered[-1].min_score != 0:
-        raise InvalidRule("the lowest band must start at score 0", field="bands")
+        raise InvalidRule("最低一档须从 0 分开始", field="bands")
     if len({b.min_score for b in ordered}) != len(ordered):
-        raise InvalidRule("two bands start at the same score", field="bands")
+        raise InvalidRule("两档的起始分数相同", field="bands")
     return ordered
 
 
@@ -209,7 +217,7 @@ class Thresholds:
         self.defaults = {r.signal: r for r in rules if r.tier is None}
         missing = set(Signal) - set(self.defaults)
         if missing:
-            raise InvalidRule(f"no default rule for {', '.join(sorted(missing))}", field="rules")
+            raise InvalidRule(f"{', '.join(sorted(missing))} 缺少默认规则", field="rules")
         self.overrides: dict[tuple[str | None, Signal], Rule] = {
             (r.tier, r.signal): r for r in rules if r.tier is not None
         }

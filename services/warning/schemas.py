@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.kit.values import PastInstant
 from services.profile.contract import ContactChannel, ContactDirection, ContactOutcome
 from services.warning.evidence import SIGNAL_NAMES, describe
 from services.warning.models import (
@@ -114,14 +115,17 @@ class ContactCreate(BaseModel):
     channel: ContactChannel
     direction: ContactDirection = ContactDirection.outbound
     outcome: ContactOutcome
-    at: datetime | None = Field(None, description="when it happened; defaults to now")
+    at: PastInstant | None = Field(
+        None,
+        description="when it happened (not ahead of now by more than 5 minutes); defaults to now",
+    )
     note: str = Field("", max_length=1000)
 
     @field_validator("at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a time zone, e.g. 2026-11-23T10:00:00+08:00")
+            raise ValueError("须带时区，如 2026-11-23T10:00:00+08:00")
         return value
 
 
@@ -234,13 +238,13 @@ class Rate(BaseModel):
 
 
 class RetentionReport(BaseModel):
-    start: date
-    end: date
+    period_from: date
+    period_to: date = Field(description="the day after the last day counted")
     by_action: list[Rate]
     by_signal: list[Rate]
 
 
 class ChurnReasonReport(BaseModel):
-    start: date
-    end: date
+    period_from: date
+    period_to: date = Field(description="the day after the last day counted")
     reasons: list[Count]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from time import perf_counter
 from typing import Any
@@ -17,12 +17,14 @@ from services.complaint.contract import ComplaintOpened
 from services.kit import clock
 from services.kit.auth import Principal, Role
 from services.kit.events.publish import publish, publish_many
+from services.kit.periods import instants
 from services.profile.contract import ContactLogEntry, CustomerSnapshot
 from services.warning import repository as repo
 from services.warning.config import get_warning_settings
 from services.warning.contract import WarningContactRecorded, WarningRaised, WarningResolved
 from services.warning.evidence import SIGNAL_NAMES, describe
 from services.warning.exceptions import (
+    CustomerNotFound,
     InvalidOutcome,
     InvalidRule,
     InvalidTransition,
@@ -31,6 +33,7 @@ from services.warning.exceptions import (
     WarningNotFound,
 )
 from services.warning.models import (
+    ChurnReason,
     Contact,
     Outcome,
     RuleSet,
@@ -66,6 +69,8 @@ from services.warning.schemas import (
 )
 
 SYSTEM_ACTOR = "system:warning"
+CHURN_ACTOR = "system:profile-churn"
+"""Who resolves warnings when profile reports the customer churned."""
 
 logger = logging.getLogger("keepwell.warning")
 
@@ -87,16 +92,16 @@ def scope_of(principal: Principal) -> Scope:
         case Role.supervisor if principal.team_id:
             return Scope(team_id=principal.team_id)
         case Role.supervisor:
-            raise NotYourWarning("a supervisor token must name the team")
-    raise NotYourWarning(f"role {principal.role.value} may not see warnings")
+            raise NotYourWarning("主管的令牌须注明团队")
+    raise NotYourWarning(f"角色 {principal.role.value} 无权查看预警")
 
 
 def _check_scope(principal: Principal, warning: Warning) -> None:
     scope = scope_of(principal)
     if scope.manager_id is not None and warning.manager_id != scope.manager_id:
-        raise NotYourWarning(f"warning {warning.id} is assigned to another manager")
+        raise NotYourWarning(f"预警 {warning.id} 已分配给其他客户经理")
     if scope.team_id is not None and warning.team_id != scope.team_id:
-        raise NotYourWarning(f"warning {warning.id} belongs to another team")
+        raise NotYourWarning(f"预警 {warning.id} 属于其他团队")
 
 
 # -- usage --------------------------------------------------------------------------------------
@@ -158,7 +163,7 @@ async def current_rules(session: AsyncSession) -> RuleSet:
 async def rule_set(session: AsyncSession, version: int) -> RuleSet:
     found = await repo.get_rule_set(session, version)
     if found is None:
-        raise RuleSetNotFound(f"no rule set version {version}", field="version")
+        raise RuleSetNotFound(f"找不到规则集版本 {version}", field="version")
     return found
 
 
@@ -230,7 +235,7 @@ async def remove_override(
     rules = rules_of(current)
     kept = [r for r in rules if not (r.signal == signal and r.tier == tier)]
     if len(kept) == len(rules):
-        raise InvalidRule(f"no {tier} override for {signal.value}", field="tier")
+        raise InvalidRule(f"{signal.value} 没有 {tier} 等级的单独规则", field="tier")
     note = f"removed the {tier} override of {signal.value}"
     return await _new_version(session, current, kept, bands_of(current), note, principal)
 
@@ -359,7 +364,7 @@ async def raise_complaint_warning(
 async def get_warning(session: AsyncSession, warning_id: int, principal: Principal) -> Warning:
     warning = await repo.get_warning(session, warning_id)
     if warning is None:
-        raise WarningNotFound(f"no warning {warning_id}")
+        raise WarningNotFound(f"找不到预警 {warning_id}")
     _check_scope(principal, warning)
     return warning
 
@@ -367,7 +372,7 @@ async def get_warning(session: AsyncSession, warning_id: int, principal: Princip
 async def _for_update(session: AsyncSession, warning_id: int, principal: Principal) -> Warning:
     warning = await repo.get_warning(session, warning_id, lock=True)
     if warning is None:
-        raise WarningNotFound(f"no warning {warning_id}")
+        raise WarningNotFound(f"找不到预警 {warning_id}")
     _check_scope(principal, warning)
     return warning
 
@@ -378,29 +383,53 @@ async def record_contact(
     """open -> in_progress on the first contact; later contacts are logged too."""
     warning = await _for_update(session, warning_id, principal)
     if warning.status is Status.resolved:
-        raise InvalidTransition(
-            f"warning {warning_id} is resolved ({warning.outcome}); record no more contacts on it"
-        )
+        raise InvalidTransition(f"预警 {warning_id} 已处理（{warning.outcome}），不能再记录联系")
+    [contact] = await _record(session, [warning], data, principal)
+    return contact
+
+
+async def record_customer_contact(
+    session: AsyncSession, msisdn: str, data: ContactCreate, principal: Principal
+) -> list[Contact]:
+    """One contact (a call about everything at once) recorded against all of a customer's
+    open warnings: linked to each of them, one entry in the customer's contact log."""
+    warnings = await repo.open_warnings_of(session, msisdn, lock=True)
+    if not warnings:
+        raise WarningNotFound(f"客户 {msisdn} 没有未处理的预警", field="msisdn")
+    for warning in warnings:
+        _check_scope(principal, warning)
+    return await _record(session, warnings, data, principal)
+
+
+async def _record(
+    session: AsyncSession, warnings: list[Warning], data: ContactCreate, principal: Principal
+) -> list[Contact]:
     at = data.at or clock.now()
-    contact = await repo.add_contact(
-        session,
-        Contact(
-            warning_id=warning_id,
-            msisdn=warning.msisdn,
-            channel=data.channel.value,
-            direction=data.direction.value,
-            outcome=data.outcome.value,
-            at=at,
-            by=principal.user_id,
-            note=data.note,
-        ),
-    )
-    warning.status = Status.in_progress
-    warning.contacted_at = warning.contacted_at or at
-    warning.updated_at = clock.now()
+    contacts = []
+    for warning in warnings:
+        assert warning.id is not None
+        contacts.append(
+            await repo.add_contact(
+                session,
+                Contact(
+                    warning_id=warning.id,
+                    msisdn=warning.msisdn,
+                    channel=data.channel.value,
+                    direction=data.direction.value,
+                    outcome=data.outcome.value,
+                    at=at,
+                    by=principal.user_id,
+                    note=data.note,
+                ),
+            )
+        )
+        warning.status = Status.in_progress
+        warning.contacted_at = warning.contacted_at or at
+        warning.updated_at = clock.now()
     await session.flush()
+    first, contact = warnings[0], contacts[0]
     entry = ContactLogEntry(
-        msisdn=warning.msisdn,
+        msisdn=first.msisdn,
         channel=contact.channel,
         direction=contact.direction,
         at=at,
@@ -408,34 +437,35 @@ async def record_contact(
         outcome=contact.outcome,
         note=contact.note or None,
         source="warning",
+        # The first link's id: the same contact on the other warnings is not logged again.
         source_ref=f"warning-contact:{contact.id}",
     )
     await publish(
         session,
-        WarningContactRecorded(warning_id=warning_id, contact=entry),
-        aggregate_id=warning.msisdn,
+        WarningContactRecorded(warning_id=first.id or 0, contact=entry),
+        aggregate_id=first.msisdn,
         actor=principal.user_id,
     )
-    return contact
+    return contacts
 
 
 def _check_outcome(data: Resolve) -> None:
     if data.outcome is Outcome.retained:
         if data.retention_action is None:
             raise InvalidOutcome(
-                "a retained customer needs the retention action that kept them",
+                "挽留成功须注明所用的挽留措施",
                 field="retention_action",
             )
         if data.churn_reason is not None:
-            raise InvalidOutcome("a retained customer has no churn reason", field="churn_reason")
+            raise InvalidOutcome("挽留成功的客户没有离网原因", field="churn_reason")
     elif data.outcome is Outcome.churned:
         if data.churn_reason is None:
-            raise InvalidOutcome("a churned customer needs a churn reason", field="churn_reason")
+            raise InvalidOutcome("已离网须注明离网原因", field="churn_reason")
     else:
         if data.retention_action is not None:
-            raise InvalidOutcome("a false alarm has no retention action", field="retention_action")
+            raise InvalidOutcome("误报没有挽留措施", field="retention_action")
         if data.churn_reason is not None:
-            raise InvalidOutcome("a false alarm has no churn reason", field="churn_reason")
+            raise InvalidOutcome("误报没有离网原因", field="churn_reason")
 
 
 async def resolve(
@@ -446,11 +476,10 @@ async def resolve(
     _check_outcome(data)
     warning = await _for_update(session, warning_id, principal)
     if warning.status is Status.resolved:
-        raise InvalidTransition(f"warning {warning_id} is already resolved ({warning.outcome})")
+        raise InvalidTransition(f"预警 {warning_id} 已处理（{warning.outcome}）")
     if warning.status is Status.open and data.outcome is not Outcome.false_alarm:
         raise InvalidTransition(
-            f"warning {warning_id} is open: record the contact with the customer before "
-            f"resolving it as {data.outcome.value}"
+            f"预警 {warning_id} 尚未跟进：请先记录与客户的联系，再以 {data.outcome.value} 结案"
         )
     now = clock.now()
     warning.status = Status.resolved
@@ -484,8 +513,74 @@ async def resolve(
     return warning
 
 
+_CHURN_KEYWORDS: tuple[tuple[ChurnReason, tuple[str, ...]], ...] = (
+    (ChurnReason.number, ("携号转网", "号码", "转网", "number")),
+    (ChurnReason.network_quality, ("信号", "网络", "network", "signal")),
+    (ChurnReason.tariff, ("资费", "价格", "套餐", "话费", "tariff", "price")),
+    (ChurnReason.service, ("服务", "态度", "service")),
+)
+
+
+def churn_reason_of(reason: str) -> ChurnReason:
+    """Profile's free-text churn reason as one of ours (the text itself goes in the note)."""
+    text = reason.strip().lower()
+    if text in ChurnReason.__members__:
+        return ChurnReason(text)
+    for value, words in _CHURN_KEYWORDS:
+        if any(word in text for word in words):
+            return value
+    return ChurnReason.other
+
+
+async def resolve_for_churn(
+    session: AsyncSession, msisdn: str, churned_on: date, reason: str
+) -> list[Warning]:
+    """Profile reports the customer gone: their open warnings are resolved as churned with
+    that reason, by the system (an outcome the retention and churn-reason reports count)."""
+    warnings = await repo.open_warnings_of(session, msisdn, lock=True)
+    if not warnings:
+        return []
+    now = clock.now()
+    why = churn_reason_of(reason)
+    for warning in warnings:
+        warning.status = Status.resolved
+        warning.outcome = Outcome.churned
+        warning.churn_reason = why
+        warning.retention_action = None
+        warning.resolution_note = f"客户已于 {churned_on} 离网：{reason or '未说明原因'}"[:1000]
+        warning.resolved_at = now
+        warning.resolved_by = CHURN_ACTOR
+        warning.updated_at = now
+    await session.flush()
+    current = await current_rules(session)
+    await repo.rescore(session, bands=bands_of(current), as_of=business_today(), msisdns=[msisdn])
+    await publish_many(
+        session,
+        [
+            (
+                WarningResolved(
+                    warning_id=w.id or 0,
+                    msisdn=msisdn,
+                    signal=w.signal.value,
+                    outcome=Outcome.churned.value,
+                    retention_action=None,
+                    churn_reason=why.value,
+                    resolved_by=CHURN_ACTOR,
+                    manager_id=w.manager_id,
+                ),
+                msisdn,
+            )
+            for w in warnings
+        ],
+        actor=CHURN_ACTOR,
+    )
+    return warnings
+
+
 async def risk_of(session: AsyncSession, msisdn: str, principal: Principal) -> RiskRead:
     warnings = await repo.open_warnings_of(session, msisdn)
+    if not warnings and await repo.get_customer(session, msisdn) is None:
+        raise CustomerNotFound(f"{msisdn} 不是在册客户", field="msisdn")
     for w in warnings:
         _check_scope(principal, w)
     score = min(100, sum(w.weight for w in warnings))
@@ -531,14 +626,6 @@ async def open_report(session: AsyncSession, principal: Principal) -> OpenReport
     )
 
 
-def _period(start: date, end: date) -> tuple[datetime, datetime]:
-    tz = ZoneInfo(get_warning_settings().time_zone)
-    return (
-        datetime.combine(start, time(), tz),
-        datetime.combine(end + timedelta(days=1), time(), tz),
-    )
-
-
 def _rates(rows: list[tuple[Any, str, int]]) -> list[Rate]:
     by_key: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for key, outcome, n in rows:
@@ -560,10 +647,10 @@ def _rates(rows: list[tuple[Any, str, int]]) -> list[Rate]:
 
 
 async def retention_report(
-    session: AsyncSession, principal: Principal, start: date, end: date
+    session: AsyncSession, principal: Principal, period_from: date, period_to: date
 ) -> RetentionReport:
+    lo, hi = instants(period_from, period_to)
     scope = scope_of(principal)
-    lo, hi = _period(start, end)
     by_action = [
         row
         for row in await repo.outcome_counts(session, scope, "retention_action", lo, hi)
@@ -571,19 +658,22 @@ async def retention_report(
     ]
     by_signal = await repo.outcome_counts(session, scope, "signal", lo, hi)
     return RetentionReport(
-        start=start, end=end, by_action=_rates(by_action), by_signal=_rates(by_signal)
+        period_from=period_from,
+        period_to=period_to,
+        by_action=_rates(by_action),
+        by_signal=_rates(by_signal),
     )
 
 
 async def churn_reason_report(
-    session: AsyncSession, principal: Principal, start: date, end: date
+    session: AsyncSession, principal: Principal, period_from: date, period_to: date
 ) -> ChurnReasonReport:
+    lo, hi = instants(period_from, period_to)
     scope = scope_of(principal)
-    lo, hi = _period(start, end)
     rows = await repo.outcome_counts(session, scope, "churn_reason", lo, hi)
     counts: dict[str, int] = defaultdict(int)
     for reason, outcome, n in rows:
         if outcome == Outcome.churned and reason is not None:
             counts[str(reason)] += n
     reasons = [Count(key=k, count=n) for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
-    return ChurnReasonReport(start=start, end=end, reasons=reasons)
+    return ChurnReasonReport(period_from=period_from, period_to=period_to, reasons=reasons)

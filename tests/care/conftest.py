@@ -82,7 +82,7 @@ def start_campaign(resources: Resources, care_settings: CareSettings) -> Callabl
     """Create, preview and approve a campaign; returns its id (it is then dispatching)."""
 
     async def start(
-        template: str = "{name}{honorific}您好，{manager_name}祝您生活愉快。",
+        template: str = "{honorific}您好，{manager_name}祝您生活愉快。",
         *,
         category: Category = Category.care,
         audience: Audience | None = None,

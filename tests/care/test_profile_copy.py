@@ -91,8 +91,12 @@ async def test_a_tagged_campaign_reaches_the_tagged_customers_in_their_managers_
         "/teams",
         {"id": "T1", "name": "广州VIP一组", "region": "广东", "supervisor_name": "周敏"},
     )
-    await profile.post("/managers", {"id": "M1", "name": "李娜", "phone": "1", "team_id": "T1"})
-    await profile.post("/managers", {"id": "M2", "name": "王磊", "phone": "2", "team_id": "T1"})
+    await profile.post(
+        "/managers", {"id": "M1", "name": "李娜", "phone": "13900000001", "team_id": "T1"}
+    )
+    await profile.post(
+        "/managers", {"id": "M2", "name": "王磊", "phone": "13900000002", "team_id": "T1"}
+    )
     await profile.post(
         "/customers",
         customer("13800000001", "王建国", "male", "M1", tags=["商旅客户", "高端家庭"],
@@ -145,7 +149,9 @@ async def test_a_customer_without_a_manager_is_not_greeted_in_a_name_left_in_cus
         "/teams",
         {"id": "T1", "name": "广州VIP一组", "region": "广东", "supervisor_name": "周敏"},
     )
-    await profile.post("/managers", {"id": "M1", "name": "李娜", "phone": "1", "team_id": "T1"})
+    await profile.post(
+        "/managers", {"id": "M1", "name": "李娜", "phone": "13900000001", "team_id": "T1"}
+    )
     await profile.post("/customers", customer("13800000001", "王建国", "male", "M1"))
     await profile.post("/managers/M1/leave", {})
     await profile.relay.run()
@@ -176,7 +182,9 @@ async def test_churning_or_promoting_through_profiles_api_cancels_tasks_and_welc
     await profile.post(
         "/teams", {"id": "T1", "name": "广州VIP一组", "region": "广东", "supervisor_name": "周敏"}
     )
-    await profile.post("/managers", {"id": "M1", "name": "李娜", "phone": "1", "team_id": "T1"})
+    await profile.post(
+        "/managers", {"id": "M1", "name": "李娜", "phone": "13900000001", "team_id": "T1"}
+    )
     await profile.post("/customers", customer("13800000001", "王建国", "male", "M1"))
     await profile.post("/customers", customer("13800000002", "陈丽", "female", "M1", tier="none"))
     await profile.relay.run()

@@ -75,7 +75,7 @@ async def test_a_call_without_a_valid_token_is_refused(
     for response in (missing, bad, old):
         assert response.status_code == 401
         assert response.json()["code"] == "unauthorized"
-    assert "expired" in old.json()["message"]
+    assert "已过期" in old.json()["message"]
 
 
 async def test_a_valid_token_identifies_the_acting_principal(app_client: AppClient) -> None:
@@ -144,7 +144,7 @@ async def test_unknown_routes_use_the_one_error_format(app_client: AppClient) ->
     assert response.status_code == 404
     assert response.json() == {
         "code": "not_found",
-        "message": "Not Found",
+        "message": "找不到该地址",
         "field": None,
         "details": [],
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -266,3 +266,38 @@ async def test_an_import_racing_a_patch_keeps_what_the_patch_wrote(
     async with profile() as client:
         after = (await client.get("/customers/13800000001")).json()
     assert (after["name"], after["plan_fee"], after["version"]) == ("王建华", "299.00", 3)
+
+
+async def test_the_reach_rate_counts_vip_customers_by_beijing_day(
+    profile, engine: AsyncEngine
+) -> None:
+    day = clock.today() - timedelta(days=3)
+    # 00:30 in Beijing is still the previous day in UTC: it counts on its Beijing day.
+    early = f"{day}T00:30:00+08:00"
+    async with profile() as client:
+        await client.post("/customers", json=customer("13800000001"))
+        await client.post("/customers", json=customer("13800000002", tier="none"))
+        async with engine.begin() as conn:  # on file for a while
+            await conn.execute(
+                text("UPDATE profile.customer SET created_at = now() - interval '9 days'")
+            )
+        for msisdn in ("13800000001", "13800000002"):
+            added = await client.post(
+                f"/customers/{msisdn}/contacts",
+                json={"channel": "call", "outcome": "reached", "at": early},
+            )
+            assert added.status_code == 201, added.text
+
+        async def reach(first: date, after_last: date) -> list[tuple[str, int, int]]:
+            report = await client.get(
+                "/reports/reach", params={"from": str(first), "to": str(after_last)}
+            )
+            return [(g["group"], g["customers"], g["reached"]) for g in report.json()["groups"]]
+
+        that_day = await reach(day, day + timedelta(days=1))
+        day_before = await reach(day - timedelta(days=1), day)
+        openapi = (await client.get("/openapi.json")).json()
+
+    assert that_day == [("M1", 1, 1)]  # the non-member is not a VIP customer
+    assert day_before == [("M1", 1, 0)]
+    assert "VIP customers" in openapi["paths"]["/reports/reach"]["get"]["description"]

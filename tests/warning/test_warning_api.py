@@ -219,7 +219,8 @@ async def test_reports_count_open_warnings_outcomes_and_churn_reasons(
         retention = (await client.get("/reports/retention")).json()
         churn = (
             await client.get(
-                "/reports/churn-reasons", params={"start": str(today), "end": str(today)}
+                "/reports/churn-reasons",
+                params={"from": str(today), "to": str(today + timedelta(days=1))},
             )
         ).json()
 

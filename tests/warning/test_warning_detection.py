@@ -9,13 +9,19 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from warning_support import DAY, History, World
+from warning_support import DAY, History, World, snapshot
 
 from services.complaint.contract import ComplaintOpened
+from services.kit import clock
+from services.kit.auth import Principal, Role
 from services.kit.events import Envelope
+from services.profile.contract import CustomerChurned
 from services.warning import repository, service
 from services.warning.consumers import consumer
 from services.warning.models import Severity, Signal
+from services.warning.service import CHURN_ACTOR
+
+ADMIN = Principal(user_id="admin", role=Role.admin)
 
 M = "13800138000"  # the subscriber under test
 OTHER = "13900139000"  # a steady subscriber next to them, who must stay quiet
@@ -35,7 +41,6 @@ FIRING: list[Case] = [
         lambda h: h.set(range(7), outgoing_calls=2, minutes=10, data_mb=100, spend=Decimal("1")),
     ),
     ("zero_calls", {}, lambda h: h.set(range(5), outgoing_calls=0, minutes=0)),
-    ("zero_calls", {}, lambda h: h.set(range(2, 8), outgoing_calls=0, minutes=0)),
     ("competitor_hotline", {}, lambda h: h.set([3, 9], competitor_hotline_calls=1)),
     ("competitor_marketing", {}, lambda h: h.set([1, 4, 8], competitor_marketing_contacts=1)),
     ("competitor_marketing", {}, lambda h: h.set(range(7), other_network_call_share=0.7)),
@@ -54,6 +59,10 @@ NEAR_MISS: list[Case] = [
     ),
     ("zero_calls", {}, lambda h: h.set(range(4), outgoing_calls=0, minutes=0)),
     ("zero_calls", {}, lambda h: h.set([0, 1, 3, 4, 6], outgoing_calls=0, minutes=0)),
+    # Calls resumed: eight silent days, then calls on the detection day itself (#19) ...
+    ("zero_calls", {}, lambda h: h.set(range(1, 9), outgoing_calls=0, minutes=0)),
+    # ... or two days before it.
+    ("zero_calls", {}, lambda h: h.set(range(2, 8), outgoing_calls=0, minutes=0)),
     # A line that never makes calls (a data SIM) is not going quiet.
     ("zero_calls", {}, lambda h: h.set(range(60), outgoing_calls=0, minutes=0)),
     ("competitor_hotline", {}, lambda h: h.set([3], competitor_hotline_calls=1)),
@@ -260,3 +269,44 @@ async def test_a_stored_zero_baseline_does_not_break_the_night_for_everyone(worl
 
     await world.detect()  # raised DivisionByZero for the whole run before NULLIF
     assert "usage_drop" not in await world.signals(M)
+
+
+async def test_profile_reporting_a_churn_resolves_the_open_warnings_as_churned(
+    world: World,
+) -> None:
+    await world.customer(M, contract_end=DAY + timedelta(days=5))
+    await world.usage(History(M).set(range(6), outgoing_calls=0, minutes=0))
+    await world.detect()
+    assert {"contract_expiry", "zero_calls"} <= await world.signals(M)
+    opened = len(await world.warnings(M))
+
+    churned = CustomerChurned(
+        churned_on=DAY + timedelta(days=1),
+        reason="携号转网",
+        customer=snapshot(M, version=2, status="churned"),
+    )
+    envelope = Envelope(
+        id=uuid.uuid4(), seq=1, type=churned.event_type, version=1, producer="profile",
+        aggregate_id=M, occurred_at=clock.now(), payload=churned.model_dump(mode="json"),
+    )  # fmt: skip
+    async with world.sessions() as session, session.begin():
+        [result] = await consumer.receive(session, [envelope])
+    assert result.status == "processed"
+
+    warnings = await world.warnings(M)
+    assert {(w.status, w.outcome, w.churn_reason) for w in warnings} == {
+        ("resolved", "churned", "number")
+    }
+    assert all(w.resolved_by == CHURN_ACTOR and "携号转网" in w.resolution_note for w in warnings)
+    resolved = [e for e in await world.outbox() if e["type"] == "warning.resolved"]
+    assert len(resolved) == opened
+    assert {e["payload"]["churn_reason"] for e in resolved} == {"number"}
+
+    # Counted by the churn-reason report, and detection raises nothing more for them.
+    async with world.sessions() as session:
+        report = await service.churn_reason_report(
+            session, ADMIN, clock.today() - timedelta(days=1), clock.today() + timedelta(days=1)
+        )
+    assert [(c.key, c.count) for c in report.reasons] == [("number", opened)]
+    await world.detect(DAY + timedelta(days=1))
+    assert [w for w in await world.warnings(M) if w.status != "resolved"] == []

@@ -65,7 +65,8 @@ class Control(BaseModel):
     fail_rate: float = Field(1.0, ge=0, le=1)
     """Share of messages that fail with ``fail_mode`` (chosen by key, so stable)."""
     fail_phones: dict[str, str] = {}
-    """Phone -> error code; these always fail permanently."""
+    """Phone -> error code; these always fail permanently with that code, except the code
+    ``"transient"``, which fails them transiently (retried with back-off)."""
     delay_ms: int = Field(0, ge=0)
     receipt_url: str | None = None
     receipt_token: str | None = None
@@ -147,6 +148,13 @@ def create_app(initial: Control | None = None) -> FastAPI:
         key = str(message["idempotency_key"])
         phone = str(message["phone"])
         code = control.fail_phones.get(phone)
+        if code == "transient":
+            return {
+                "idempotency_key": key,
+                "status": "failed_transient",
+                "error_code": "sandbox.TRANSIENT",
+                "error_message": "号码被沙箱设为临时失败",
+            }
         if code is not None:
             return {
                 "idempotency_key": key,

@@ -36,7 +36,7 @@ def delivery_ref(producer: str, delivery_id: int) -> str:
 def parse_delivery_ref(ref: str) -> tuple[str, int]:
     producer, _, number = ref.partition(":")
     if not producer or not number.isdigit():
-        raise ValueError(f"expected <service>:<number>, e.g. profile:42, not {ref!r}")
+        raise ValueError(f"须为 <服务>:<编号>，如 profile:42，而不是 {ref!r}")
     return producer, int(number)
 
 
@@ -101,9 +101,9 @@ async def replay(
         query = query.where(t.delivery.c.subscriber == subscriber)
     row = (await session.execute(query)).first()
     if row is None:
-        raise NotFound(f"no delivery {delivery_ref(producer, delivery_id)}", field="id")
+        raise NotFound(f"找不到投递记录 {delivery_ref(producer, delivery_id)}", field="id")
     if row.status == DeliveryStatus.pending.value:
-        raise Conflict("this delivery is still pending; the relay will deliver it", field="id")
+        raise Conflict("该投递仍在等待中，转发程序会投递它", field="id")
     await session.execute(
         update(t.delivery)
         .where(t.delivery.c.id == delivery_id)

@@ -70,11 +70,11 @@ def events_router(service: str, session_dependency: Any, production: bool) -> AP
             await session.execute(select(tables.webhook).where(tables.webhook.c.id == webhook_id))
         ).first()
         if row is None:
-            raise NotFound(f"no webhook {webhook_id}", field="webhook_id")
+            raise NotFound(f"找不到 webhook {webhook_id}", field="webhook_id")
         if who.role is not Role.admin and not (
             who.role is Role.partner and who.user_id == row.partner
         ):
-            raise Forbidden("only an admin or the subscribed partner may see this webhook")
+            raise Forbidden("只有管理员或订阅它的合作方可以查看该 webhook")
         return row
 
     @router.get("/event-types", summary="Event types this service publishes")
@@ -89,12 +89,12 @@ def events_router(service: str, session_dependency: Any, production: bool) -> AP
     )
     async def create_webhook(body: WebhookCreate, session: Session, who: Acting) -> WebhookCreated:
         if production and body.url.scheme != "https":
-            raise InvalidInput("partner webhooks must use https", field="url")
+            raise InvalidInput("合作方 webhook 须使用 https", field="url")
         unknown = sorted(set(body.event_types) - produced_here())
         if unknown:
             known = ", ".join(sorted(produced_here())) or "none"
             raise InvalidInput(
-                f"{service} does not publish {', '.join(unknown)}; it publishes: {known}",
+                f"{service} 不发布 {', '.join(unknown)}；它发布的事件：{known}",
                 field="event_types",
             )
         secret = secrets.token_urlsafe(32)
@@ -120,7 +120,7 @@ def events_router(service: str, session_dependency: Any, production: bool) -> AP
         if who.role is Role.partner:
             query = query.where(tables.webhook.c.partner == who.user_id)
         elif who.role is not Role.admin:
-            raise Forbidden("only admins and partners see webhook subscriptions")
+            raise Forbidden("只有管理员和合作方可以查看 webhook 订阅")
         return [_read(r) for r in (await session.execute(query)).all()]
 
     @router.delete(
@@ -166,7 +166,7 @@ def events_router(service: str, session_dependency: Any, production: bool) -> AP
         await owned_webhook(session, webhook_id, who)
         producer, number = _ref(delivery_id)
         if producer != service:
-            raise NotFound(f"{delivery_id} is not a delivery of {service}", field="delivery_id")
+            raise NotFound(f"{delivery_id} 不是 {service} 的投递记录", field="delivery_id")
         return _shown(
             await replay(session, service, number, subscriber=f"webhook:{webhook_id}"), who
         )
@@ -194,7 +194,7 @@ def events_router(service: str, session_dependency: Any, production: bool) -> AP
     async def replay_delivery(delivery_id: str, session: Session) -> DeliveryRead:
         producer, number = _ref(delivery_id)
         if producer != service:
-            raise NotFound(f"{delivery_id} is not a delivery of {service}", field="delivery_id")
+            raise NotFound(f"{delivery_id} 不是 {service} 的投递记录", field="delivery_id")
         return await replay(session, service, number)
 
     return router
