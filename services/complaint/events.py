@@ -1,10 +1,31 @@
-"""Events the complaint service publishes."""
+"""Events the complaint service publishes, and the profile events it keeps its read model from.
+
+Published: ``complaint.opened`` (warning raises its complaint warning from it; the
+contract is unchanged), ``complaint.step_recorded`` for the steps that reach the customer
+(acknowledged, solution agreed, closed with satisfaction; profile appends ``contact`` to
+its contact log), ``complaint.closed``, ``complaint.sla_breached`` and
+``complaint.escalated``.
+
+Consumed: profile's customer events feed ``complaint.customer`` (who the customer is,
+their tier, manager and team: what a new ticket needs).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from services.kit.events import Event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.events import Envelope, Event
+from services.kit.events.consumer import Consumer
+from services.profile.events import (
+    ContactLogEntry,
+    CustomerChurned,
+    CustomerCreated,
+    CustomerUpdated,
+    ManagerReassigned,
+    TierChanged,
+)
 
 PRODUCER = "complaint"
 
@@ -21,3 +42,77 @@ class ComplaintOpened(Event):
     severity: str
     opened_at: datetime
     repeat_count: int  # complaints by this customer in the last 90 days, this one included
+
+
+class ComplaintStepRecorded(Event):
+    """A step of the handling flow that reached the customer (acknowledged, solution
+    agreed, closed with satisfaction); internal steps are not contacts and are not sent."""
+
+    event_type = "complaint.step_recorded"
+    producer = PRODUCER
+    complaint_id: str
+    number: str
+    step: str
+    contact: ContactLogEntry
+
+
+class ComplaintClosed(Event):
+    event_type = "complaint.closed"
+    producer = PRODUCER
+    complaint_id: str
+    number: str
+    msisdn: str
+    category: str
+    satisfaction: int | None
+    closed_at: datetime
+    handler_id: str | None
+    reopened_count: int
+
+
+class ComplaintSlaBreached(Event):
+    """A target (first response, a step, resolution) passed its due time unmet."""
+
+    event_type = "complaint.sla_breached"
+    producer = PRODUCER
+    complaint_id: str
+    number: str
+    msisdn: str
+    metric: str
+    due_at: datetime
+    handler_id: str | None
+    team_id: str | None
+
+
+class ComplaintEscalated(Event):
+    """Level 1: to the team supervisor at breach; level 2: to the escalation manager."""
+
+    event_type = "complaint.escalated"
+    producer = PRODUCER
+    complaint_id: str
+    number: str
+    metric: str
+    level: int
+    escalated_to: str | None
+    due_at: datetime
+    team_id: str | None
+
+
+consumer = Consumer(PRODUCER)
+
+CustomerEvent = (
+    CustomerCreated | CustomerUpdated | TierChanged | ManagerReassigned | CustomerChurned
+)
+
+
+@consumer.handles(CustomerCreated)
+@consumer.handles(CustomerUpdated)
+@consumer.handles(TierChanged)
+@consumer.handles(ManagerReassigned)
+@consumer.handles(CustomerChurned)
+async def apply_customer_event(
+    session: AsyncSession, event: CustomerEvent, envelope: Envelope
+) -> None:
+    """Every customer event carries the full snapshot: keep it if it is newer."""
+    from services.complaint import repository
+
+    await repository.upsert_customers(session, [event.customer])

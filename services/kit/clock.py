@@ -6,7 +6,7 @@ user enters or a rule counts from (a join date, "today's" birthdays) is a Beijin
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -14,3 +14,9 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 
 def today() -> date:
     return datetime.now(BEIJING).date()
+
+
+def now() -> datetime:
+    """The current instant (aware, UTC): the one place "now" comes from, so tests and jobs
+    can pass an explicit instant to the functions that take one instead."""
+    return datetime.now(UTC)
