@@ -42,7 +42,7 @@ def library_schedule(year: int) -> YearSchedule:
     """The ``holidays`` package's China schedule for ``year``. The package tracks the State
     Council's adjusted working days; a year it has none for (published late in the year
     before) gets the statutory holidays only and is provisional."""
-    found = holidays.China(years=year, language="en_US")
+    found = holidays.country_holidays("CN", years=year, language="en_US")
     days_off = {d: str(n) for d, n in found.items() if d.year == year}
     workdays = frozenset(d for d in found.weekend_workdays if d.year == year)
     return YearSchedule(

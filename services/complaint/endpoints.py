@@ -21,9 +21,11 @@ from services.complaint.models import (
 from services.complaint.schemas import (
     MSISDN_PATTERN,
     Acknowledge,
+    ActionRead,
     Agree,
     AlertRead,
     AttachmentIn,
+    AttachmentRead,
     AuditRead,
     CalendarRead,
     CalendarUpdate,
@@ -34,6 +36,7 @@ from services.complaint.schemas import (
     Close,
     CompensationIn,
     CompensationRead,
+    CompensationSummary,
     ComplaintCreate,
     ComplaintDetail,
     ComplaintPage,
@@ -231,10 +234,12 @@ async def get_complaint(complaint_id: int, session: Session, principal: Acting) 
     return ComplaintDetail(
         **read_of(ticket).model_dump(),
         steps=[StepRead.model_validate(s.model_dump()) for s in steps],
-        actions=[a.model_dump() for a in actions],  # type: ignore[misc]
-        attachments=[a.model_dump() for a in attachments],  # type: ignore[misc]
+        actions=[ActionRead.model_validate(a.model_dump()) for a in actions],
+        attachments=[AttachmentRead.model_validate(a.model_dump()) for a in attachments],
         sla=SlaRead.model_validate(await service.sla_view(session, ticket)),
-        compensation=await service.compensation_summary(session, ticket.msisdn),  # type: ignore[arg-type]
+        compensation=CompensationSummary.model_validate(
+            await service.compensation_summary(session, ticket.msisdn)
+        ),
     )
 
 

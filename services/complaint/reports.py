@@ -15,8 +15,12 @@ from services.complaint.models import SCHEMA
 from services.complaint.repository import Scope
 from services.complaint.schemas import GroupReport, MetricReport, Report
 
-GROUP_COLUMNS = {"team": "t.team_id", "category": "t.category", "channel": "t.channel",
-                 "handler": "t.handler_id"}  # fmt: skip
+GROUP_COLUMNS = {
+    "team": "t.team_id",
+    "category": "t.category",
+    "channel": "t.channel",
+    "handler": "t.handler_id",
+}
 
 _SCOPE = """(CAST(:team AS text) IS NULL OR t.team_id = :team)
   AND (CAST(:handler AS text) IS NULL OR t.handler_id = :handler)

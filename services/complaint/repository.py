@@ -52,14 +52,14 @@ async def upsert_customers(session: AsyncSession, snapshots: Sequence[CustomerSn
             "manager_id": s.manager_id,
             "team_id": s.team_id,
         }
-        statement = insert(Customer).values(**values, updated_at=func.now())
-        statement = statement.on_conflict_do_update(
+        base = insert(Customer).values(**values, updated_at=func.now())
+        statement = base.on_conflict_do_update(
             index_elements=["msisdn"],
             set_={
-                **{k: statement.excluded[k] for k in values if k != "msisdn"},
+                **{k: base.excluded[k] for k in values if k != "msisdn"},
                 "updated_at": func.now(),
             },
-            where=col(Customer.version) < statement.excluded.version,
+            where=col(Customer.version) < base.excluded.version,
         ).returning(col(Customer.msisdn))
         applied += (await session.execute(statement)).first() is not None
     return applied
@@ -125,7 +125,7 @@ async def insert_ticket(session: AsyncSession, values: dict[str, Any]) -> int | 
     if values.get("idempotency_key") is not None:
         statement = statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
     found = (await session.execute(statement.returning(col(Ticket.id)))).first()
-    return None if found is None else int(found[0])
+    return None if found is None or found[0] is None else int(found[0])
 
 
 async def ticket_by_key(session: AsyncSession, key: str) -> Ticket | None:

@@ -168,6 +168,7 @@ async def install_defaults(session: AsyncSession, today: date | None = None) -> 
         installed = True
     if not await repo.policies(session, active_only=False):
         calendar_id = (await repo.calendar_rows(session))[0].id
+        assert calendar_id is not None
         for position, policy in enumerate(DEFAULT_POLICIES, 1):
             session.add(SlaPolicy(position=position * 10, calendar_id=calendar_id, **policy))
         await session.flush()
@@ -372,6 +373,7 @@ def _new_clocks(
         if not target:
             continue
         c = SlaClock(
+            ticket_id=0,  # set when the ticket's id is known
             metric=metric,
             state=ClockState.waiting,
             policy_id=policy.id,

@@ -62,7 +62,9 @@ async def test_above_the_threshold_it_waits_for_a_supervisor_who_is_not_the_requ
     async with api(**MANAGER) as manager:
         early = await manager.post(f"/compensations/{own['id']}/execute", json={})
         assert early.status_code == 409 and early.json()["code"] == "invalid_transition"
-        assert (await manager.post(f"/compensations/{own['id']}/approve", json={})).status_code == 403
+        assert (
+            await manager.post(f"/compensations/{own['id']}/approve", json={})
+        ).status_code == 403
         mine = (await request(manager, ticket, "data_pack", "40")).json()
         assert mine["approval"] == "supervisor"
     async with api(**SUPERVISOR) as supervisor:
@@ -71,7 +73,9 @@ async def test_above_the_threshold_it_waits_for_a_supervisor_who_is_not_the_requ
         twice = await supervisor.post(f"/compensations/{mine['id']}/approve", json={})
         assert twice.status_code == 409
     async with api("supervisor", user="sup-2", team="t2") as stranger:
-        assert (await stranger.post(f"/compensations/{own['id']}/approve", json={})).status_code == 404
+        assert (
+            await stranger.post(f"/compensations/{own['id']}/approve", json={})
+        ).status_code == 404
     async with api("admin", user="admin-1") as admin:
         ok = await admin.post(f"/compensations/{own['id']}/reject", json={"reason": "金额过高"})
         assert ok.status_code == 200 and ok.json()["status"] == "rejected"
@@ -96,9 +100,14 @@ async def test_above_the_second_amount_only_an_admin_approves(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("amount", "kind"),
-    [("-5", "bill_credit"), ("0", "bill_credit"), ("1000000", "gift"), ("1.234", "points"),
-     ("abc", "gift")],
-)  # fmt: skip
+    [
+        ("-5", "bill_credit"),
+        ("0", "bill_credit"),
+        ("1000000", "gift"),
+        ("1.234", "points"),
+        ("abc", "gift"),
+    ],
+)
 async def test_negative_zero_absurd_or_sub_fen_amounts_are_refused(
     api: Api, engine: AsyncEngine, amount: str, kind: str
 ) -> None:

@@ -35,7 +35,9 @@ STEPS: dict[str, tuple[str, dict[str, Any]]] = {
         "agree",
         {
             "agreed": ["三天内修复基站", "赠送10G流量"],
-            "disagreements": [{"point": "客户要求免一个月月租", "resolution": "改为赠送流量，客户接受"}],
+            "disagreements": [
+                {"point": "客户要求免一个月月租", "resolution": "改为赠送流量，客户接受"}
+            ],
             "actions": [{"description": "修复基站", "owner": "net-ops", "due_on": "2030-01-01"}],
         },
     ),
@@ -61,7 +63,9 @@ async def walk(client: httpx.AsyncClient, ticket: dict[str, Any], to: str) -> di
             r = await step(client, ticket, "agree", **STEPS["agree"][1])
         elif state == "tracking":
             detail = (await client.get(f"/complaints/{ticket['id']}")).json()
-            updates = [{"action_id": a["id"], "done": True, "note": "已完成"} for a in detail["actions"]]
+            updates = [
+                {"action_id": a["id"], "done": True, "note": "已完成"} for a in detail["actions"]
+            ]
             r = await step(client, ticket, "track", actions=updates)
         else:
             r = await step(client, ticket, "close", satisfaction=5)
@@ -95,14 +99,22 @@ async def test_the_whole_flow_records_each_step_and_only_customer_facing_contact
         assert ticket["state"] == "closed" and ticket["satisfaction"] == 5
         detail = (await client.get(f"/complaints/{ticket['id']}")).json()
     assert [s["step"] for s in detail["steps"]] == [
-        "opened", "acknowledged", "facts_clarified", "solution_agreed", "tracking", "closed",
-    ]  # fmt: skip
+        "opened",
+        "acknowledged",
+        "facts_clarified",
+        "solution_agreed",
+        "tracking",
+        "closed",
+    ]
     assert all(s["by"] == "m1" for s in detail["steps"])
     assert detail["steps"][3]["data"]["disagreements"][0]["resolution"]
     assert {m["metric"]: m["state"] for m in detail["sla"]["metrics"]} == {
-        "first_response": "met", "facts_clarified": "met", "solution_agreed": "met",
-        "tracking": "met", "resolution": "met",
-    }  # fmt: skip
+        "first_response": "met",
+        "facts_clarified": "met",
+        "solution_agreed": "met",
+        "tracking": "met",
+        "resolution": "met",
+    }
     steps = [r.payload["step"] for r in await outbox(engine, "complaint.step_recorded")]
     assert steps == ["acknowledged", "solution_agreed", "closed"]
     contact = (await outbox(engine, "complaint.step_recorded"))[0].payload["contact"]
@@ -293,10 +305,12 @@ async def test_managers_read_their_teams_tickets_and_change_only_their_own(api: 
         ({"channel": "pigeon"}, "channel"),
         ({"severity": "apocalyptic"}, "severity"),
         ({"needs": ["a_pony"]}, "needs.0"),
-        ({"attachments": [{"ref": "s3://b/k", "size": -1, "content_type": "image/png"}]},
-         "attachments.0.size"),
+        (
+            {"attachments": [{"ref": "s3://b/k", "size": -1, "content_type": "image/png"}]},
+            "attachments.0.size",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_bad_input_on_create_names_the_field_and_changes_nothing(
     api: Api, engine: AsyncEngine, override: dict[str, Any], field: str
 ) -> None:

@@ -49,13 +49,18 @@ async def view(res: Resources, ticket_id: int, at: datetime) -> dict[str, dict[s
     return {m["metric"]: m | {"_sla": found} for m in found["metrics"]}
 
 
-async def act(res: Resources, fn: Callable[..., Any], ticket_id: int, at: datetime, **body: Any) -> Ticket:
+async def act(
+    res: Resources, fn: Callable[..., Any], ticket_id: int, at: datetime, **body: Any
+) -> Ticket:
     async with res.session() as session:
         current = await service.get_ticket(session, ADMIN, ticket_id)
         schema = {
-            "acknowledge": Acknowledge, "clarify": Clarify, "agree": Agree, "track": Track,
+            "acknowledge": Acknowledge,
+            "clarify": Clarify,
+            "agree": Agree,
+            "track": Track,
             "close": Close,
-        }.get(fn.__name__, Versioned)  # fmt: skip
+        }.get(fn.__name__, Versioned)
         ticket: Ticket = await fn(
             session, MANAGER, ticket_id, schema(version=current.version, **body), now=at
         )
@@ -87,11 +92,16 @@ async def test_a_policy_change_mid_ticket_keeps_the_time_used(world: Resources) 
         (diamond,) = [p for p in await service.repo.policies(session) if "diamond" in p.name]
         targets = dict(diamond.targets) | {"first_response": {"minutes": 120, "business": True}}
         change = PolicyIn(
-            name=diamond.name, position=diamond.position, conditions=diamond.conditions,
-            targets=targets, calendar_id=diamond.calendar_id,
-        )  # fmt: skip
+            name=diamond.name,
+            position=diamond.position,
+            conditions=diamond.conditions,
+            targets=targets,
+            calendar_id=diamond.calendar_id,
+        )
         assert diamond.id is not None
-        _, rebased = await service.update_policy(session, diamond.id, change, now=bj(2026, 12, 1, 11))
+        _, rebased = await service.update_policy(
+            session, diamond.id, change, now=bj(2026, 12, 1, 11)
+        )
     assert rebased >= 1
     first = (await view(world, t.id, bj(2026, 12, 1, 11)))["first_response"]
     # 1 hour used under the old target is kept: 1 of the new 2 hours left -> 12:00.
@@ -114,10 +124,13 @@ async def test_a_calendar_change_mid_ticket_keeps_the_time_used_and_paused(
         calendar_id = (await service.repo.calendar_rows(session))[0].id
         assert calendar_id is not None
         rebased = await service.import_year(
-            session, ADMIN, calendar_id, 2026,
+            session,
+            ADMIN,
+            calendar_id,
+            2026,
             YearImport(days_off=[date(2026, 10, 1)], workdays=[date(2026, 12, 5)]),
             now=bj(2026, 12, 4, 17, 40),
-        )  # fmt: skip
+        )
     assert rebased >= 1
     await act(world, service.resume, t.id, bj(2026, 12, 4, 17, 45))
     first = (await view(world, t.id, bj(2026, 12, 4, 17, 45)))["first_response"]
@@ -138,7 +151,10 @@ async def test_a_calendar_change_while_running_settles_under_the_old_hours(
         calendar_id = (await service.repo.calendar_rows(session))[0].id
         assert calendar_id is not None
         await service.update_calendar(
-            session, calendar_id, CalendarUpdate(hours=[["09:00", "17:00"]]), now=bj(2026, 12, 1, 11)
+            session,
+            calendar_id,
+            CalendarUpdate(hours=[["09:00", "17:00"]]),
+            now=bj(2026, 12, 1, 11),
         )
     first = (await view(world, t.id, bj(2026, 12, 1, 11)))["first_response"]
     # 2h used 09:00-11:00 (old hours); 2h left in the new 09:00-17:00 day -> 13:00.
@@ -151,14 +167,26 @@ async def test_reopen_resumes_the_resolution_clock_with_the_time_already_used(
     t = await open_ticket(world, bj(2026, 12, 1, 9))
     assert t.id is not None
     await act(world, service.acknowledge, t.id, bj(2026, 12, 1, 10), emotion="客户不满")
-    await act(world, service.clarify, t.id, bj(2026, 12, 1, 11), findings="基站", responsibility="ours")
     await act(
-        world, service.agree, t.id, bj(2026, 12, 1, 14), agreed=["修复"],
+        world, service.clarify, t.id, bj(2026, 12, 1, 11), findings="基站", responsibility="ours"
+    )
+    await act(
+        world,
+        service.agree,
+        t.id,
+        bj(2026, 12, 1, 14),
+        agreed=["修复"],
         actions=[{"description": "修复", "owner": "ops", "due_on": "2026-12-03"}],
-    )  # fmt: skip
+    )
     async with world.session() as session:
         (action,) = await service.repo.actions_of(session, t.id)
-    await act(world, service.track, t.id, bj(2026, 12, 1, 15), actions=[{"action_id": action.id, "done": True}])
+    await act(
+        world,
+        service.track,
+        t.id,
+        bj(2026, 12, 1, 15),
+        actions=[{"action_id": action.id, "done": True}],
+    )
     await act(world, service.close, t.id, bj(2026, 12, 1, 16), satisfaction=3)
     closed = (await view(world, t.id, bj(2026, 12, 2, 10)))["resolution"]
     assert closed["state"] == "met" and closed["used_seconds"] == 5.5 * HOUR
@@ -167,11 +195,23 @@ async def test_reopen_resumes_the_resolution_clock_with_the_time_already_used(
     resolution = (await view(world, t.id, bj(2026, 12, 2, 11)))["resolution"]
     assert resolution["state"] == "running" and resolution["used_seconds"] == 6.5 * HOUR
     # A reopen too late is refused.
-    await act(world, service.agree, t.id, bj(2026, 12, 2, 11), agreed=["再修"],
-              actions=[{"description": "更换设备", "owner": "ops", "due_on": "2026-12-04"}])  # fmt: skip
+    await act(
+        world,
+        service.agree,
+        t.id,
+        bj(2026, 12, 2, 11),
+        agreed=["再修"],
+        actions=[{"description": "更换设备", "owner": "ops", "due_on": "2026-12-04"}],
+    )
     async with world.session() as session:
         actions = [a for a in await service.repo.actions_of(session, t.id) if not a.done]
-    await act(world, service.track, t.id, bj(2026, 12, 2, 12), actions=[{"action_id": actions[0].id, "done": True}])
+    await act(
+        world,
+        service.track,
+        t.id,
+        bj(2026, 12, 2, 12),
+        actions=[{"action_id": actions[0].id, "done": True}],
+    )
     await act(world, service.close, t.id, bj(2026, 12, 2, 14), satisfaction=5)
     from services.complaint.exceptions import InvalidTransition
 

@@ -44,9 +44,13 @@ async def one_hour_policy(res: Resources) -> None:
         )
         await repo.upsert_escalation_contact(
             session,
-            {"team_id": "t1", "supervisor_id": "sup-1", "escalation_manager_id": "boss-1",
-             "updated_by": "admin"},
-        )  # fmt: skip
+            {
+                "team_id": "t1",
+                "supervisor_id": "sup-1",
+                "escalation_manager_id": "boss-1",
+                "updated_by": "admin",
+            },
+        )
 
 
 async def open_tickets(res: Resources, n: int, at: datetime = T0) -> list[Ticket]:
@@ -75,7 +79,10 @@ async def sweep(res: Resources, at: datetime) -> dict[str, int]:
 async def alerts(engine: AsyncEngine) -> list[Any]:
     async with engine.connect() as conn:
         rows = await conn.execute(
-            text("SELECT ticket_id, metric, level, cycle, target_id FROM complaint.sla_alert ORDER BY id")
+            text(
+                "SELECT ticket_id, metric, level, cycle, target_id"
+                " FROM complaint.sla_alert ORDER BY id"
+            )
         )
         return list(rows)
 
@@ -85,23 +92,53 @@ async def test_warning_then_breach_then_escalation_each_once_to_the_configured_p
 ) -> None:
     await one_hour_policy(world)
     (ticket,) = await open_tickets(world, 1)
-    assert await sweep(world, T0 + timedelta(minutes=40)) == {"warnings": 0, "breaches": 0, "escalations": 0}
-    assert await sweep(world, T0 + timedelta(minutes=46)) == {"warnings": 1, "breaches": 0, "escalations": 0}
-    assert await sweep(world, T0 + timedelta(minutes=50)) == {"warnings": 0, "breaches": 0, "escalations": 0}
-    assert await sweep(world, T0 + timedelta(minutes=61)) == {"warnings": 0, "breaches": 1, "escalations": 0}
-    assert await sweep(world, T0 + timedelta(minutes=90)) == {"warnings": 0, "breaches": 0, "escalations": 0}
-    assert await sweep(world, T0 + timedelta(minutes=121)) == {"warnings": 0, "breaches": 0, "escalations": 1}
-    assert await sweep(world, T0 + timedelta(days=2)) == {"warnings": 0, "breaches": 0, "escalations": 0}
+    assert await sweep(world, T0 + timedelta(minutes=40)) == {
+        "warnings": 0,
+        "breaches": 0,
+        "escalations": 0,
+    }
+    assert await sweep(world, T0 + timedelta(minutes=46)) == {
+        "warnings": 1,
+        "breaches": 0,
+        "escalations": 0,
+    }
+    assert await sweep(world, T0 + timedelta(minutes=50)) == {
+        "warnings": 0,
+        "breaches": 0,
+        "escalations": 0,
+    }
+    assert await sweep(world, T0 + timedelta(minutes=61)) == {
+        "warnings": 0,
+        "breaches": 1,
+        "escalations": 0,
+    }
+    assert await sweep(world, T0 + timedelta(minutes=90)) == {
+        "warnings": 0,
+        "breaches": 0,
+        "escalations": 0,
+    }
+    assert await sweep(world, T0 + timedelta(minutes=121)) == {
+        "warnings": 0,
+        "breaches": 0,
+        "escalations": 1,
+    }
+    assert await sweep(world, T0 + timedelta(days=2)) == {
+        "warnings": 0,
+        "breaches": 0,
+        "escalations": 0,
+    }
     assert [(a.metric, a.level, a.target_id) for a in await alerts(engine)] == [
-        ("first_response", 1, "m1"), ("first_response", 2, "sup-1"),
+        ("first_response", 1, "m1"),
+        ("first_response", 2, "sup-1"),
         ("first_response", 3, "boss-1"),
-    ]  # fmt: skip
+    ]
     (breached,) = await outbox(engine, "complaint.sla_breached")
     assert breached.payload["metric"] == "first_response"
     escalated = await outbox(engine, "complaint.escalated")
     assert [(e.payload["level"], e.payload["escalated_to"]) for e in escalated] == [
-        (1, "sup-1"), (2, "boss-1"),
-    ]  # fmt: skip
+        (1, "sup-1"),
+        (2, "boss-1"),
+    ]
     async with world.session() as session:
         found = await service.get_ticket(session, ADMIN, ticket.id or 0)
     assert found.breached
@@ -154,7 +191,9 @@ async def test_a_pause_that_moves_the_due_time_starts_a_new_cycle(
     assert cycles == [(1, 1), (1, 2), (2, 2)]
 
 
-async def test_the_sweep_query_uses_the_due_time_index(world: Resources, engine: AsyncEngine) -> None:
+async def test_the_sweep_query_uses_the_due_time_index(
+    world: Resources, engine: AsyncEngine
+) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SET enable_seqscan = off"))
         plan = "\n".join(
@@ -200,5 +239,10 @@ async def test_a_real_arq_worker_runs_the_sweep_on_its_schedule(
     written = await alerts(engine)
     assert len(written) == 6  # breach and escalation for each of the 3 tickets, once
     assert result["breaches"] + result["escalations"] <= 6
-    assert await scalar(engine, "SELECT count(*) FROM complaint.outbox WHERE type = 'complaint.escalated'") == 6
+    assert (
+        await scalar(
+            engine, "SELECT count(*) FROM complaint.outbox WHERE type = 'complaint.escalated'"
+        )
+        == 6
+    )
     assert sla_sweep.__name__ == "sla_sweep"
