@@ -151,6 +151,86 @@ async def repeat_facts(
     return row.latest, int(row.n)
 
 
+@dataclass(frozen=True)
+class CreateFacts:
+    """What opening a ticket needs to know, read in one round trip."""
+
+    customer_found: bool
+    tier: str | None
+    manager_id: str | None
+    team_id: str | None
+    category_active: bool | None  # None: no such category
+    latest_same_category: int | None
+    recent: int
+    policies_stamp: str
+    calendar_versions: dict[int, tuple[int, datetime]]
+
+
+_FACTS_SQL = f"""
+SELECT c.msisdn IS NOT NULL AS found, c.tier, c.manager_id, c.team_id,
+  (SELECT active FROM {SCHEMA}.category WHERE code = :c) AS category_active,
+  (SELECT id FROM {SCHEMA}.ticket WHERE msisdn = :m AND category = :c AND opened_at >= :rs
+     ORDER BY opened_at DESC, id DESC LIMIT 1) AS latest,
+  (SELECT count(*) FROM {SCHEMA}.ticket WHERE msisdn = :m AND opened_at >= :cs) AS n,
+  (SELECT count(*) || ':' || coalesce(max(updated_at)::text, '') || ':'
+     || coalesce(sum(version), 0) FROM {SCHEMA}.sla_policy) AS stamp,
+  (SELECT coalesce(json_agg(json_build_array(id, version, updated_at)), '[]'::json)
+     FROM {SCHEMA}.calendar) AS calendars
+FROM (SELECT 1) AS one LEFT JOIN {SCHEMA}.customer c ON c.msisdn = :m
+"""
+
+
+async def create_facts(
+    session: AsyncSession, msisdn: str, category: str, repeat_since: datetime, count_since: datetime
+) -> CreateFacts:
+    row = (
+        await session.execute(
+            text(_FACTS_SQL), {"m": msisdn, "c": category, "rs": repeat_since, "cs": count_since}
+        )
+    ).one()
+    return CreateFacts(
+        customer_found=bool(row.found),
+        tier=row.tier,
+        manager_id=row.manager_id,
+        team_id=row.team_id,
+        category_active=row.category_active,
+        latest_same_category=row.latest,
+        recent=int(row.n),
+        policies_stamp=str(row.stamp),
+        calendar_versions={
+            int(i): (int(v), datetime.fromisoformat(u)) for i, v, u in row.calendars
+        },
+    )
+
+
+TICKET_COLUMNS = (
+    "msisdn", "channel", "category", "description", "severity", "requested_severity", "state",
+    "needs", "handler_id", "team_id", "tier", "is_repeat", "repeat_of_id", "policy_id",
+    "idempotency_key", "version", "opened_at", "opened_by", "updated_at", "next_due_at",
+    "breached", "reopened_count",
+)  # fmt: skip
+
+_INSERT_TICKET_SQL = f"""
+WITH n AS (SELECT nextval(pg_get_serial_sequence('{SCHEMA}.ticket', 'id')) AS id)
+INSERT INTO {SCHEMA}.ticket (id, number, {", ".join(TICKET_COLUMNS)})
+SELECT n.id, 'TS' || :day || lpad(n.id::text, 7, '0'),
+  {", ".join("CAST(:needs AS jsonb)" if c == "needs" else f":{c}" for c in TICKET_COLUMNS)}
+FROM n
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id, number
+"""
+
+
+async def insert_ticket_row(
+    session: AsyncSession, values: dict[str, Any], day: str
+) -> tuple[int, str] | None:
+    """One round trip: the id, the number made from it, the row. None when a ticket with
+    the same idempotency key exists already."""
+    params = {c: values[c] for c in TICKET_COLUMNS} | {"day": day}
+    found = (await session.execute(text(_INSERT_TICKET_SQL), params)).first()
+    return None if found is None else (int(found[0]), str(found[1]))
+
+
 async def get_ticket(
     session: AsyncSession, scope: Scope, ticket_id: int, *, for_update: bool = False
 ) -> Ticket | None:
@@ -250,13 +330,17 @@ async def clocks_of(
 
 
 async def insert_clocks(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(SlaClock).values(list(rows)))
+    if rows:  # executemany: one compiled statement, one round trip
+        await session.execute(insert(SlaClock), list(rows))
 
 
 async def insert_attachments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(Attachment).values(list(rows)))
+        await session.execute(insert(Attachment), list(rows))
+
+
+async def insert_step(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(insert(Step), [values])
 
 
 async def refresh_due(session: AsyncSession, ticket_ids: Sequence[int]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -343,7 +345,39 @@ async def _for_change(
 # -- creating -----------------------------------------------------------------------------------
 
 
-def _matches(policy: SlaPolicy, values: dict[str, Any]) -> bool:
+@dataclass(frozen=True)
+class PolicyInfo:
+    """What choosing a policy and starting clocks need of it (cached per process)."""
+
+    id: int | None
+    name: str
+    active: bool
+    conditions: dict[str, Any]
+    targets: dict[str, Any]
+    calendar_id: int
+
+
+_POLICY_CACHE: dict[str, list[PolicyInfo]] = {}
+
+
+async def _policies(session: AsyncSession, stamp: str) -> list[PolicyInfo]:
+    """Active policies in order, cached until any policy changes (count, versions, time)."""
+    cached = _POLICY_CACHE.get(stamp)
+    if cached is None:
+        found = await repo.policies(session)
+        if not found and await install_defaults(session):
+            found = await repo.policies(session)
+        cached = [
+            PolicyInfo(p.id, p.name, p.active, dict(p.conditions), dict(p.targets), p.calendar_id)
+            for p in found
+        ]
+        _POLICY_CACHE.clear()
+        if found:
+            _POLICY_CACHE[stamp] = cached
+    return cached
+
+
+def _matches(policy: PolicyInfo, values: dict[str, Any]) -> bool:
     for key, wanted in policy.conditions.items():
         if wanted is None:
             continue
@@ -355,7 +389,7 @@ def _matches(policy: SlaPolicy, values: dict[str, Any]) -> bool:
     return True
 
 
-def choose_policy(policies: Sequence[SlaPolicy], values: dict[str, Any]) -> SlaPolicy | None:
+def choose_policy(policies: Sequence[PolicyInfo], values: dict[str, Any]) -> PolicyInfo | None:
     for policy in policies:
         if policy.active and _matches(policy, values):
             return policy
@@ -363,7 +397,7 @@ def choose_policy(policies: Sequence[SlaPolicy], values: dict[str, Any]) -> SlaP
 
 
 def _new_clocks(
-    policy: SlaPolicy | None, calendar: BusinessCalendar, now: datetime, timing_: sla.AlertTiming
+    policy: PolicyInfo | None, calendar: BusinessCalendar, now: datetime, timing_: sla.AlertTiming
 ) -> list[SlaClock]:
     if policy is None:
         return []
@@ -429,66 +463,64 @@ async def create_ticket(
             return existing, False
     now = now or clock.now()
     settings = get_complaint_settings()
-    customer = await repo.get_customer(session, data.msisdn)
-    if customer is None:
+
+    async def facts() -> repo.CreateFacts:
+        return await repo.create_facts(
+            session,
+            data.msisdn,
+            data.category,
+            now - timedelta(days=settings.repeat_window_days),
+            now - timedelta(days=settings.repeat_count_days),
+        )
+
+    found = await facts()
+    if found.category_active is None and await install_defaults(session):
+        found = await facts()
+    if not found.customer_found:
         raise InvalidComplaint(f"{data.msisdn} is not a customer on file", field="msisdn")
     if principal.role in (Role.manager, Role.supervisor) and principal.team_id not in (
         None,
-        customer.team_id,
+        found.team_id,
     ):
         raise NotYourComplaint(f"{data.msisdn} is another team's customer", field="msisdn")
-    category = await repo.get_category(session, data.category)
-    if category is None and await install_defaults(session):
-        category = await repo.get_category(session, data.category)
-    if category is None or not category.active:
+    if not found.category_active:
         raise InvalidComplaint(f"unknown category {data.category!r}", field="category")
 
     severity = data.severity
     if data.channel is Channel.regulator:
         severity = severity.at_least(Severity.urgent)
-    latest, recent = await repo.repeat_facts(
-        session,
-        data.msisdn,
-        data.category,
-        now - timedelta(days=settings.repeat_window_days),
-        now - timedelta(days=settings.repeat_count_days),
-    )
+    latest = found.latest_same_category
     if latest is not None:
         severity = severity.raised()
-    policies = await repo.policies(session)
-    if not policies and await install_defaults(session):
-        policies = await repo.policies(session)
+    policies = await _policies(session, found.policies_stamp)
     policy = choose_policy(
         policies,
         {
             "severity": severity.value,
-            "tier": customer.tier,
+            "tier": found.tier,
             "channel": data.channel.value,
             "category": data.category,
             "repeat": latest is not None,
         },
     )
     calendars = Calendars(session)
+    calendars.versions = found.calendar_versions
     calendar = await calendars.get(policy.calendar_id if policy else None)
     timing_ = timing(settings)
     clocks = _new_clocks(policy, calendar, now, timing_)
 
-    ticket_id = await repo.next_ticket_id(session)
-    day = now.astimezone(clock.BEIJING).date()
     values: dict[str, Any] = {
-        "id": ticket_id,
-        "number": f"TS{day:%Y%m%d}{ticket_id:07d}",
         "msisdn": data.msisdn,
-        "channel": data.channel,
+        "channel": data.channel.value,
         "category": data.category,
         "description": data.description,
-        "severity": severity,
-        "requested_severity": data.severity,
-        "state": State.new,
-        "needs": [n.value for n in data.needs],
-        "handler_id": data.handler_id or customer.manager_id,
-        "team_id": customer.team_id,
-        "tier": customer.tier,
+        "severity": severity.value,
+        "requested_severity": data.severity.value,
+        "state": State.new.value,
+        "needs": json.dumps([n.value for n in data.needs]),
+        "handler_id": data.handler_id or found.manager_id,
+        "team_id": found.team_id,
+        "tier": found.tier or "none",
         "is_repeat": latest is not None,
         "repeat_of_id": latest,
         "policy_id": policy.id if policy else None,
@@ -501,12 +533,14 @@ async def create_ticket(
         "breached": False,
         "reopened_count": 0,
     }
-    inserted = await repo.insert_ticket(session, values)
+    day = now.astimezone(clock.BEIJING).date()
+    inserted = await repo.insert_ticket_row(session, values, f"{day:%Y%m%d}")
     if inserted is None:  # the same key, committed by a concurrent request meanwhile
         assert idempotency_key is not None
         existing = await repo.ticket_by_key(session, idempotency_key)
         assert existing is not None
         return existing, False
+    ticket_id, number = inserted
     await repo.insert_clocks(session, [_clock_values(c, ticket_id) for c in clocks])
     await repo.insert_attachments(
         session,
@@ -520,18 +554,20 @@ async def create_ticket(
             for a in data.attachments
         ],
     )
-    session.add(
-        Step(
-            ticket_id=ticket_id,
-            step="opened",
-            from_state="",
-            to_state=State.new.value,
-            by=principal.user_id,
-            at=now,
-            notes=data.description[:4000],
-            data={"repeat_of_id": latest, "severity": severity.value},
-        )
+    await repo.insert_step(
+        session,
+        {
+            "ticket_id": ticket_id,
+            "step": "opened",
+            "from_state": "",
+            "to_state": State.new.value,
+            "by": principal.user_id,
+            "at": now,
+            "notes": data.description[:4000],
+            "data": {"repeat_of_id": latest, "severity": severity.value},
+        },
     )
+    recent = found.recent
     await publish(
         session,
         ComplaintOpened(
@@ -546,7 +582,16 @@ async def create_ticket(
         aggregate_id=str(ticket_id),
         actor=principal.user_id,
     )
-    return Ticket(**values), True
+    ticket = Ticket(
+        **(values | {"needs": [n.value for n in data.needs]}),
+        id=ticket_id,
+        number=number,
+    )
+    ticket.channel = data.channel
+    ticket.severity = severity
+    ticket.requested_severity = data.severity
+    ticket.state = State.new
+    return ticket, True
 
 
 # -- the flow -----------------------------------------------------------------------------------
