@@ -29,9 +29,6 @@ class ComplaintSettings(BaseSettings):
     sweep_batch: int = 5000
     """Clocks one sweep transaction takes at most; a sweep loops until none is due."""
 
-    follow_up_hours: float = 24.0
-    """The satisfaction follow-up SMS (回访) is sent this long after closing."""
-
     approval_supervisor_above: dict[str, Decimal] = {
         "bill_credit": Decimal("50"),
         "data_pack": Decimal("30"),

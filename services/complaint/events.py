@@ -42,6 +42,8 @@ class ComplaintOpened(Event):
     severity: str
     opened_at: datetime
     repeat_count: int  # complaints by this customer in the last 90 days, this one included
+    # Added after the first version of the contract; the default keeps older payloads valid.
+    number: str = ""  # the ticket number the customer is told (TS + date + sequence)
 
 
 class ComplaintStepRecorded(Event):

@@ -578,6 +578,7 @@ async def create_ticket(
             severity=severity.value,
             opened_at=now,
             repeat_count=recent + 1,
+            number=number,
         ),
         aggregate_id=str(ticket_id),
         actor=principal.user_id,
