@@ -398,16 +398,15 @@ def choose_policy(policies: Sequence[PolicyInfo], values: dict[str, Any]) -> Pol
 
 def _new_clocks(
     policy: PolicyInfo | None, calendar: BusinessCalendar, now: datetime, timing_: sla.AlertTiming
-) -> list[SlaClock]:
+) -> list[sla.NewClock]:
     if policy is None:
         return []
-    clocks = []
+    clocks: list[sla.NewClock] = []
     for metric in Metric:
         target = policy.targets.get(metric.value)
         if not target:
             continue
-        c = SlaClock(
-            ticket_id=0,  # set when the ticket's id is known
+        c = sla.NewClock(
             metric=metric,
             state=ClockState.waiting,
             policy_id=policy.id,
@@ -421,7 +420,7 @@ def _new_clocks(
     return clocks
 
 
-def _clock_values(c: SlaClock, ticket_id: int) -> dict[str, Any]:
+def _clock_values(c: sla.Clock, ticket_id: int) -> dict[str, Any]:
     return {
         "ticket_id": ticket_id,
         "metric": c.metric,
@@ -441,7 +440,7 @@ def _clock_values(c: SlaClock, ticket_id: int) -> dict[str, Any]:
     }
 
 
-def _earliest_due(clocks: Sequence[SlaClock]) -> datetime | None:
+def _earliest_due(clocks: Sequence[sla.Clock]) -> datetime | None:
     dues = [c.due_at for c in clocks if c.state is ClockState.running and c.due_at is not None]
     return min(dues) if dues else None
 

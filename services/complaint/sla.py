@@ -37,6 +37,33 @@ STOPS_AT: dict[Metric, State] = {
 }
 
 WARNING, BREACH, ESCALATION = 1, 2, 3
+
+
+@dataclass
+class NewClock:
+    """A clock not yet stored: the same fields as the row, without ORM bookkeeping (opening
+    a ticket builds several per request)."""
+
+    metric: Metric
+    state: ClockState
+    policy_id: int | None
+    calendar_id: int | None
+    target_minutes: int
+    business: bool
+    started_at: datetime | None = None
+    segment_start: datetime | None = None
+    used_seconds: float = 0.0
+    paused_since: datetime | None = None
+    paused_seconds: float = 0.0
+    stopped_at: datetime | None = None
+    due_at: datetime | None = None
+    cycle: int = 0
+    alert_level: int = 0
+    next_alert_at: datetime | None = None
+    breached_at: datetime | None = None
+
+
+Clock = SlaClock | NewClock
 LEVEL_NAMES = {WARNING: "warning", BREACH: "breach", ESCALATION: "escalation"}
 
 
@@ -45,7 +72,7 @@ class AlertTiming:
     lead: timedelta
     escalate_after: timedelta
 
-    def next_alert(self, clock: SlaClock) -> datetime | None:
+    def next_alert(self, clock: Clock) -> datetime | None:
         if clock.state is not ClockState.running or clock.due_at is None:
             return None
         match clock.alert_level:
@@ -58,11 +85,11 @@ class AlertTiming:
         return None
 
 
-def target_seconds(clock: SlaClock) -> float:
+def target_seconds(clock: Clock) -> float:
     return clock.target_minutes * 60.0
 
 
-def _new_cycle(clock: SlaClock, due: datetime | None, timing: AlertTiming) -> None:
+def _new_cycle(clock: Clock, due: datetime | None, timing: AlertTiming) -> None:
     if due != clock.due_at:
         clock.cycle += 1
         clock.alert_level = 0
@@ -70,7 +97,7 @@ def _new_cycle(clock: SlaClock, due: datetime | None, timing: AlertTiming) -> No
     clock.next_alert_at = timing.next_alert(clock)
 
 
-def _settle(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> None:
+def _settle(clock: Clock, calendar: BusinessCalendar, now: datetime) -> None:
     if clock.state is ClockState.running and clock.segment_start is not None:
         clock.used_seconds += elapsed(calendar, clock.segment_start, now, clock.business)
         clock.segment_start = now
@@ -79,14 +106,14 @@ def _settle(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> None:
         clock.paused_since = now
 
 
-def _remaining_due(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> datetime:
+def _remaining_due(clock: Clock, calendar: BusinessCalendar, now: datetime) -> datetime:
     remaining = target_seconds(clock) - clock.used_seconds
     if remaining <= 0 and clock.due_at is not None and clock.due_at <= now:
         return clock.due_at  # already past due: the same breach, not a new one
     return advance(calendar, now, max(0.0, remaining), clock.business)
 
 
-def start(clock: SlaClock, calendar: BusinessCalendar, now: datetime, timing: AlertTiming) -> None:
+def start(clock: Clock, calendar: BusinessCalendar, now: datetime, timing: AlertTiming) -> None:
     """Start from zero (a step reached, or a step begun again after a reopen)."""
     clock.state = ClockState.running
     clock.started_at = now
@@ -100,7 +127,7 @@ def start(clock: SlaClock, calendar: BusinessCalendar, now: datetime, timing: Al
     _new_cycle(clock, advance(calendar, now, target_seconds(clock), clock.business), timing)
 
 
-def pause(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> None:
+def pause(clock: Clock, calendar: BusinessCalendar, now: datetime) -> None:
     if clock.state is not ClockState.running:
         return
     _settle(clock, calendar, now)
@@ -110,7 +137,7 @@ def pause(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> None:
     clock.next_alert_at = None
 
 
-def resume(clock: SlaClock, calendar: BusinessCalendar, now: datetime, timing: AlertTiming) -> None:
+def resume(clock: Clock, calendar: BusinessCalendar, now: datetime, timing: AlertTiming) -> None:
     """Go on after a pause, or after a stop (a reopened complaint's resolution clock)."""
     if clock.state is ClockState.paused:
         _settle(clock, calendar, now)
@@ -123,7 +150,7 @@ def resume(clock: SlaClock, calendar: BusinessCalendar, now: datetime, timing: A
     _new_cycle(clock, _remaining_due(clock, calendar, now), timing)
 
 
-def stop(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> None:
+def stop(clock: Clock, calendar: BusinessCalendar, now: datetime) -> None:
     if clock.state is ClockState.paused:
         _settle(clock, calendar, now)
         clock.paused_since = None
@@ -139,7 +166,7 @@ def stop(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> None:
 
 
 def rebase(
-    clock: SlaClock,
+    clock: Clock,
     old_calendar: BusinessCalendar,
     new_calendar: BusinessCalendar,
     now: datetime,
@@ -167,7 +194,7 @@ def rebase(
         _new_cycle(clock, _remaining_due(clock, new_calendar, now), timing)
 
 
-def view(clock: SlaClock, calendar: BusinessCalendar, now: datetime) -> dict[str, Any]:
+def view(clock: Clock, calendar: BusinessCalendar, now: datetime) -> dict[str, Any]:
     """What the ticket shows for one metric, as of ``now``."""
     used = clock.used_seconds
     paused = clock.paused_seconds
