@@ -76,7 +76,7 @@ async def report(
     )
     by_group: dict[Any, list[MetricReport]] = {}
     for m in metrics:
-        decided = m.met + (m.stopped - m.met)
+        decided = m.stopped  # met or breached: a clock still running decides nothing yet
         by_group.setdefault(m.g, []).append(
             MetricReport(
                 metric=m.metric,

@@ -369,3 +369,50 @@ async def test_lists_filter_and_page_with_a_cursor_and_my_queue_is_nearest_due_f
         assert dues == sorted(dues) and queue[0]["id"] == regulator["id"]
         r = await client.get("/complaints", params={"cursor": "!!"})
         assert r.status_code == 422 and r.json()["field"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    "state", ["new", "acknowledged", "facts_clarified", "solution_agreed", "tracking"]
+)
+async def test_every_open_state_can_wait_for_the_customer_and_resume_there(
+    api: Api, state: str
+) -> None:
+    async with api(**MANAGER) as client:
+        ticket = await walk(client, await create(client), state)
+        waiting = await step(client, ticket, "wait")
+        assert waiting.status_code == 200 and waiting.json()["state"] == "waiting_customer"
+        assert waiting.json()["resume_state"] == state
+        back = await step(client, waiting.json(), "resume")
+        assert back.status_code == 200 and back.json()["state"] == state
+
+
+async def test_tracking_can_be_recorded_again_and_a_satisfaction_answer_closes_the_loop(
+    api: Api, engine: AsyncEngine
+) -> None:
+    async with api(**MANAGER) as client:
+        ticket = await walk(client, await create(client), "tracking")
+        detail = (await client.get(f"/complaints/{ticket['id']}")).json()
+        again = await step(
+            client, ticket, "track",
+            actions=[{"action_id": detail["actions"][0]["id"], "done": True, "note": "复查正常"}],
+        )  # fmt: skip
+        assert again.status_code == 200 and again.json()["state"] == "tracking"
+        closed = await step(client, again.json(), "close")  # no satisfaction yet
+        assert closed.status_code == 200 and closed.json()["satisfaction"] is None
+        answer = await client.post(
+            f"/complaints/{ticket['id']}/satisfaction", json={"satisfaction": 2}
+        )
+        assert answer.status_code == 422 and "reason" in answer.json()["message"]
+        answer = await client.post(
+            f"/complaints/{ticket['id']}/satisfaction",
+            json={"satisfaction": 2, "reason": "处理太慢"},
+        )
+        assert answer.status_code == 200 and answer.json()["satisfaction"] == 2
+    steps = [r.payload for r in await outbox(engine, "complaint.step_recorded")]
+    assert [s["step"] for s in steps] == [
+        "acknowledged",
+        "solution_agreed",
+        "closed",
+        "satisfaction",
+    ]
+    assert steps[-1]["contact"]["direction"] == "inbound"
