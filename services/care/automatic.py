@@ -416,3 +416,52 @@ async def install_default_rules(session: AsyncSession) -> int:
     for data in DEFAULT_RULES:
         await create_rule(session, RuleCreate(**data))
     return len(DEFAULT_RULES)
+
+
+async def service_message(
+    session: AsyncSession,
+    *,
+    plan_key: str,
+    name: str,
+    template: str,
+    msisdn: str,
+    send_at: datetime | None = None,
+) -> int:
+    """One service message to one customer (a complaint's acknowledgement, closure or
+    follow-up), through the same dispatch as campaigns: opt-out and quiet hours apply,
+    the frequency cap does not (category ``alert`` is cap-exempt), and ``plan_key`` makes a
+    redelivered event create nothing. Returns the recipients added (0 or 1)."""
+    campaign = (
+        await session.execute(
+            select(Campaign).where(Campaign.plan_key == plan_key).with_for_update()  # type: ignore[arg-type]
+        )
+    ).scalar_one_or_none()
+    if campaign is not None:
+        return 0
+    campaign = Campaign(
+        name=name,
+        kind=CampaignKind.auto,
+        category=Category.alert,
+        template=template,
+        occasion="complaint",
+        plan_key=plan_key,
+        audience={"source": "list"},
+        send_at=send_at,
+        control_percent=Decimal(0),
+        status=CampaignStatus.approved,
+        created_by="complaint-service",
+        approved_by="complaint-service",
+        approved_at=clock.now(),
+    )
+    session.add(campaign)
+    await session.flush()
+    await repository.add_list_members(session, campaign.id, [msisdn])
+    care = get_care_settings()
+    added = await repository.materialise(session, campaign, clock.now(), care.cap_exempt_categories)
+    if send_at is None:
+        campaign.status = CampaignStatus.dispatching
+        redis = session.info.get("redis")
+        if redis is not None:
+            campaign_id: uuid.UUID = campaign.id
+            after_commit(session, lambda: nudge(redis, campaign_id, 1))
+    return added

@@ -51,6 +51,8 @@ class CareSettings(BaseSettings):
     frequency_cap: int = 3
     frequency_window_days: int = 7
     cap_exempt_categories: list[str] = ["greeting", "alert"]
+    complaint_follow_up_hours: float = 24.0
+    """The satisfaction follow-up SMS (回访) goes this long after a complaint is closed."""
 
     PRODUCTION_REQUIRES: ClassVar[tuple[str, ...]] = (
         "sms_provider",

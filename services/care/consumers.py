@@ -10,8 +10,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.care import repository
-from services.care.automatic import welcome_new_vip
+from services.care.automatic import service_message, welcome_new_vip
+from services.care.config import get_care_settings
 from services.care.contract import PRODUCER
+from services.complaint.contract import ComplaintClosed, ComplaintOpened
 from services.kit.clock import today
 from services.kit.events import Envelope
 from services.kit.events.consumer import Consumer
@@ -128,3 +130,52 @@ async def customer_churned(session: AsyncSession, event: CustomerChurned, _: Env
     # Winning a churned customer back is the warning service's follow-up, not a care call.
     if await _is(session, event.customer.msisdn, churned=True):
         await repository.cancel_open_tasks(session, event.customer.msisdn, CHURNED_TASK_NOTE)
+
+
+# Service messages about a customer's complaint ({honorific} from the copy: 王先生).
+COMPLAINT_ACK = (
+    "{honorific}您好，您的投诉已受理，工单号%s。我们会尽快处理并与您联系，感谢您的耐心。"
+)
+COMPLAINT_CLOSED = (
+    "{honorific}您好，您的投诉（工单号%s）已处理完毕。如仍有问题，请随时联系您的客户经理。"
+)
+COMPLAINT_FOLLOW_UP = (
+    "{honorific}您好，关于工单%s的处理结果，您是否满意？"
+    "请回复1-5分（5分为非常满意），感谢您的评价。"
+)
+
+
+@consumer.handles(ComplaintOpened)
+async def complaint_opened(session: AsyncSession, event: ComplaintOpened, _: Envelope) -> None:
+    """The acknowledgement SMS with the ticket number (a service message)."""
+    number = event.number or event.complaint_id
+    await service_message(
+        session,
+        plan_key=f"complaint:{event.complaint_id}:ack",
+        name=f"投诉受理 {number}",
+        template=COMPLAINT_ACK % number,
+        msisdn=event.msisdn,
+    )
+
+
+@consumer.handles(ComplaintClosed)
+async def complaint_closed(session: AsyncSession, event: ComplaintClosed, _: Envelope) -> None:
+    """The closure SMS now, and the satisfaction follow-up (回访) after the configured delay.
+    A complaint closed again after a reopen gets its own messages."""
+    round_ = f"{event.complaint_id}:{event.reopened_count}"
+    await service_message(
+        session,
+        plan_key=f"complaint:{round_}:closed",
+        name=f"投诉办结 {event.number}",
+        template=COMPLAINT_CLOSED % event.number,
+        msisdn=event.msisdn,
+    )
+    delay = timedelta(hours=get_care_settings().complaint_follow_up_hours)
+    await service_message(
+        session,
+        plan_key=f"complaint:{round_}:follow_up",
+        name=f"投诉回访 {event.number}",
+        template=COMPLAINT_FOLLOW_UP % event.number,
+        msisdn=event.msisdn,
+        send_at=event.closed_at + delay,
+    )

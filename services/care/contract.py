@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from services.complaint.contract import ComplaintClosed, ComplaintOpened
 from services.kit.events import Event
 from services.profile.contract import (
     ContactLogEntry,
@@ -38,8 +39,9 @@ class TaskCompleted(Event):
     contact: ContactLogEntry
 
 
-# Care keeps a copy of profile's customers (and acts on some of their changes).
+# Care keeps a copy of profile's customers (and acts on some of their changes), and sends a
+# complaint's service messages (acknowledgement, closure, satisfaction follow-up).
 CONSUMES: frozenset[str] = frozenset(
     e.event_type
     for e in (CustomerCreated, CustomerUpdated, TierChanged, ManagerReassigned, CustomerChurned)
-)
+) | {e.event_type for e in (ComplaintOpened, ComplaintClosed)}

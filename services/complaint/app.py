@@ -3,6 +3,8 @@
 from fastapi import FastAPI
 
 import services.complaint as package
+from services.complaint.consumers import consumer
+from services.complaint.endpoints import router
 from services.kit.app import create_service_app
 from services.kit.config import Settings
 
@@ -12,5 +14,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "complaint",
         title="Keepwell complaint service",
         description=package.__doc__ or "",
+        routers=[router],
+        consumer=consumer,
         settings=settings,
     )

@@ -188,6 +188,7 @@ CONTACT_EVENT_TYPES: tuple[str, ...] = (
     "care.message_delivered",
     "care.task_completed",
     "warning.contact_recorded",
+    "complaint.step_recorded",
 )
 
 # What profile's consumers handle: every contact event.

@@ -17,6 +17,7 @@ from services.care import repository as care_repository
 from services.care.app import create_app as create_care_app
 from services.care.dispatch import Dispatcher
 from services.care.schemas import Audience
+from services.complaint.app import create_app as create_complaint_app
 from services.kit import clock
 from services.kit.config import Settings
 from services.kit.db import create_sessionmaker
@@ -52,12 +53,13 @@ async def profile(
         serve(create_profile_app(settings)) as profile_url,
         serve(create_care_app(settings)) as care_url,
         serve(create_warning_app(settings)) as warning_url,
+        serve(create_complaint_app(settings)) as complaint_url,
         httpx.AsyncClient(
             base_url=profile_url, headers={"Authorization": f"Bearer {token('admin')}"}
         ) as api,
         httpx.AsyncClient(timeout=10) as http,
     ):
-        urls = {"care": care_url, "warning": warning_url}
+        urls = {"care": care_url, "warning": warning_url, "complaint": complaint_url}
         relay = Relay(
             "profile", create_sessionmaker(engine), http, settings, service_url=urls.__getitem__
         )

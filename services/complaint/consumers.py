@@ -1,0 +1,35 @@
+"""Complaint's handlers of profile's customer events: the customer copy a new ticket reads."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.complaint import repository
+from services.complaint.contract import PRODUCER
+from services.kit.events import Envelope
+from services.kit.events.consumer import Consumer
+from services.profile.contract import (
+    CustomerChurned,
+    CustomerCreated,
+    CustomerUpdated,
+    ManagerReassigned,
+    TierChanged,
+)
+
+consumer = Consumer(PRODUCER)
+
+CustomerEvent = (
+    CustomerCreated | CustomerUpdated | TierChanged | ManagerReassigned | CustomerChurned
+)
+
+
+@consumer.handles(CustomerCreated)
+@consumer.handles(CustomerUpdated)
+@consumer.handles(TierChanged)
+@consumer.handles(ManagerReassigned)
+@consumer.handles(CustomerChurned)
+async def apply_customer_event(
+    session: AsyncSession, event: CustomerEvent, envelope: Envelope
+) -> None:
+    """Every customer event carries the full snapshot: keep it if it is newer."""
+    await repository.upsert_customers(session, [event.customer])

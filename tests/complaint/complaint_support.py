@@ -1,0 +1,115 @@
+"""Helpers shared by the complaint tests (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.kit.auth import Principal, Role
+from services.kit.events import Envelope
+from services.profile.contract import CustomerCreated, CustomerSnapshot
+
+Api = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+"""``async with api(role=...) as client``: the complaint app, authenticated as that role."""
+
+MANAGER = Principal(user_id="m1", role=Role.manager, team_id="t1")
+OTHER_MANAGER = Principal(user_id="m2", role=Role.manager, team_id="t1")
+SUPERVISOR = Principal(user_id="sup-1", role=Role.supervisor, team_id="t1")
+OTHER_SUPERVISOR = Principal(user_id="sup-2", role=Role.supervisor, team_id="t2")
+ADMIN = Principal(user_id="admin-1", role=Role.admin)
+OPERATOR = Principal(user_id="op-1", role=Role.operator)
+
+CUSTOMER = "13800000001"
+DIAMOND = "13800000002"
+OTHER_TEAM = "13900000009"
+
+
+def snapshot(msisdn: str, **overrides: Any) -> CustomerSnapshot:
+    values: dict[str, Any] = {
+        "msisdn": msisdn,
+        "version": 1,
+        "name": "张伟",
+        "gender": "male",
+        "honorific": "先生",
+        "birthday": date(1980, 5, 20),
+        "region": "广东",
+        "city": "深圳",
+        "time_zone": "Asia/Shanghai",
+        "join_date": date(2015, 3, 1),
+        "status": "active",
+        "tier": "gold",
+        "service_level": "B",
+        "lifecycle": "maturity",
+        "manager_id": "m1",
+        "manager_name": "李经理",
+        "team_id": "t1",
+        "plan_name": "全球通199",
+        "plan_fee": "199.00",
+        "contract_end": None,
+        "balance": "88.00",
+        "sms_opt_out": False,
+        "do_not_disturb": False,
+        "preferred_hours_start": 9,
+        "preferred_hours_end": 21,
+        "taboos": [],
+        "important_dates": [],
+        "custom": {},
+    }
+    values.update(overrides)
+    return CustomerSnapshot(**values)
+
+
+STANDARD = [
+    snapshot(CUSTOMER),
+    snapshot(DIAMOND, tier="diamond", name="王芳", gender="female", honorific="女士"),
+    snapshot(OTHER_TEAM, manager_id="m9", team_id="t2"),
+]
+
+
+def profile_envelope(event: CustomerCreated, seq: int = 1) -> Envelope:
+    return Envelope(
+        id=uuid.uuid4(),
+        seq=seq,
+        type=event.event_type,
+        version=1,
+        producer="profile",
+        aggregate_id=event.customer.msisdn,
+        occurred_at=datetime.now(UTC),
+        payload=event.model_dump(mode="json"),
+    )
+
+
+def complaint_body(msisdn: str = CUSTOMER, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "msisdn": msisdn,
+        "channel": "hotline",
+        "category": "network_signal",
+        "description": "家里信号很差，打电话经常断线，已经反映过两次了。",
+        "needs": ["be_heard", "fix_now"],
+    }
+    body.update(overrides)
+    return body
+
+
+async def outbox(engine: AsyncEngine, type_: str | None = None) -> list[Any]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT type, aggregate_id, payload FROM complaint.outbox "
+                "WHERE CAST(:t AS text) IS NULL OR type = :t ORDER BY seq"
+            ),
+            {"t": type_},
+        )
+        return list(rows)
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
+    async with engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).scalar()
