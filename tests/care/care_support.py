@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ from services.profile.contract import (
     ManagerReassigned,
     TierChanged,
 )
+from tests.snapshots import customer_snapshot
 
 CustomerEvent = (
     CustomerCreated | CustomerUpdated | TierChanged | ManagerReassigned | CustomerChurned
@@ -48,37 +49,7 @@ class Clock:
 
 
 def snapshot(msisdn: str, **overrides: Any) -> CustomerSnapshot:
-    values: dict[str, Any] = {
-        "msisdn": msisdn,
-        "version": 1,
-        "name": "张伟",
-        "gender": "male",
-        "birthday": date(1980, 5, 20),
-        "region": "广东",
-        "city": "深圳",
-        "time_zone": "Asia/Shanghai",
-        "join_date": date(2015, 3, 1),
-        "status": "active",
-        "tier": "gold",
-        "service_level": "B",
-        "lifecycle": "maturity",
-        "manager_id": "m1",
-        "manager_name": "李经理",
-        "team_id": "t1",
-        "plan_name": "全球通199",
-        "plan_fee": "199.00",
-        "contract_end": None,
-        "balance": "88.00",
-        "sms_opt_out": False,
-        "do_not_disturb": False,
-        "preferred_hours_start": 9,
-        "preferred_hours_end": 21,
-        "taboos": [],
-        "important_dates": [],
-        "custom": {},
-    }
-    values.update(overrides)
-    return CustomerSnapshot(**values)
+    return customer_snapshot(msisdn, **overrides)
 
 
 def profile_envelope(event: CustomerEvent, seq: int = 1) -> Envelope:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.kit.auth import Principal, Role
 from services.kit.events import Envelope
 from services.profile.contract import CustomerCreated, CustomerSnapshot
+from tests.snapshots import customer_snapshot
 
 Api = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 """``async with api(role=...) as client``: the complaint app, authenticated as that role."""
@@ -32,38 +33,7 @@ OTHER_TEAM = "13900000009"
 
 
 def snapshot(msisdn: str, **overrides: Any) -> CustomerSnapshot:
-    values: dict[str, Any] = {
-        "msisdn": msisdn,
-        "version": 1,
-        "name": "张伟",
-        "gender": "male",
-        "honorific": "先生",
-        "birthday": date(1980, 5, 20),
-        "region": "广东",
-        "city": "深圳",
-        "time_zone": "Asia/Shanghai",
-        "join_date": date(2015, 3, 1),
-        "status": "active",
-        "tier": "gold",
-        "service_level": "B",
-        "lifecycle": "maturity",
-        "manager_id": "m1",
-        "manager_name": "李经理",
-        "team_id": "t1",
-        "plan_name": "全球通199",
-        "plan_fee": "199.00",
-        "contract_end": None,
-        "balance": "88.00",
-        "sms_opt_out": False,
-        "do_not_disturb": False,
-        "preferred_hours_start": 9,
-        "preferred_hours_end": 21,
-        "taboos": [],
-        "important_dates": [],
-        "custom": {},
-    }
-    values.update(overrides)
-    return CustomerSnapshot(**values)
+    return customer_snapshot(msisdn, **{"honorific": "先生", **overrides})
 
 
 STANDARD = [
