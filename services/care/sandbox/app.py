@@ -68,6 +68,10 @@ class Control(BaseModel):
     """Phone -> error code; these always fail permanently with that code, except the code
     ``"transient"``, which fails them transiently (retried with back-off)."""
     delay_ms: int = Field(0, ge=0)
+    hold_after: int | None = Field(None, ge=0)
+    """Once this many messages are accepted, a send call still accepts its messages but
+    gives no answer until this is cleared: an operator whose responses are lost, the case
+    the dispatcher's re-driver exists for."""
     receipt_url: str | None = None
     receipt_token: str | None = None
     keep: int = Field(200_000, ge=0)
@@ -79,6 +83,7 @@ class ControlUpdate(BaseModel):
     fail_rate: float | None = Field(None, ge=0, le=1)
     fail_phones: dict[str, str] | None = None
     delay_ms: int | None = Field(None, ge=0)
+    hold_after: int | None = Field(None, ge=0)
     receipt_url: str | None = None
     receipt_token: str | None = None
     keep: int | None = Field(None, ge=0)
@@ -98,6 +103,8 @@ class Stats(BaseModel):
     unique: int
     duplicates: int
     failed: int
+    held: int
+    """Send calls waiting for ``hold_after`` to be cleared."""
 
 
 class LookupRequest(BaseModel):
@@ -120,6 +127,8 @@ class State:
     calls: int = 0
     accepted: int = 0
     failed: int = 0
+    held: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
     sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     receipts: deque[dict[str, Any]] = field(default_factory=deque)
 
@@ -237,9 +246,18 @@ def create_app(initial: Control | None = None) -> FastAPI:
             state.calls += 1
             if state.control.delay_ms:
                 await asyncio.sleep(state.control.delay_ms / 1000)
+            holding = (
+                state.control.hold_after is not None and state.accepted >= state.control.hold_after
+            )
             results = [outcome(m) for m in messages]
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
+        if holding:
+            state.held += 1
+            try:
+                await state.released.wait()
+            finally:
+                state.held -= 1
         state.failed += sum(1 for r in results if r["status"] != "accepted")
         return JSONResponse({"results": results})
 
@@ -264,6 +282,7 @@ def create_app(initial: Control | None = None) -> FastAPI:
             unique=len(state.ids),
             duplicates=sum(state.repeats.values()),
             failed=state.failed,
+            held=state.held,
         )
 
     @app.get("/control")
@@ -273,6 +292,10 @@ def create_app(initial: Control | None = None) -> FastAPI:
     @app.post("/control")
     async def set_control(update: ControlUpdate) -> Control:
         state.control = state.control.model_copy(update=update.model_dump(exclude_unset=True))
+        if state.control.hold_after is None:
+            state.released.set()
+        else:
+            state.released.clear()
         return state.control
 
     @app.post("/reset")
@@ -283,6 +306,7 @@ def create_app(initial: Control | None = None) -> FastAPI:
         state.receipts.clear()
         state.calls = state.accepted = state.failed = 0
         state.control = Control()
+        state.released.set()
         return await stats()
 
     @app.get("/healthz")
