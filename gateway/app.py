@@ -9,18 +9,21 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from strawberry.fastapi import GraphQLRouter
 
+from gateway.config import GatewaySettings, get_gateway_settings
 from gateway.context import Clients, Context
 from gateway.schema import schema
+from services.kit.auth import Principal
 from services.kit.config import Settings, get_settings
-from services.kit.errors import install_error_handlers
+from services.kit.errors import Unauthorized, install_error_handlers
 from services.kit.http import REQUEST_ID_HEADER, create_http_client, valid_request_id
 from services.kit.keys import Signer, require_signing_key
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, gateway: GatewaySettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    gateway = gateway or get_gateway_settings()
     configure_logging("gateway", settings.log_level)
 
     @asynccontextmanager
@@ -28,14 +31,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The gateway signs the tokens of the people it serves: no key, no gateway.
         require_signing_key(settings, Signer.user)
         http = create_http_client(settings.http_timeout_seconds)
-        app.state.clients = Clients.create(settings, http)
+        app.state.clients = Clients.create(settings, gateway, http)
         try:
             yield
         finally:
             await http.aclose()
 
     async def context(request: Request) -> Context:
-        return Context(request.app.state.clients, settings)
+        clients: Clients = request.app.state.clients
+        principal: Principal | None = None
+        header = request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise Unauthorized("Authorization：须为 Bearer <令牌>")
+            principal = await clients.verifier.principal(token.strip())
+        return Context(clients, settings, gateway, principal)
 
     graphql = GraphQLRouter[Context, None](
         schema,

@@ -1,13 +1,20 @@
-"""Per-request GraphQL context: the process-wide service clients and the request."""
+"""Per-request GraphQL context: who is calling, the service clients, the request's loaders."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import httpx
+from graphql import GraphQLError
 from strawberry.fastapi import BaseContext
 
-from gateway.clients.base import ServiceClient
+from gateway.clients.base import Caller, ServiceClient
+from gateway.config import GatewaySettings
+from gateway.errors import Unauthenticated
+from gateway.identity import Verifier
+from gateway.loaders import Loaders
+from services.kit.auth import Principal
 from services.kit.config import SERVICES, Settings
 
 
@@ -17,17 +24,61 @@ class Clients:
 
     http: httpx.AsyncClient
     services: dict[str, ServiceClient]
+    verifier: Verifier
 
     @classmethod
-    def create(cls, settings: Settings, http: httpx.AsyncClient) -> Clients:
+    def create(
+        cls, settings: Settings, gateway: GatewaySettings, http: httpx.AsyncClient
+    ) -> Clients:
         return cls(
             http=http,
-            services={s: ServiceClient(s, settings.url_of(s), http) for s in SERVICES},
+            services={
+                s: ServiceClient(
+                    s,
+                    settings.url_of(s),
+                    http,
+                    gateway.timeouts.get(s, settings.http_timeout_seconds),
+                )
+                for s in SERVICES
+            },
+            verifier=Verifier(gateway, settings),
         )
 
 
 class Context(BaseContext):
-    def __init__(self, clients: Clients, settings: Settings) -> None:
+    def __init__(
+        self,
+        clients: Clients,
+        settings: Settings,
+        gateway: GatewaySettings,
+        principal: Principal | None,
+    ) -> None:
         super().__init__()
         self.clients = clients
         self.settings = settings
+        self.gateway = gateway
+        self.principal = principal
+
+    @cached_property
+    def caller(self) -> Caller:
+        """The signed-in caller; asking for it without one is the caller's error."""
+        if self.principal is None:
+            raise Unauthenticated()
+        return Caller(self.principal, self.settings, self.gateway.read_retries)
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        return Loaders(self.clients.services, self.caller)
+
+    def page_size(self, first: int) -> int:
+        """``first`` as a page size, within the bound every list keeps."""
+        bound = self.gateway.max_page_size
+        if not 1 <= first <= bound:
+            raise GraphQLError(
+                f"first：须在 1 到 {bound} 之间",
+                extensions={"code": "BAD_USER_INPUT", "field": "first"},
+            )
+        return first
+
+    def service(self, name: str) -> ServiceClient:
+        return self.clients.services[name]

@@ -118,17 +118,60 @@ def token(
     user: Annotated[str, typer.Option(help="Acting user id.")] = "cli",
     team: Annotated[str | None, typer.Option(help="Team id, for managers and supervisors.")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+    gateway: Annotated[
+        bool, typer.Option("--gateway", help="A token for the GraphQL gateway instead.")
+    ] = False,
 ) -> None:
-    """Print an internal token for operators' scripts (Authorization: Bearer ...), signed
-    with the user key (KEEPWELL_USER_SIGNING_KEY; in development the one under the data
-    dir)."""
+    """Print a token (Authorization: Bearer ...). For a service's REST API: an internal
+    token signed with the user key (KEEPWELL_USER_SIGNING_KEY; in development the one under
+    the data dir). With --gateway: a development token for the GraphQL gateway, signed with
+    its HS256 secret (in production people sign in with the identity provider)."""
     from services.kit.auth import Principal, Role, issue_token
 
     try:
         principal = Principal(user_id=user, role=Role(role), team_id=team)
     except ValueError as exc:
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from exc
+    if gateway:
+        from gateway.config import get_gateway_settings
+        from gateway.identity import development_token
+
+        typer.echo(development_token(principal, get_gateway_settings(), get_settings(), ttl))
+        return
     typer.echo(issue_token(principal, get_settings(), ttl_seconds=ttl))
+
+
+schema_app = typer.Typer(help="The GraphQL schema as a contract (gateway/schema.graphql).")
+app.add_typer(schema_app, name="schema")
+
+
+@schema_app.command("export")
+def schema_export() -> None:
+    """Write the code's schema to gateway/schema.graphql."""
+    from gateway.contract import SCHEMA_FILE, current_sdl
+
+    SCHEMA_FILE.write_text(current_sdl())
+    typer.echo(f"wrote {SCHEMA_FILE}")
+
+
+@schema_app.command("check")
+def schema_check() -> None:
+    """Compare the code's schema with gateway/schema.graphql: list breaking and dangerous
+    changes; exit 1 when anything would break an app built against the file."""
+    from gateway.contract import SCHEMA_FILE, changes, current_sdl
+
+    breaking, dangerous = changes(SCHEMA_FILE.read_text(), current_sdl())
+    for line in breaking:
+        typer.echo(f"BREAKING  {line}")
+    for line in dangerous:
+        typer.echo(f"dangerous {line}")
+    if breaking:
+        raise typer.Exit(1)
+    typer.echo(
+        "no breaking changes"
+        if SCHEMA_FILE.read_text() == current_sdl()
+        else "no breaking changes; run `keepwell schema export` to update the file"
+    )
 
 
 @app.command()

@@ -1,11 +1,20 @@
-"""What every service client shares: base URL, the shared HTTP client, readiness."""
+"""What every service client shares: the base URL, the one HTTP client of the process, the
+caller's internal token, error bodies turned into exceptions, retries for reads."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
+
+from gateway.errors import ServiceError, ServiceUnavailable
+from services.kit.auth import Principal, issue_token
+from services.kit.config import Settings
+
+RETRYABLE_STATUS = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -19,10 +28,72 @@ class Readiness:
 
 
 @dataclass
+class Caller:
+    """One GraphQL request's identity towards the services, and its budget of retries."""
+
+    principal: Principal
+    settings: Settings
+    retries_left: int
+    _token: str | None = None
+    calls: dict[str, int] = field(default_factory=dict)
+    """Calls made per service in this request (what the no-N+1 test counts)."""
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            self._token = issue_token(self.principal, self.settings)
+        return self._token
+
+
+@dataclass
 class ServiceClient:
     service: str
     base_url: str
     http: httpx.AsyncClient
+    timeout_seconds: float
+
+    async def get(self, caller: Caller, path: str, params: Any = None) -> Any:
+        return await self.request(caller, "GET", path, params=params)
+
+    async def post(self, caller: Caller, path: str, body: Any = None, params: Any = None) -> Any:
+        return await self.request(caller, "POST", path, params=params, body=body)
+
+    async def request(
+        self,
+        caller: Caller,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """The JSON answer of one call; a retry only for reads, and only while the
+        request's budget lasts (a write that timed out may have happened)."""
+        idempotent = method == "GET"
+        while True:
+            caller.calls[self.service] = caller.calls.get(self.service, 0) + 1
+            try:
+                response = await self.http.request(
+                    method,
+                    f"{self.base_url}{path}",
+                    params=params,
+                    json=body,
+                    timeout=self.timeout_seconds,
+                    headers={"Authorization": f"Bearer {caller.token}", **(headers or {})},
+                )
+            except httpx.HTTPError as exc:
+                failure: ServiceUnavailable = ServiceUnavailable(self.service, type(exc).__name__)
+            else:
+                if response.status_code < 400:
+                    return response.json() if response.content else None
+                if response.status_code not in RETRYABLE_STATUS and response.status_code < 500:
+                    raise _service_error(self.service, response)
+                failure = ServiceUnavailable(self.service, f"HTTP {response.status_code}")
+            if not idempotent or caller.retries_left <= 0:
+                raise failure
+            caller.retries_left -= 1
+            await asyncio.sleep(0.05)
 
     async def readiness(self) -> Readiness:
         started = time.perf_counter()
@@ -45,3 +116,20 @@ class ServiceClient:
             failing=[str(f) for f in body.get("failing", [])],
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
+
+
+def _service_error(service: str, response: httpx.Response) -> ServiceError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    return ServiceError(
+        service=service,
+        status=response.status_code,
+        code=str(body.get("code", "http_error")),
+        message=str(body.get("message", response.reason_phrase)),
+        field=body.get("field"),
+        details=list(body.get("details") or []),
+    )

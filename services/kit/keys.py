@@ -19,6 +19,7 @@ import binascii
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -94,18 +95,20 @@ def _raw(value: str) -> bytes:
 
 
 def development_key(data_dir: Path, signer: Signer) -> str:
-    """The development private key of ``signer`` under ``data_dir``, made once. Several
-    processes may ask at once: the file appears whole (written aside, then linked) and the
-    first one linked wins."""
-    folder = data_dir / "keys"
-    path = folder / f"{signer.value}.key"
+    """The development private key of ``signer`` under ``data_dir``, made once."""
+    return development_secret(data_dir / "keys" / f"{signer.value}.key", lambda: generate()[0])
+
+
+def development_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in ``path``, made by ``make`` on first use. Several processes may ask
+    at once: the file appears whole (written aside, then linked) and the first one linked
+    wins."""
     if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        private, _ = generate()
-        fd, scratch = tempfile.mkstemp(dir=folder, prefix=f".{signer.value}.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(private + "\n")
+                f.write(make() + "\n")
             os.chmod(scratch, 0o600)
             with contextlib.suppress(FileExistsError):
                 os.link(scratch, path)

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
-import pytest
 from asgi_correlation_id import correlation_id
 
-from gateway.app import create_app as create_gateway
-from services.kit.config import SERVICES, Settings
+from services.kit.config import SERVICES
 from services.kit.http import create_http_client
-from services.kit.testing import serve
-from tests.conftest import AppClient
+from tests.gateway.conftest import Running
 
 HEALTH = "{ health { service ready failing checks { name status } error } }"
-
-
-@pytest.fixture
-async def running_services(settings: Settings) -> AsyncIterator[dict[str, str]]:
-    async with AsyncExitStack() as stack:
-        urls = {}
-        for service in SERVICES:
-            app = importlib.import_module(f"services.{service}.app").create_app(settings)
-            urls[service] = await stack.enter_async_context(serve(app))
-        yield urls
 
 
 async def query(client: httpx.AsyncClient, text: str) -> dict[str, object]:
@@ -37,12 +21,8 @@ async def query(client: httpx.AsyncClient, text: str) -> dict[str, object]:
     return body
 
 
-async def test_health_reports_every_service_ready(
-    running_services: dict[str, str], settings: Settings, app_client: AppClient
-) -> None:
-    routed = settings.model_copy(update={f"{s}_url": u for s, u in running_services.items()})
-    async with app_client(create_gateway(routed), role=None) as client:
-        body = await query(client, HEALTH)
+async def test_health_reports_every_service_ready(gateway: httpx.AsyncClient) -> None:
+    body = await query(gateway, HEALTH)
     assert "errors" not in body
     health = body["data"]["health"]  # type: ignore[index]
     assert [h["service"] for h in health] == list(SERVICES)
@@ -53,12 +33,10 @@ async def test_health_reports_every_service_ready(
 
 
 async def test_health_names_a_service_that_does_not_answer(
-    running_services: dict[str, str], settings: Settings, app_client: AppClient
+    services_running: Running, gateway: httpx.AsyncClient
 ) -> None:
-    urls = {**running_services, "care": "http://127.0.0.1:1"}
-    routed = settings.model_copy(update={f"{s}_url": u for s, u in urls.items()})
-    async with app_client(create_gateway(routed), role=None) as client:
-        body = await query(client, HEALTH)
+    await services_running.stop("care")
+    body = await query(gateway, HEALTH)
     by_service = {h["service"]: h for h in body["data"]["health"]}  # type: ignore[index]
     assert by_service["care"]["ready"] is False
     assert by_service["care"]["failing"] == ["service"]
@@ -67,11 +45,9 @@ async def test_health_names_a_service_that_does_not_answer(
 
 
 async def test_the_gateway_creates_a_request_id_and_service_calls_forward_it(
-    running_services: dict[str, str], settings: Settings, app_client: AppClient, token: Any
+    services_running: Running, gateway: httpx.AsyncClient, token: Any
 ) -> None:
-    routed = settings.model_copy(update={f"{s}_url": u for s, u in running_services.items()})
-    async with app_client(create_gateway(routed), role=None) as client:
-        response = await client.post("/graphql", json={"query": HEALTH})
+    response = await gateway.post("/graphql", json={"query": HEALTH})
     assert len(response.headers["X-Request-ID"]) == 32
 
     # Inside a request (here: a request id set as the middleware would), every call made
@@ -80,7 +56,7 @@ async def test_the_gateway_creates_a_request_id_and_service_calls_forward_it(
     try:
         async with create_http_client() as http:
             answer = await http.get(
-                f"{running_services['profile']}/whoami",
+                f"{services_running.urls['profile']}/whoami",
                 headers={"Authorization": f"Bearer {token('operator')}"},
             )
     finally:

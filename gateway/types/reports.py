@@ -1,0 +1,72 @@
+"""KPI reports for a period (Beijing days; ``to`` is the day after the last)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import strawberry
+
+
+@strawberry.type(description="One group's reach: customers on file, and those contacted.")
+class ReachGroup:
+    group: str
+    customers: int
+    reached: int
+    rate: float = strawberry.field(description="reached / customers.")
+
+
+@strawberry.type(description="Service reach rate (服务到达率): VIPs contacted at least once.")
+class ReachReport:
+    period_from: date
+    period_to: date
+    group_by: str
+    groups: list[ReachGroup]
+    total: ReachGroup
+
+
+@strawberry.type(description="Warnings resolved: retained, churned, false alarms.")
+class OutcomeRate:
+    key: str | None = strawberry.field(description="The action or signal; null: none given.")
+    retained: int
+    churned: int
+    false_alarm: int
+    success_rate: float | None = strawberry.field(description="retained / (retained + churned).")
+
+
+@strawberry.type(description="Retention success (挽留成功率) by action and by signal.")
+class WarningOutcomes:
+    period_from: date
+    period_to: date
+    by_action: list[OutcomeRate]
+    by_signal: list[OutcomeRate]
+
+
+@strawberry.type(description="One SLA metric's compliance in a group.")
+class SlaMetricReport:
+    metric: str
+    stopped: int
+    met: int
+    breached: int
+    compliance: float | None = strawberry.field(description="met / stopped.")
+    avg_business_hours: float | None
+    p90_business_hours: float | None
+
+
+@strawberry.type(description="Complaints of one group: volumes, satisfaction, SLA compliance.")
+class ComplaintGroupReport:
+    group: str | None
+    opened: int
+    closed: int
+    repeat_rate: float | None
+    avg_satisfaction: float | None
+    compensation_executed: Decimal
+    metrics: list[SlaMetricReport]
+
+
+@strawberry.type(description="SLA compliance (SLA 达成率) and complaint handling, by group.")
+class SlaCompliance:
+    group_by: str
+    start: date
+    end: date
+    groups: list[ComplaintGroupReport]

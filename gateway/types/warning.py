@@ -1,0 +1,72 @@
+"""Churn warnings (流失预警) and risk scores."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from gateway.types.common import Info, build
+from gateway.types.enums import (
+    RetentionActionKind,
+    WarningOutcome,
+    WarningSeverity,
+    WarningSignal,
+    WarningStatus,
+)
+
+if TYPE_CHECKING:
+    from gateway.types.profile import Customer
+
+
+@strawberry.type(name="Warning", description="A churn warning (流失预警) and its follow-up.")
+class ChurnWarning:
+    id: strawberry.ID
+    msisdn: str
+    signal: WarningSignal
+    signal_name: str = strawberry.field(description="The signal's Chinese name.")
+    status: WarningStatus
+    severity: WarningSeverity
+    risk_score: int = strawberry.field(description="The customer's risk when last detected.")
+    weight: int = strawberry.field(description="This signal's share of the risk score.")
+    summary: str = strawberry.field(description="What was seen, in a sentence (中文).")
+    evidence: JSON = strawberry.field(description="The figures the rule saw.")
+    first_detected_on: date
+    last_detected_on: date
+    due_on: date = strawberry.field(description="Follow up by this Beijing date.")
+    manager_id: str | None
+    team_id: str | None
+    raised_at: datetime
+    contacted_at: datetime | None
+    resolved_at: datetime | None
+    outcome: WarningOutcome | None
+    retention_action: RetentionActionKind | None
+    churn_reason: str | None
+    resolution_note: str
+
+    @strawberry.field(description="The customer warned about.")
+    async def customer(
+        self, info: Info
+    ) -> Annotated[Customer, strawberry.lazy("gateway.types.profile")] | None:
+        from gateway.types.profile import Customer
+
+        row = await info.context.loaders.customer.load(self.msisdn)
+        return build(Customer, row) if row else None
+
+
+@strawberry.type(description="One open signal's part in a risk score.")
+class RiskComponent:
+    signal: WarningSignal
+    signal_name: str
+    weight: int
+    warning_id: int
+    summary: str
+
+
+@strawberry.type(description="A customer's churn risk 0-100 (流失风险) and how it is made.")
+class RiskScore:
+    score: int
+    severity: WarningSeverity | None
+    components: list[RiskComponent]
