@@ -42,6 +42,9 @@ from services.profile.schemas import (
     ManagerUpdate,
     ReachReport,
     RecomputeSummary,
+    RetentionReport,
+    SnapshotRead,
+    SnapshotTaken,
     TeamCreate,
     TeamRead,
     TeamUpdate,
@@ -221,6 +224,74 @@ async def reach_report(
     return await service.reach_report(
         session, principal, period_from, period_to, group_by, team_id, manager_id, tier
     )
+
+
+RETENTION_DESCRIPTION = (
+    "The one definition of the VIP retention rate (保有率). Base: the customers recorded as "
+    "active in the snapshot (拍照) of `from`, or of the latest day before it that has one "
+    "(`base_snapshot`); a snapshot holds every customer of tier diamond, gold or silver on "
+    "file that day. Retained: those still **active VIPs** at `to`: status `active` (not "
+    "churned) and tier diamond, gold or silver (a move between those tiers is kept, a "
+    "downgrade to `none` is lost), as recorded in the snapshot of `to` if one exists, else "
+    "in the live archive when `to` is today or later (`measured_at`). `rate` = retained / "
+    "base. Rows per team and per manager are by the team and manager a customer had at the "
+    "base snapshot. Managers and supervisors get their team's rows; operators and admins "
+    "every team, or `team_id`'s. 422 `snapshot_missing` (field `from` or `to`) when no "
+    "snapshot exists on or before `from`, or when `to` is a past day without one. "
+    "`from` = 2026-10-01, `to` = 2027-01-01 is the fourth quarter of 2026: the base of "
+    "1 October, measured at the start of 1 January."
+)
+
+
+@router.get(
+    "/reports/retention",
+    summary="VIP retention rate (保有率) between two snapshots",
+    description=RETENTION_DESCRIPTION,
+)
+async def retention_report(
+    session: Session,
+    principal: Acting,
+    period_from: Annotated[
+        date, Query(alias="from", description="The base: its snapshot, or the latest before")
+    ],
+    period_to: Annotated[
+        date,
+        Query(
+            alias="to",
+            description="Measured at the start of this Beijing date (the day after the last "
+            "day of the period): its snapshot, or the live archive from today on",
+        ),
+    ],
+    team_id: str | None = None,
+) -> RetentionReport:
+    return await service.retention_report(session, principal, period_from, period_to, team_id)
+
+
+@router.post(
+    "/snapshots/{day}",
+    status_code=status.HTTP_201_CREATED,
+    summary="Take the VIP base snapshot (拍照) of a day now (admin, supervisor)",
+    description="Records every VIP customer (tier diamond, gold or silver; active, or churned "
+    "on `day` or later; created before the end of `day`) with tier, team, manager and status "
+    "as the archive holds them now, in one transaction. A day taken already is not retaken: "
+    "200 with `created` false. The worker takes the first of each month at 00:05 Beijing "
+    "time. `day` may not be after today (Beijing).",
+    responses={200: {"description": "Taken already; nothing changed"}},
+)
+async def take_snapshot(
+    day: date, session: Session, principal: Acting, response: Response
+) -> SnapshotTaken:
+    taken = await service.take_snapshot_as(session, principal, day)
+    if not taken.created:
+        response.status_code = status.HTTP_200_OK
+    return taken
+
+
+@router.get("/snapshots", summary="VIP base snapshots taken, newest first")
+async def list_snapshots(
+    session: Session, principal: Acting, limit: Limit = 50
+) -> list[SnapshotRead]:
+    return await service.list_snapshots(session, principal, limit)
 
 
 @router.post(
