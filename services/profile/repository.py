@@ -20,6 +20,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -34,6 +35,7 @@ from services.profile.models import (
     CustomerStatus,
     Manager,
     ManagerAssignment,
+    ReadAudit,
     Snapshot,
     SnapshotCustomer,
     Team,
@@ -410,3 +412,65 @@ async def retention(
         .order_by(base.c.team_id, base.c.manager_id)
     )
     return [(r.team_id, r.manager_id, int(r.base), int(r.retained)) for r in rows]
+
+
+# --- audit of unmasked reads of personal data ----------------------------------------------
+
+FIELD_SEPARATOR = "\x1f"  # never in a field name
+
+_INSERT_READ_AUDIT = text(
+    "INSERT INTO profile.read_audit "
+    "(at, request_id, user_id, role, caller, action, customer_id, msisdn, fields) "
+    "SELECT :at, :request_id, :user_id, :role, :caller, :action, r.customer_id, r.msisdn, "
+    "string_to_array(r.fields, :separator) "
+    "FROM unnest(CAST(:customer_ids AS bigint[]), CAST(:msisdns AS text[]), "
+    "CAST(:fields AS text[])) AS r(customer_id, msisdn, fields)"
+)
+
+
+async def insert_read_audit(
+    session: AsyncSession,
+    who: dict[str, Any],
+    served: list[tuple[int, str, list[str]]],
+) -> None:
+    """One row per (customer id, msisdn, fields served) in one statement: the arrays travel
+    as three parameters however many customers a page holds. ``who`` gives at, request_id,
+    user_id, role, caller and action."""
+    if not served:
+        return
+    await session.execute(
+        _INSERT_READ_AUDIT,
+        {
+            **who,
+            "customer_ids": [s[0] for s in served],
+            "msisdns": [s[1] for s in served],
+            "fields": [FIELD_SEPARATOR.join(s[2]) for s in served],
+            "separator": FIELD_SEPARATOR,
+        },
+    )
+
+
+async def list_read_audit(
+    session: AsyncSession,
+    *,
+    user_id: str | None,
+    msisdn: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[ReadAudit]:
+    """Newest first, keyset by id."""
+    query = select(ReadAudit)
+    if user_id is not None:
+        query = query.where(col(ReadAudit.user_id) == user_id)
+    if msisdn is not None:
+        query = query.where(col(ReadAudit.msisdn) == msisdn)
+    if since is not None:
+        query = query.where(col(ReadAudit.at) >= since)
+    if until is not None:
+        query = query.where(col(ReadAudit.at) < until)
+    if before_id is not None:
+        query = query.where(col(ReadAudit.id) < before_id)
+    query = query.order_by(col(ReadAudit.id).desc()).limit(limit)
+    return list((await session.execute(query)).scalars())

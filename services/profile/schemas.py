@@ -330,6 +330,32 @@ class RetentionReport(BaseModel):
     managers: list[RetentionRow]
 
 
+class AuditReadRow(BaseModel):
+    """Personal fields of one customer served unmasked to one caller in one request."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    request_id: str | None = Field(description="The request's X-Request-ID")
+    user_id: str = Field(description="Who read: the token's subject")
+    role: str
+    caller: str | None = Field(description="An internal caller (`rebuild`); null for a person")
+    action: str = Field(description="The route that served it, e.g. `GET /customers`")
+    customer_id: int
+    msisdn: str
+    fields: list[str] = Field(
+        description="`msisdn`, `family_notes`, `custom.<name>` (attributes marked personal)"
+    )
+
+
+class AuditReadPage(BaseModel):
+    items: list[AuditReadRow]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next (older) page; null on the last page"
+    )
+
+
 class TeamCreate(_Strict):
     id: Annotated[Text, Field(max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
     name: Annotated[Text, Field(max_length=100)]

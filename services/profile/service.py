@@ -14,7 +14,7 @@ Who may do what (the principal comes from the internal token):
 from __future__ import annotations
 
 import base64
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -23,8 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import clock
 from services.kit.auth import Principal, Role
-from services.kit.clock import today
+from services.kit.clock import BEIJING, today
 from services.kit.events.publish import publish, publish_many
+from services.kit.http import current_request_id
+from services.kit.masking import mask_msisdn, sees_numbers
 from services.kit.periods import check_period, instants
 from services.profile import repository as repo
 from services.profile.config import get_profile_settings
@@ -65,11 +67,14 @@ from services.profile.models import (
 )
 from services.profile.repository import CustomerFilters
 from services.profile.schemas import (
+    AuditReadPage,
+    AuditReadRow,
     BillingEntry,
     BillingResult,
     ContactCreate,
     CustomerCreate,
     CustomerFields,
+    CustomerRead,
     CustomerUpdate,
     ManagerCreate,
     ManagerLeave,
@@ -658,6 +663,94 @@ def _retention_row(team: str, manager: str | None, base: int, retained: int) -> 
         retained=retained,
         lost=base - retained,
         rate=_rate(retained, base),
+    )
+
+
+# --- personal data: what a caller sees, and the audit of unmasked reads ----------------------
+
+PERSONAL_FIELDS = ("msisdn", "family_notes")
+"""Personal fields of the archive besides the custom attributes marked ``personal``."""
+
+Served = tuple[int, str, list[str]]
+"""(customer id, msisdn, personal fields served unmasked)."""
+
+
+def _personal_custom() -> frozenset[str]:
+    attributes = get_profile_settings().custom_attributes
+    return frozenset(name for name, spec in attributes.items() if spec.personal)
+
+
+def guard_personal(read: CustomerRead, principal: Principal) -> list[str]:
+    """Hide what ``principal`` may not see (callers who see masked numbers get no family
+    notes and no personal custom attribute either); return the personal fields ``read``
+    now carries in full: what an audit row records."""
+    personal = _personal_custom()
+    if not sees_numbers(principal):
+        read.msisdn = mask_msisdn(read.msisdn)
+        read.family_notes = None
+        read.custom = {k: v for k, v in read.custom.items() if k not in personal}
+        return []
+    served = ["msisdn"]
+    if read.family_notes:
+        served.append("family_notes")
+    served += [f"custom.{k}" for k in sorted(read.custom) if k in personal]
+    return served
+
+
+async def audit_reads(
+    session: AsyncSession, principal: Principal, action: str, served: list[Served]
+) -> None:
+    """One audit row per customer whose personal fields this request serves unmasked, in
+    one INSERT in the request's transaction (it commits before the response is sent)."""
+    merged: dict[int, Served] = {}
+    for customer_id, msisdn, fields in served:
+        if not fields:
+            continue
+        _, _, known = merged.setdefault(customer_id, (customer_id, msisdn, []))
+        known += [f for f in fields if f not in known]
+    who = {
+        "at": clock.now(),
+        "request_id": current_request_id(),
+        "user_id": principal.user_id,
+        "role": principal.role.value,
+        "caller": principal.caller.value if principal.caller is not None else None,
+        "action": action,
+    }
+    await repo.insert_read_audit(session, who, list(merged.values()))
+
+
+async def list_read_audit(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    user_id: str | None,
+    msisdn: str | None,
+    period_from: date | None,
+    period_to: date | None,
+    cursor: str | None,
+    limit: int,
+) -> AuditReadPage:
+    if principal.role is not Role.admin:
+        raise Forbidden("只有管理员可以查看个人信息读取审计")
+    if period_from is not None and period_to is not None:
+        check_period(period_from, period_to)
+    since = datetime.combine(period_from, time(), BEIJING) if period_from else None
+    until = datetime.combine(period_to, time(), BEIJING) if period_to else None
+    rows = await repo.list_read_audit(
+        session,
+        user_id=user_id,
+        msisdn=parse_msisdn(msisdn) if msisdn is not None else None,
+        since=since,
+        until=until,
+        before_id=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1].id if rows and more else None
+    return AuditReadPage(
+        items=[AuditReadRow.model_validate(r) for r in rows],
+        next_cursor=encode_cursor(last) if last is not None else None,
     )
 
 
