@@ -25,6 +25,11 @@ def valid_request_id(value: str) -> bool:
     return _REQUEST_ID.fullmatch(value) is not None
 
 
+def current_request_id() -> str | None:
+    """The id of the request being served (None outside one): what audit rows record."""
+    return correlation_id.get()
+
+
 async def _forward_request_id(request: httpx.Request) -> None:
     request_id = correlation_id.get()
     if request_id and REQUEST_ID_HEADER not in request.headers:

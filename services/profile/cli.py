@@ -1,4 +1,5 @@
-"""Commands of the profile service: ``keepwell import customers``, ``keepwell recompute-tiers``.
+"""Commands of the profile service: ``keepwell import customers``, ``keepwell recompute-tiers``
+and ``keepwell profile snapshot``.
 
 Only typer (and the standard library) at module level, so every ``keepwell`` command starts
 fast; the work is imported inside each command.
@@ -7,14 +8,39 @@ fast; the work is imported inside each command.
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+profile_app = typer.Typer(help="Profile service operations.", no_args_is_help=True)
+
+
+@profile_app.command("snapshot")
+def snapshot(
+    day: Annotated[
+        datetime | None,
+        typer.Option("--date", formats=["%Y-%m-%d"], help="Beijing date; default today."),
+    ] = None,
+) -> None:
+    """Take the VIP base snapshot (拍照) of a day now, as the monthly job does on the 1st.
+    A day taken already is left as it is (`created` false)."""
+    from services.kit.config import get_settings
+    from services.kit.errors import DomainError
+    from services.profile.ops import run_snapshot
+
+    try:
+        taken = asyncio.run(run_snapshot(get_settings().database_url, day.date() if day else None))
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(taken.model_dump_json())
+
 
 def register(app: typer.Typer, imports: typer.Typer) -> None:
+    app.add_typer(profile_app, name="profile")
+
     @imports.command("customers")
     def import_customers(
         file: Annotated[
@@ -28,7 +54,7 @@ def register(app: typer.Typer, imports: typer.Typer) -> None:
         from rich.console import Console
 
         from services.kit.config import get_settings
-        from services.profile.cli_support import run_import
+        from services.profile.ops import run_import
 
         console = Console(stderr=True)
         summary = asyncio.run(
@@ -50,7 +76,7 @@ def register(app: typer.Typer, imports: typer.Typer) -> None:
         """Recompute RFM scores, tiers and value quadrants from the last 3 complete months
         of billing (what the monthly job does)."""
         from services.kit.config import get_settings
-        from services.profile.cli_support import run_recompute
+        from services.profile.ops import run_recompute
 
         as_of = date.fromisoformat(f"{month}-01") if month else None
         summary = asyncio.run(run_recompute(get_settings().database_url, as_of))

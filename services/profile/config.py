@@ -22,6 +22,9 @@ class CustomAttribute(BaseModel):
     max_length: int | None = None
     choices: list[str] | None = None
     description: str = ""
+    # Personal data (an ID card or passport number, a VIP card number...): hidden from
+    # callers who see masked phone numbers, and every unmasked read of it is audited.
+    personal: bool = False
 
 
 class ProfileSettings(BaseSettings):

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.app import Session
 from services.kit.auth import Acting, Principal
@@ -26,6 +27,7 @@ from services.profile.models import (
 from services.profile.repository import CustomerFilters
 from services.profile.schemas import (
     AssignmentRead,
+    AuditReadPage,
     BillingEntry,
     BillingResult,
     ContactCreate,
@@ -42,6 +44,9 @@ from services.profile.schemas import (
     ManagerUpdate,
     ReachReport,
     RecomputeSummary,
+    RetentionReport,
+    SnapshotRead,
+    SnapshotTaken,
     TeamCreate,
     TeamRead,
     TeamUpdate,
@@ -53,18 +58,40 @@ router = APIRouter(tags=["profile"])
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 
 
-def present(customer: Customer, manager: Manager | None, principal: Principal) -> CustomerRead:
-    read = CustomerRead.model_validate(
-        {
-            **customer.model_dump(),
-            "team_id": service.team_of(manager),
-            "manager_name": manager.name if manager is not None else None,
-            "honorific": service.honorific(customer.name, str(customer.gender)),
-        }
-    )
-    if not sees_numbers(principal):
-        read.msisdn = mask_msisdn(read.msisdn)
-    return read
+class Audited:
+    """What one request serves of customers' archives: masked for callers who may not see
+    personal data, and each customer served unmasked recorded for the audit
+    (:func:`service.audit_reads`, one INSERT per request)."""
+
+    def __init__(self, principal: Principal, action: str) -> None:
+        self.principal = principal
+        self.action = action
+        self.served: list[service.Served] = []
+
+    def customer(self, customer: Customer, manager: Manager | None) -> CustomerRead:
+        read = CustomerRead.model_validate(
+            {
+                **customer.model_dump(),
+                "team_id": service.team_of(manager),
+                "manager_name": manager.name if manager is not None else None,
+                "honorific": service.honorific(customer.name, str(customer.gender)),
+            }
+        )
+        fields = service.guard_personal(read, self.principal)
+        assert customer.id is not None
+        self.served.append((customer.id, customer.msisdn, fields))
+        return read
+
+    def contact(self, entry: ContactLog, msisdn: str) -> ContactRead:
+        if sees_numbers(self.principal):
+            self.served.append((entry.customer_id, msisdn, ["msisdn"]))
+            shown = msisdn
+        else:
+            shown = mask_msisdn(msisdn)
+        return ContactRead.model_validate({**entry.model_dump(), "msisdn": shown})
+
+    async def record(self, session: AsyncSession) -> None:
+        await service.audit_reads(session, self.principal, self.action, self.served)
 
 
 def _etag(customer: Customer) -> str:
@@ -90,7 +117,10 @@ async def create_customer(
     customer, manager = await service.create_customer(session, principal, data)
     response.headers["ETag"] = _etag(customer)
     response.headers["Location"] = f"/customers/{customer.msisdn}"
-    return present(customer, manager, principal)
+    audited = Audited(principal, "POST /customers")
+    read = audited.customer(customer, manager)
+    await audited.record(session)
+    return read
 
 
 @router.get("/customers", summary="List customers with filters (cursor pagination)")
@@ -130,7 +160,10 @@ async def list_customers(
         tag=(tag or "").strip() or None,
     )
     items, next_cursor = await service.list_customers(session, principal, filters, cursor, limit)
-    return CustomerPage(items=[present(c, t, principal) for c, t in items], next_cursor=next_cursor)
+    audited = Audited(principal, "GET /customers")
+    page = CustomerPage(items=[audited.customer(c, m) for c, m in items], next_cursor=next_cursor)
+    await audited.record(session)
+    return page
 
 
 @router.get("/customers/{msisdn}", summary="One customer's archive (ETag: its version)")
@@ -139,7 +172,10 @@ async def get_customer(
 ) -> CustomerRead:
     customer, manager = await service.get_customer(session, principal, msisdn)
     response.headers["ETag"] = _etag(customer)
-    return present(customer, manager, principal)
+    audited = Audited(principal, "GET /customers/{msisdn}")
+    read = audited.customer(customer, manager)
+    await audited.record(session)
+    return read
 
 
 @router.patch(
@@ -159,18 +195,16 @@ async def update_customer(
         session, principal, msisdn, data, _if_match(if_match)
     )
     response.headers["ETag"] = _etag(customer)
-    return present(customer, manager, principal)
+    audited = Audited(principal, "PATCH /customers/{msisdn}")
+    read = audited.customer(customer, manager)
+    await audited.record(session)
+    return read
 
 
 @router.get("/customers/{msisdn}/managers", summary="Who managed the customer, and when")
 async def manager_history(msisdn: str, session: Session, principal: Acting) -> list[AssignmentRead]:
     rows = await service.assignment_history(session, principal, msisdn)
     return [AssignmentRead.model_validate(r) for r in rows]
-
-
-def _contact(entry: ContactLog, msisdn: str, principal: Principal) -> ContactRead:
-    shown = msisdn if sees_numbers(principal) else mask_msisdn(msisdn)
-    return ContactRead.model_validate({**entry.model_dump(), "msisdn": shown})
 
 
 @router.post(
@@ -184,7 +218,10 @@ async def add_contact(
     entry, new = await service.add_contact(session, principal, msisdn, data)
     if not new:
         response.status_code = status.HTTP_200_OK
-    return _contact(entry, service.parse_msisdn(msisdn), principal)
+    audited = Audited(principal, "POST /customers/{msisdn}/contacts")
+    read = audited.contact(entry, service.parse_msisdn(msisdn))
+    await audited.record(session)
+    return read
 
 
 @router.get("/customers/{msisdn}/contacts", summary="The contact log, newest first")
@@ -194,9 +231,10 @@ async def list_contacts(
     rows, number, next_cursor = await service.list_contacts(
         session, principal, msisdn, cursor, limit
     )
-    return ContactPage(
-        items=[_contact(r, number, principal) for r in rows], next_cursor=next_cursor
-    )
+    audited = Audited(principal, "GET /customers/{msisdn}/contacts")
+    page = ContactPage(items=[audited.contact(r, number) for r in rows], next_cursor=next_cursor)
+    await audited.record(session)
+    return page
 
 
 @router.get(
@@ -221,6 +259,74 @@ async def reach_report(
     return await service.reach_report(
         session, principal, period_from, period_to, group_by, team_id, manager_id, tier
     )
+
+
+RETENTION_DESCRIPTION = (
+    "The one definition of the VIP retention rate (保有率). Base: the customers recorded as "
+    "active in the snapshot (拍照) of `from`, or of the latest day before it that has one "
+    "(`base_snapshot`); a snapshot holds every customer of tier diamond, gold or silver on "
+    "file that day. Retained: those still **active VIPs** at `to`: status `active` (not "
+    "churned) and tier diamond, gold or silver (a move between those tiers is kept, a "
+    "downgrade to `none` is lost), as recorded in the snapshot of `to` if one exists, else "
+    "in the live archive when `to` is today or later (`measured_at`). `rate` = retained / "
+    "base. Rows per team and per manager are by the team and manager a customer had at the "
+    "base snapshot. Managers and supervisors get their team's rows; operators and admins "
+    "every team, or `team_id`'s. 422 `snapshot_missing` (field `from` or `to`) when no "
+    "snapshot exists on or before `from`, or when `to` is a past day without one. "
+    "`from` = 2026-10-01, `to` = 2027-01-01 is the fourth quarter of 2026: the base of "
+    "1 October, measured at the start of 1 January."
+)
+
+
+@router.get(
+    "/reports/retention",
+    summary="VIP retention rate (保有率) between two snapshots",
+    description=RETENTION_DESCRIPTION,
+)
+async def retention_report(
+    session: Session,
+    principal: Acting,
+    period_from: Annotated[
+        date, Query(alias="from", description="The base: its snapshot, or the latest before")
+    ],
+    period_to: Annotated[
+        date,
+        Query(
+            alias="to",
+            description="Measured at the start of this Beijing date (the day after the last "
+            "day of the period): its snapshot, or the live archive from today on",
+        ),
+    ],
+    team_id: str | None = None,
+) -> RetentionReport:
+    return await service.retention_report(session, principal, period_from, period_to, team_id)
+
+
+@router.post(
+    "/snapshots/{day}",
+    status_code=status.HTTP_201_CREATED,
+    summary="Take the VIP base snapshot (拍照) of a day now (admin, supervisor)",
+    description="Records every VIP customer (tier diamond, gold or silver; active, or churned "
+    "on `day` or later; created before the end of `day`) with tier, team, manager and status "
+    "as the archive holds them now, in one transaction. A day taken already is not retaken: "
+    "200 with `created` false. The worker takes the first of each month at 00:05 Beijing "
+    "time. `day` may not be after today (Beijing).",
+    responses={200: {"description": "Taken already; nothing changed"}},
+)
+async def take_snapshot(
+    day: date, session: Session, principal: Acting, response: Response
+) -> SnapshotTaken:
+    taken = await service.take_snapshot_as(session, principal, day)
+    if not taken.created:
+        response.status_code = status.HTTP_200_OK
+    return taken
+
+
+@router.get("/snapshots", summary="VIP base snapshots taken, newest first")
+async def list_snapshots(
+    session: Session, principal: Acting, limit: Limit = 50
+) -> list[SnapshotRead]:
+    return await service.list_snapshots(session, principal, limit)
 
 
 @router.post(
@@ -264,6 +370,37 @@ async def recompute_tiers(
     month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
 ) -> RecomputeSummary:
     return await service.recompute_tiers(session, principal, month)
+
+
+@router.get(
+    "/audit/reads",
+    summary="Unmasked reads of customers' personal data, newest first (admin)",
+    description="One row per customer per request that served personal fields in full "
+    "(`msisdn`, `family_notes`, custom attributes marked `personal`): who (user id, role, "
+    "internal caller), which route, which customer, when, and the request id. Reads masked "
+    "for the caller (partners without KEEPWELL_PARTNERS_UNMASKED) leave no row. `from` / "
+    "`to` are Beijing dates, `to` excluded; either may be left out.",
+)
+async def list_read_audit(
+    session: Session,
+    principal: Acting,
+    user_id: str | None = None,
+    msisdn: Annotated[str | None, Query(description="Exact number (any usual form)")] = None,
+    period_from: Annotated[date | None, Query(alias="from", description=FROM_DESCRIPTION)] = None,
+    period_to: Annotated[date | None, Query(alias="to", description=TO_DESCRIPTION)] = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> AuditReadPage:
+    return await service.list_read_audit(
+        session,
+        principal,
+        user_id=user_id,
+        msisdn=msisdn,
+        period_from=period_from,
+        period_to=period_to,
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 # --- teams and managers ------------------------------------------------------------------------

@@ -56,6 +56,12 @@ class ManagerNotFound(NotFound):
         super().__init__(f"找不到客户经理 {manager_id}", field="manager_id")
 
 
+class SnapshotMissing(InvalidInput):
+    """A retention report needs snapshots the operator has not taken."""
+
+    code = "snapshot_missing"
+
+
 __all__ = [
     "Conflict",
     "CustomerExists",
@@ -63,6 +69,7 @@ __all__ = [
     "Forbidden",
     "InvalidInput",
     "ManagerNotFound",
+    "SnapshotMissing",
     "StaleVersion",
     "TeamNotFound",
     "VersionRequired",

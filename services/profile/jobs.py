@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 
 from services.kit.bulk import raw_connection
 from services.kit.worker import resources_of
+from services.profile import service
 from services.profile.tiers import recompute
 
 logger = logging.getLogger("keepwell.profile.jobs")
@@ -19,3 +21,13 @@ async def recompute_tiers(ctx: dict[str, Any]) -> dict[str, Any]:
         summary = await recompute(conn)
     logger.info("tier recompute: %s", summary.model_dump_json())
     return summary.model_dump(mode="json")
+
+
+async def take_vip_snapshot(ctx: dict[str, Any], day: str | None = None) -> dict[str, Any]:
+    """Monthly on the 1st: the snapshot (拍照) of the VIP base for ``day`` (ISO date; default
+    today in Beijing). A day taken already is left as it is, so a rerun changes nothing."""
+    target = date.fromisoformat(day) if day else None
+    async with resources_of(ctx).session() as session:
+        taken = await service.take_snapshot(session, target, "system:snapshot")
+    logger.info("VIP snapshot: %s", taken.model_dump_json())
+    return taken.model_dump(mode="json")

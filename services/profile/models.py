@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 from services.kit import clock
@@ -257,6 +258,64 @@ class TierChange(SQLModel, table=True):
     rfm_frequency: int = Field(sa_column=Column(SmallInteger, nullable=False))
     rfm_monetary: int = Field(sa_column=Column(SmallInteger, nullable=False))
     reason: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Snapshot(SQLModel, table=True):
+    """One 拍照 of the VIP base: taken once per Beijing business date, never retaken."""
+
+    __tablename__ = "snapshot"
+    __table_args__ = {"schema": SCHEMA}
+
+    day: date = Field(primary_key=True)
+    taken_at: datetime = _created()
+    taken_by: str = Field(max_length=64)
+    customers: int
+
+
+class SnapshotCustomer(SQLModel, table=True):
+    """A VIP customer on file on the snapshot's day, as the archive stood when it was taken."""
+
+    __tablename__ = "snapshot_customer"
+    __table_args__ = {"schema": SCHEMA}
+
+    day: date = Field(
+        sa_column=Column(
+            Date, ForeignKey(f"{SCHEMA}.snapshot.day", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    # No foreign key: a snapshot is history and outlives the archive row.
+    customer_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    msisdn: str = Field(max_length=11)
+    tier: Tier = Field(sa_column=enum_column(Tier, "tier"))
+    team_id: str | None = Field(default=None, max_length=32)
+    manager_id: str | None = Field(default=None, max_length=32)
+    status: CustomerStatus = Field(sa_column=enum_column(CustomerStatus, "status"))
+
+
+class ReadAudit(SQLModel, table=True):
+    """One customer's personal fields served unmasked to one caller in one request.
+
+    Append-only (a trigger refuses UPDATE and DELETE); no foreign key, so the record
+    outlives the archive row."""
+
+    __tablename__ = "read_audit"
+    __table_args__ = (
+        Index("ix_read_audit_at", "at"),
+        Index("ix_read_audit_msisdn_id", "msisdn", "id"),
+        Index("ix_read_audit_user_id_id", "user_id", "id"),
+        {"schema": SCHEMA},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    request_id: str | None = Field(default=None, max_length=64)
+    user_id: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    caller: str | None = Field(default=None, max_length=16)
+    action: str = Field(max_length=64)
+    customer_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    msisdn: str = Field(max_length=11)
+    fields: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
 
 
 events = event_tables(SCHEMA)

@@ -17,8 +17,10 @@ from sqlalchemy import (
     and_,
     exists,
     func,
+    literal,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -33,6 +35,9 @@ from services.profile.models import (
     CustomerStatus,
     Manager,
     ManagerAssignment,
+    ReadAudit,
+    Snapshot,
+    SnapshotCustomer,
     Team,
     Tier,
 )
@@ -304,4 +309,168 @@ async def customers_of_manager(session: AsyncSession, manager_id: str) -> list[C
         .order_by(col(Customer.id))
         .with_for_update()
     )
+    return list((await session.execute(query)).scalars())
+
+
+# --- VIP base snapshots (拍照) and retention (保有率) ----------------------------------------
+
+
+async def insert_snapshot(
+    session: AsyncSession, day: date, until: datetime, taken_by: str, taken_at: datetime
+) -> Snapshot | None:
+    """Take the snapshot of ``day``: the VIP customers (tier other than none) on file that
+    day (active, or churned on ``day`` or later) and created before ``until``, with their
+    tier, team, manager and status as the archive holds them now. Two statements in the
+    caller's transaction: the header row, then one INSERT ... SELECT of every customer.
+
+    None when ``day`` is taken already: the header's primary key makes a second take (even
+    a concurrent one, which waits for the first to commit) a no-op."""
+    header = (
+        insert(Snapshot)
+        .values(day=day, taken_at=taken_at, taken_by=taken_by, customers=0)
+        .on_conflict_do_nothing(index_elements=["day"])
+        .returning(col(Snapshot.day))
+    )
+    if (await session.execute(header)).scalar_one_or_none() is None:
+        return None
+    vip_on_file = (
+        select(
+            literal(day).label("day"),
+            col(Customer.id),
+            col(Customer.msisdn),
+            col(Customer.tier),
+            col(Manager.team_id),
+            col(Customer.manager_id),
+            col(Customer.status),
+        )
+        .select_from(Customer)
+        .outerjoin(Manager, col(Manager.id) == col(Customer.manager_id))
+        .where(
+            col(Customer.tier) != Tier.none.value,
+            or_(
+                col(Customer.status) == CustomerStatus.active.value,
+                col(Customer.churned_on) >= day,
+            ),
+            col(Customer.created_at) < until,
+        )
+    )
+    columns = ["day", "customer_id", "msisdn", "tier", "team_id", "manager_id", "status"]
+    result: Any = await session.execute(insert(SnapshotCustomer).from_select(columns, vip_on_file))
+    count = int(result.rowcount)
+    await session.execute(update(Snapshot).where(col(Snapshot.day) == day).values(customers=count))
+    return Snapshot(day=day, taken_at=taken_at, taken_by=taken_by, customers=count)
+
+
+async def get_snapshot(session: AsyncSession, day: date) -> Snapshot | None:
+    return await session.get(Snapshot, day)
+
+
+async def latest_snapshot_day(session: AsyncSession, on_or_before: date) -> date | None:
+    query = select(func.max(col(Snapshot.day))).where(col(Snapshot.day) <= on_or_before)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_snapshots(session: AsyncSession, limit: int) -> list[Snapshot]:
+    query = select(Snapshot).order_by(col(Snapshot.day).desc()).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def retention(
+    session: AsyncSession, base_day: date, measured_day: date | None, team_id: str | None
+) -> list[tuple[str | None, str | None, int, int]]:
+    """(team, manager, base, retained) of the active VIPs in the snapshot of ``base_day``
+    (by the team and manager they had then), ``team_id``'s only when given. Retained: still
+    an active VIP (status active, tier other than none) in the snapshot of ``measured_day``,
+    or in the live archive when ``measured_day`` is None."""
+    base = SnapshotCustomer.__table__.alias("base")  # type: ignore[attr-defined]
+    if measured_day is None:
+        still = exists().where(
+            col(Customer.id) == base.c.customer_id,
+            col(Customer.status) == CustomerStatus.active.value,
+            col(Customer.tier) != Tier.none.value,
+        )
+    else:
+        later = SnapshotCustomer.__table__.alias("later")  # type: ignore[attr-defined]
+        still = exists().where(
+            later.c.day == measured_day,
+            later.c.customer_id == base.c.customer_id,
+            later.c.status == CustomerStatus.active.value,
+            later.c.tier != Tier.none.value,
+        )
+    conditions = [base.c.day == base_day, base.c.status == CustomerStatus.active.value]
+    if team_id is not None:
+        conditions.append(base.c.team_id == team_id)
+    rows: Result[Any] = await session.execute(
+        select(
+            base.c.team_id,
+            base.c.manager_id,
+            func.count().label("base"),
+            func.count().filter(still).label("retained"),
+        )
+        .where(*conditions)
+        .group_by(base.c.team_id, base.c.manager_id)
+        .order_by(base.c.team_id, base.c.manager_id)
+    )
+    return [(r.team_id, r.manager_id, int(r.base), int(r.retained)) for r in rows]
+
+
+# --- audit of unmasked reads of personal data ----------------------------------------------
+
+FIELD_SEPARATOR = "\x1f"  # never in a field name
+
+_INSERT_READ_AUDIT = text(
+    "INSERT INTO profile.read_audit "
+    "(at, request_id, user_id, role, caller, action, customer_id, msisdn, fields) "
+    "SELECT :at, :request_id, :user_id, :role, :caller, :action, r.customer_id, r.msisdn, "
+    "string_to_array(r.fields, :separator) "
+    "FROM unnest(CAST(:customer_ids AS bigint[]), CAST(:msisdns AS text[]), "
+    "CAST(:fields AS text[])) AS r(customer_id, msisdn, fields)"
+)
+
+
+async def insert_read_audit(
+    session: AsyncSession,
+    who: dict[str, Any],
+    served: list[tuple[int, str, list[str]]],
+) -> None:
+    """One row per (customer id, msisdn, fields served) in one statement: the arrays travel
+    as three parameters however many customers a page holds. ``who`` gives at, request_id,
+    user_id, role, caller and action."""
+    if not served:
+        return
+    await session.execute(
+        _INSERT_READ_AUDIT,
+        {
+            **who,
+            "customer_ids": [s[0] for s in served],
+            "msisdns": [s[1] for s in served],
+            "fields": [FIELD_SEPARATOR.join(s[2]) for s in served],
+            "separator": FIELD_SEPARATOR,
+        },
+    )
+
+
+async def list_read_audit(
+    session: AsyncSession,
+    *,
+    user_id: str | None,
+    msisdn: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[ReadAudit]:
+    """Newest first, keyset by id."""
+    query = select(ReadAudit)
+    if user_id is not None:
+        query = query.where(col(ReadAudit.user_id) == user_id)
+    if msisdn is not None:
+        query = query.where(col(ReadAudit.msisdn) == msisdn)
+    if since is not None:
+        query = query.where(col(ReadAudit.at) >= since)
+    if until is not None:
+        query = query.where(col(ReadAudit.at) < until)
+    if before_id is not None:
+        query = query.where(col(ReadAudit.id) < before_id)
+    query = query.order_by(col(ReadAudit.id).desc()).limit(limit)
     return list((await session.execute(query)).scalars())

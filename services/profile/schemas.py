@@ -286,6 +286,76 @@ class ReachReport(BaseModel):
     total: ReachGroup
 
 
+class SnapshotRead(BaseModel):
+    """One snapshot (拍照) of the VIP base."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    day: date = Field(description="The Beijing business date it stands for")
+    taken_at: datetime = Field(description="When the archive was read")
+    taken_by: str
+    customers: int = Field(description="VIP customers recorded (every status)")
+
+
+class SnapshotTaken(SnapshotRead):
+    created: bool = Field(description="False when the day was taken already (nothing changed)")
+
+
+class RetentionRow(BaseModel):
+    team_id: str = Field(description="The team at the base snapshot; `(unassigned)` for none")
+    manager_id: str | None = Field(
+        None, description="Per-manager rows only: the manager at the base snapshot"
+    )
+    base: int = Field(description="Active VIPs in the base snapshot")
+    retained: int = Field(description="Of those, still active VIPs at `to`")
+    lost: int
+    rate: float = Field(description="retained / base; 0 when base is 0")
+
+
+class RetentionReport(BaseModel):
+    period_from: date
+    period_to: date
+    base_snapshot: date = Field(
+        description="The snapshot the base comes from (on or before `from`)"
+    )
+    measured_at: Literal["snapshot", "live"] = Field(
+        description="`snapshot`: the snapshot taken at `to`; `live`: the archive now"
+    )
+    team_id: str | None
+    base: int
+    retained: int
+    lost: int
+    rate: float = Field(description="retained / base; 0 when base is 0")
+    teams: list[RetentionRow]
+    managers: list[RetentionRow]
+
+
+class AuditReadRow(BaseModel):
+    """Personal fields of one customer served unmasked to one caller in one request."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    request_id: str | None = Field(description="The request's X-Request-ID")
+    user_id: str = Field(description="Who read: the token's subject")
+    role: str
+    caller: str | None = Field(description="An internal caller (`rebuild`); null for a person")
+    action: str = Field(description="The route that served it, e.g. `GET /customers`")
+    customer_id: int
+    msisdn: str
+    fields: list[str] = Field(
+        description="`msisdn`, `family_notes`, `custom.<name>` (attributes marked personal)"
+    )
+
+
+class AuditReadPage(BaseModel):
+    items: list[AuditReadRow]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next (older) page; null on the last page"
+    )
+
+
 class TeamCreate(_Strict):
     id: Annotated[Text, Field(max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
     name: Annotated[Text, Field(max_length=100)]

@@ -14,7 +14,7 @@ Who may do what (the principal comes from the internal token):
 from __future__ import annotations
 
 import base64
-from datetime import UTC, date
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import clock
 from services.kit.auth import Principal, Role
-from services.kit.clock import today
+from services.kit.clock import BEIJING, today
 from services.kit.events.publish import publish, publish_many
-from services.kit.periods import instants
+from services.kit.http import current_request_id
+from services.kit.masking import mask_msisdn, sees_numbers
+from services.kit.periods import check_period, instants
 from services.profile import repository as repo
 from services.profile.config import get_profile_settings
 from services.profile.contract import (
@@ -47,6 +49,7 @@ from services.profile.exceptions import (
     Forbidden,
     InvalidInput,
     ManagerNotFound,
+    SnapshotMissing,
     StaleVersion,
     TeamNotFound,
     VersionRequired,
@@ -64,11 +67,14 @@ from services.profile.models import (
 )
 from services.profile.repository import CustomerFilters
 from services.profile.schemas import (
+    AuditReadPage,
+    AuditReadRow,
     BillingEntry,
     BillingResult,
     ContactCreate,
     CustomerCreate,
     CustomerFields,
+    CustomerRead,
     CustomerUpdate,
     ManagerCreate,
     ManagerLeave,
@@ -76,6 +82,10 @@ from services.profile.schemas import (
     ReachGroup,
     ReachReport,
     RecomputeSummary,
+    RetentionReport,
+    RetentionRow,
+    SnapshotRead,
+    SnapshotTaken,
     TeamCreate,
     TeamUpdate,
 )
@@ -538,6 +548,210 @@ async def reach_report(
 
 def _rate(reached: int, customers: int) -> float:
     return round(reached / customers, 4) if customers else 0.0
+
+
+# --- VIP base snapshots (拍照) and the retention rate (保有率) ------------------------------
+
+UNASSIGNED = "(unassigned)"
+
+
+async def take_snapshot(session: AsyncSession, day: date | None, taken_by: str) -> SnapshotTaken:
+    """The snapshot of ``day`` (default: today in Beijing), taken from the archive as it is
+    now, in the caller's transaction: all of it or none of it. A day taken already is left
+    as it is (``created`` False): a snapshot is the record of its day, never rewritten."""
+    day = day or today()
+    if day > today():
+        raise InvalidInput(f"day：{day} 尚未到来，只能为今天或以前的日期拍照", field="day")
+    _, until = instants(day, day + timedelta(days=1))
+    taken = await repo.insert_snapshot(session, day, until, taken_by, clock.now())
+    if taken is not None:
+        return SnapshotTaken.model_validate({**taken.model_dump(), "created": True})
+    existing = await repo.get_snapshot(session, day)
+    assert existing is not None
+    return SnapshotTaken.model_validate({**existing.model_dump(), "created": False})
+
+
+async def take_snapshot_as(session: AsyncSession, principal: Principal, day: date) -> SnapshotTaken:
+    if principal.role not in (Role.admin, Role.supervisor):
+        raise Forbidden("只有管理员和主管可以为 VIP 客户群拍照")
+    return await take_snapshot(session, day, principal.user_id)
+
+
+async def list_snapshots(
+    session: AsyncSession, principal: Principal, limit: int
+) -> list[SnapshotRead]:
+    if principal.role is Role.partner:
+        raise Forbidden("合作方不能查看 VIP 客户群拍照")
+    return [SnapshotRead.model_validate(s) for s in await repo.list_snapshots(session, limit)]
+
+
+def _report_team(principal: Principal, team_id: str | None) -> str | None:
+    """The team a report covers: staff of a team see their team's rows whatever they ask
+    for; operators and admins all teams, or the one they name."""
+    if principal.role is Role.partner:
+        raise Forbidden("合作方不能查看保有率报表")
+    if principal.role in (Role.supervisor, Role.manager):
+        if principal.team_id is None:
+            raise Forbidden(f"{principal.role.value} {principal.user_id} 不属于任何团队")
+        return principal.team_id
+    return team_id
+
+
+async def retention_report(
+    session: AsyncSession,
+    principal: Principal,
+    period_from: date,
+    period_to: date,
+    team_id: str | None,
+) -> RetentionReport:
+    """VIP retention rate (保有率), the one definition: of the active VIPs in the snapshot
+    of ``from`` (or the latest one before it), the share that is still an active VIP
+    (status active, tier diamond, gold or silver) at ``to``: in the snapshot of ``to`` if
+    there is one, else in the live archive when ``to`` is today or later. Churned and
+    downgraded (tier none) customers are lost; a move between VIP tiers is not. Rows are
+    grouped by the team and manager a customer had at the base snapshot."""
+    check_period(period_from, period_to)
+    team_id = _report_team(principal, team_id)
+    base_day = await repo.latest_snapshot_day(session, period_from)
+    if base_day is None:
+        raise SnapshotMissing(
+            f"from：{period_from} 及以前没有 VIP 客户群拍照，无法计算保有率；"
+            "请先拍照（POST /snapshots/{day} 或 keepwell profile snapshot --date）",
+            field="from",
+        )
+    measured_day: date | None = period_to
+    if await repo.get_snapshot(session, period_to) is None:
+        if period_to < today():
+            raise SnapshotMissing(
+                f"to：{period_to} 没有 VIP 客户群拍照；过去的日期须有拍照，"
+                "今天或以后的日期按当前档案计算",
+                field="to",
+            )
+        measured_day = None
+    rows = await repo.retention(session, base_day, measured_day, team_id)
+    managers = [
+        _retention_row(team or UNASSIGNED, manager or UNASSIGNED, n, r)
+        for team, manager, n, r in rows
+    ]
+    per_team: dict[str, list[int]] = {}
+    for row in managers:
+        counts = per_team.setdefault(row.team_id, [0, 0])
+        counts[0] += row.base
+        counts[1] += row.retained
+    teams = [_retention_row(t, None, n, r) for t, (n, r) in sorted(per_team.items())]
+    n, r = sum(t.base for t in teams), sum(t.retained for t in teams)
+    return RetentionReport(
+        period_from=period_from,
+        period_to=period_to,
+        base_snapshot=base_day,
+        measured_at="live" if measured_day is None else "snapshot",
+        team_id=team_id,
+        base=n,
+        retained=r,
+        lost=n - r,
+        rate=_rate(r, n),
+        teams=teams,
+        managers=managers,
+    )
+
+
+def _retention_row(team: str, manager: str | None, base: int, retained: int) -> RetentionRow:
+    return RetentionRow(
+        team_id=team,
+        manager_id=manager,
+        base=base,
+        retained=retained,
+        lost=base - retained,
+        rate=_rate(retained, base),
+    )
+
+
+# --- personal data: what a caller sees, and the audit of unmasked reads ----------------------
+
+PERSONAL_FIELDS = ("msisdn", "family_notes")
+"""Personal fields of the archive besides the custom attributes marked ``personal``."""
+
+Served = tuple[int, str, list[str]]
+"""(customer id, msisdn, personal fields served unmasked)."""
+
+
+def _personal_custom() -> frozenset[str]:
+    attributes = get_profile_settings().custom_attributes
+    return frozenset(name for name, spec in attributes.items() if spec.personal)
+
+
+def guard_personal(read: CustomerRead, principal: Principal) -> list[str]:
+    """Hide what ``principal`` may not see (callers who see masked numbers get no family
+    notes and no personal custom attribute either); return the personal fields ``read``
+    now carries in full: what an audit row records."""
+    personal = _personal_custom()
+    if not sees_numbers(principal):
+        read.msisdn = mask_msisdn(read.msisdn)
+        read.family_notes = None
+        read.custom = {k: v for k, v in read.custom.items() if k not in personal}
+        return []
+    served = ["msisdn"]
+    if read.family_notes:
+        served.append("family_notes")
+    served += [f"custom.{k}" for k in sorted(read.custom) if k in personal]
+    return served
+
+
+async def audit_reads(
+    session: AsyncSession, principal: Principal, action: str, served: list[Served]
+) -> None:
+    """One audit row per customer whose personal fields this request serves unmasked, in
+    one INSERT in the request's transaction (it commits before the response is sent)."""
+    merged: dict[int, Served] = {}
+    for customer_id, msisdn, fields in served:
+        if not fields:
+            continue
+        _, _, known = merged.setdefault(customer_id, (customer_id, msisdn, []))
+        known += [f for f in fields if f not in known]
+    who = {
+        "at": clock.now(),
+        "request_id": current_request_id(),
+        "user_id": principal.user_id,
+        "role": principal.role.value,
+        "caller": principal.caller.value if principal.caller is not None else None,
+        "action": action,
+    }
+    await repo.insert_read_audit(session, who, list(merged.values()))
+
+
+async def list_read_audit(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    user_id: str | None,
+    msisdn: str | None,
+    period_from: date | None,
+    period_to: date | None,
+    cursor: str | None,
+    limit: int,
+) -> AuditReadPage:
+    if principal.role is not Role.admin:
+        raise Forbidden("只有管理员可以查看个人信息读取审计")
+    if period_from is not None and period_to is not None:
+        check_period(period_from, period_to)
+    since = datetime.combine(period_from, time(), BEIJING) if period_from else None
+    until = datetime.combine(period_to, time(), BEIJING) if period_to else None
+    rows = await repo.list_read_audit(
+        session,
+        user_id=user_id,
+        msisdn=parse_msisdn(msisdn) if msisdn is not None else None,
+        since=since,
+        until=until,
+        before_id=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1].id if rows and more else None
+    return AuditReadPage(
+        items=[AuditReadRow.model_validate(r) for r in rows],
+        next_cursor=encode_cursor(last) if last is not None else None,
+    )
 
 
 # --- teams and managers ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What the profile commands run (kept apart so ``cli.py`` imports only typer)."""
+"""What the profile commands do (kept apart so ``cli.py`` imports only typer)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 from services.kit.bulk import raw_connection
 from services.profile.importer import import_file
-from services.profile.schemas import ImportSummary, RecomputeSummary
+from services.profile.schemas import ImportSummary, RecomputeSummary, SnapshotTaken
 
 
 async def run_import(
@@ -39,3 +39,16 @@ async def run_recompute(database_url: str, as_of: date | None) -> RecomputeSumma
 
     async with raw_connection(database_url) as conn, conn.transaction():
         return await recompute(conn, as_of)
+
+
+async def run_snapshot(database_url: str, day: date | None) -> SnapshotTaken:
+    """Take the VIP base snapshot of ``day`` (default today, Beijing) in one transaction."""
+    from services.kit.db import create_engine, create_sessionmaker, session_scope
+    from services.profile.service import take_snapshot
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with session_scope(create_sessionmaker(engine)) as session:
+            return await take_snapshot(session, day, "keepwell profile snapshot")
+    finally:
+        await engine.dispose()
