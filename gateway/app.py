@@ -9,16 +9,21 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from strawberry.fastapi import GraphQLRouter
 
+from gateway import apikeys
 from gateway.config import GatewaySettings, get_gateway_settings
 from gateway.context import Clients, Context
 from gateway.schema import schema
 from services.kit.auth import Principal
 from services.kit.config import Settings, get_settings
+from services.kit.db import create_engine, session_scope
 from services.kit.errors import Unauthorized, install_error_handlers
 from services.kit.http import REQUEST_ID_HEADER, create_http_client, valid_request_id
 from services.kit.keys import Signer, require_signing_key
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
+
+API_KEY_HEADER = "X-API-Key"
+"""Partners' systems sign in with an API key in this header (people: a bearer token)."""
 
 
 def create_app(settings: Settings | None = None, gateway: GatewaySettings | None = None) -> FastAPI:
@@ -31,14 +36,21 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         # The gateway signs the tokens of the people it serves: no key, no gateway.
         require_signing_key(settings, Signer.user)
         http = create_http_client(settings.http_timeout_seconds)
-        app.state.clients = Clients.create(settings, gateway, http)
+        engine = create_engine(settings.database_url, pool_size=min(settings.db_pool_size, 5))
+        app.state.clients = Clients.create(settings, gateway, http, engine)
         try:
             yield
         finally:
             await http.aclose()
+            await engine.dispose()
 
     async def context(request: Request) -> Context:
         clients: Clients = request.app.state.clients
+        key = request.headers.get(API_KEY_HEADER)
+        if key is not None:
+            async with session_scope(clients.sessionmaker) as session:
+                partner = await apikeys.authenticate(session, key)
+            return Context(clients, settings, gateway, partner.principal, partner.scopes)
         principal: Principal | None = None
         header = request.headers.get("Authorization")
         if header is not None:

@@ -7,6 +7,7 @@ from functools import cached_property
 
 import httpx
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from strawberry.fastapi import BaseContext
 
 from gateway.clients.base import Caller, ServiceClient
@@ -16,6 +17,7 @@ from gateway.identity import Verifier
 from gateway.loaders import Loaders
 from services.kit.auth import Principal
 from services.kit.config import SERVICES, Settings
+from services.kit.db import create_sessionmaker
 
 
 @dataclass
@@ -25,13 +27,20 @@ class Clients:
     http: httpx.AsyncClient
     services: dict[str, ServiceClient]
     verifier: Verifier
+    sessionmaker: async_sessionmaker[AsyncSession]
+    """The gateway's own schema: partners' API keys."""
 
     @classmethod
     def create(
-        cls, settings: Settings, gateway: GatewaySettings, http: httpx.AsyncClient
+        cls,
+        settings: Settings,
+        gateway: GatewaySettings,
+        http: httpx.AsyncClient,
+        engine: AsyncEngine,
     ) -> Clients:
         return cls(
             http=http,
+            sessionmaker=create_sessionmaker(engine),
             services={
                 s: ServiceClient(
                     s,
@@ -52,12 +61,15 @@ class Context(BaseContext):
         settings: Settings,
         gateway: GatewaySettings,
         principal: Principal | None,
+        scopes: frozenset[str] | None = None,
     ) -> None:
         super().__init__()
         self.clients = clients
         self.settings = settings
         self.gateway = gateway
         self.principal = principal
+        self.scopes = scopes
+        """A partner's API key scopes; ``None`` for people (their role decides)."""
 
     @cached_property
     def caller(self) -> Caller:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from services.kit.config import SERVICES, get_settings
+from services.kit.config import SCHEMAS, SERVICES, get_settings
 
 app = typer.Typer(help="Keepwell: VIP customer retention backend.", no_args_is_help=True)
 imports = typer.Typer(help="Bulk imports (CSV or JSON lines), idempotent.", no_args_is_help=True)
@@ -23,6 +23,7 @@ events = typer.Typer(help="Event deliveries: dead letters and replay.", no_args_
 app.add_typer(events, name="events")
 
 Service = StrEnum("Service", {s: s for s in SERVICES})  # type: ignore[misc]
+Schema = StrEnum("Schema", {s: s for s in SCHEMAS})  # type: ignore[misc]
 Process = StrEnum("Process", {s: s for s in ("gateway", *SERVICES)})  # type: ignore[misc]
 
 
@@ -78,22 +79,22 @@ def worker(
 
 @app.command()
 def migrate(
-    service: Annotated[list[Service] | None, typer.Option(help="Only these services.")] = None,
+    service: Annotated[list[Schema] | None, typer.Option(help="Only these schemas.")] = None,
 ) -> None:
-    """Apply every service's migrations (or only the named services')."""
+    """Apply every schema's migrations (the services' and the gateway's), or the named ones'."""
     import migrations
 
-    chosen = tuple(str(s) for s in service) if service else SERVICES
+    chosen = tuple(str(s) for s in service) if service else SCHEMAS
     migrations.upgrade(get_settings().database_url, chosen)
     typer.echo(f"migrated: {', '.join(chosen)}")
 
 
 @app.command()
 def makemigration(
-    service: Annotated[Service, typer.Argument()],
+    service: Annotated[Schema, typer.Argument()],
     message: Annotated[str, typer.Option("-m", "--message")],
 ) -> None:
-    """Autogenerate a migration for one service from its models (database must be at head)."""
+    """Autogenerate a migration for one schema from its models (database must be at head)."""
     import migrations
 
     migrations.revision(get_settings().database_url, str(service), message)
@@ -139,6 +140,74 @@ def token(
         typer.echo(development_token(principal, get_gateway_settings(), get_settings(), ttl))
         return
     typer.echo(issue_token(principal, get_settings(), ttl_seconds=ttl))
+
+
+apikey_app = typer.Typer(help="Partners' API keys for the gateway (X-API-Key).")
+app.add_typer(apikey_app, name="apikey")
+
+
+async def _with_gateway_session(work: Any) -> Any:
+    from services.kit.db import create_engine, create_sessionmaker, session_scope
+
+    engine = create_engine(get_settings().database_url, pool_size=1)
+    try:
+        async with session_scope(create_sessionmaker(engine)) as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+@apikey_app.command("create")
+def apikey_create(
+    partner: Annotated[str, typer.Option(help="The partner's id, e.g. bss-feed.")],
+    scope: Annotated[list[str], typer.Option(help="Repeat: customers:read, usage:write, ...")],
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    expires_in_days: Annotated[int | None, typer.Option(help="Unset: no expiry.")] = None,
+) -> None:
+    """Make a key and print it once (only its hash is kept)."""
+    from datetime import timedelta
+
+    from gateway import apikeys
+    from services.kit import clock
+
+    expires = clock.now() + timedelta(days=expires_in_days) if expires_in_days else None
+
+    async def work(session: Any) -> tuple[Any, str]:
+        return await apikeys.create(
+            session,
+            partner_id=partner,
+            name=name or partner,
+            scopes=scope,
+            created_by="cli",
+            expires_at=expires,
+        )
+
+    row, key = asyncio.run(_with_gateway_session(work))
+    typer.echo(f"id {row.id}  partner {row.partner_id}  scopes {','.join(row.scopes)}")
+    typer.echo(key)
+
+
+@apikey_app.command("list")
+def apikey_list(partner: Annotated[str | None, typer.Option()] = None) -> None:
+    """Keys, newest first (never the keys themselves)."""
+    from gateway import apikeys
+
+    rows = asyncio.run(_with_gateway_session(lambda s: apikeys.listed(s, partner)))
+    for r in rows:
+        state = "revoked" if r.revoked_at else "active"
+        typer.echo(
+            f"{r.id}  {r.partner_id}  {','.join(r.scopes)}  {state}  "
+            f"expires {r.expires_at or '-'}  last used {r.last_used_at or '-'}"
+        )
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The id `list` shows.")]) -> None:
+    """Revoke a key at once."""
+    from gateway import apikeys
+
+    row = asyncio.run(_with_gateway_session(lambda s: apikeys.revoke(s, key_id)))
+    typer.echo(f"revoked {row.id} ({row.partner_id})")
 
 
 schema_app = typer.Typer(help="The GraphQL schema as a contract (gateway/schema.graphql).")

@@ -13,14 +13,19 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from services.kit.config import SERVICES
+from services.kit.config import SCHEMAS, SERVICES
 
 HERE = Path(__file__).resolve().parent
 
+MODELS: dict[str, str] = {s: f"services.{s}.models" for s in SERVICES} | {
+    "gateway": "gateway.models"
+}
+"""The module whose tables each schema's migrations describe."""
+
 
 def alembic_config(service: str, database_url: str) -> Config:
-    if service not in SERVICES:
-        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    if service not in SCHEMAS:
+        raise ValueError(f"unknown schema {service!r}; one of {', '.join(SCHEMAS)}")
     config = Config()
     config.set_main_option("script_location", str(HERE))
     config.set_main_option("version_locations", str(HERE / service))
@@ -31,15 +36,13 @@ def alembic_config(service: str, database_url: str) -> Config:
     return config
 
 
-def upgrade(
-    database_url: str, services: tuple[str, ...] = SERVICES, revision: str = "head"
-) -> None:
+def upgrade(database_url: str, services: tuple[str, ...] = SCHEMAS, revision: str = "head") -> None:
     for service in services:
         command.upgrade(alembic_config(service, database_url), revision)
 
 
 def downgrade(
-    database_url: str, services: tuple[str, ...] = SERVICES, revision: str = "base"
+    database_url: str, services: tuple[str, ...] = SCHEMAS, revision: str = "base"
 ) -> None:
     for service in reversed(services):
         command.downgrade(alembic_config(service, database_url), revision)

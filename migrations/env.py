@@ -10,8 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from migrations import MODELS
 from migrations.env_support import include_name_for, include_object_for
-from services.kit.config import SERVICES
 from services.kit.db import async_url, metadata
 
 config = context.config
@@ -21,8 +21,8 @@ service: str = (
 
 # Every service's tables register on the shared MetaData; import them all so foreign
 # keys resolve, then compare only this service's schema.
-for name in SERVICES:
-    importlib.import_module(f"services.{name}.models")
+for module in MODELS.values():
+    importlib.import_module(module)
 
 
 def run_with(connection: Connection) -> None:

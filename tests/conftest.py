@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import migrations
 from services.kit import keys
 from services.kit.auth import Principal, Role, issue_token
-from services.kit.config import SERVICES, Settings, get_settings
+from services.kit.config import SCHEMAS, Settings, get_settings
 from services.kit.db import create_engine, libpq_url
 from services.kit.keys import Signer
 from services.kit.testing import Infra, infrastructure
@@ -95,7 +95,7 @@ async def _empty_everything(infra: Infra) -> None:
         tables = await conn.fetchval(
             "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_tables "
             "WHERE schemaname = ANY($1::text[]) AND tablename <> 'alembic_version'",
-            list(SERVICES),
+            list(SCHEMAS),
         )
         if tables:
             await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")

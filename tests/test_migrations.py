@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 import migrations
 from migrations.env_support import include_name_for, include_object_for
-from services.kit.config import SERVICES
+from services.kit.config import SCHEMAS
 from services.kit.db import create_engine, libpq_url, metadata
 from services.kit.testing import Infra, create_scratch_database, drop_database
 
@@ -31,7 +31,7 @@ async def tables_of(url: str) -> set[str]:
         rows = await conn.fetch(
             "SELECT schemaname || '.' || tablename AS t FROM pg_tables "
             "WHERE schemaname = ANY($1::text[])",
-            list(SERVICES),
+            list(SCHEMAS),
         )
     finally:
         await conn.close()
@@ -43,7 +43,7 @@ async def differences(url: str) -> dict[str, list[object]]:
 
     def compare(conn: Connection) -> dict[str, list[object]]:
         found: dict[str, list[object]] = {}
-        for service in SERVICES:
+        for service in SCHEMAS:
             context = MigrationContext.configure(
                 conn,
                 opts={
@@ -70,11 +70,11 @@ def test_upgrade_downgrade_upgrade_leaves_no_difference_to_the_models(empty_data
     assert {"profile.customer", "profile.manager", "profile.team", "warning.daily_usage"} <= created
 
     migrations.downgrade(empty_database)
-    assert asyncio.run(tables_of(empty_database)) == {f"{s}.alembic_version" for s in SERVICES}
+    assert asyncio.run(tables_of(empty_database)) == {f"{s}.alembic_version" for s in SCHEMAS}
 
     migrations.upgrade(empty_database)
     assert asyncio.run(tables_of(empty_database)) == created
-    assert asyncio.run(differences(empty_database)) == {s: [] for s in SERVICES}
+    assert asyncio.run(differences(empty_database)) == {s: [] for s in SCHEMAS}
 
 
 def test_each_service_migrates_on_its_own(empty_database: str) -> None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import functools
+import operator
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
-from pydantic import TypeAdapter
+from pydantic import BaseModel, create_model
 
 from gateway.context import Context
 
@@ -17,20 +22,64 @@ Info = strawberry.Info[Context, None]
 """What every resolver is given: the request's context (caller, clients, loaders)."""
 
 
-_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+_MODELS: dict[type[Any], type[BaseModel]] = {}
 
 
-def _adapter(cls: type[Any]) -> TypeAdapter[Any]:
-    adapter = _ADAPTERS.get(cls)
-    if adapter is None:
-        adapter = _ADAPTERS[cls] = TypeAdapter(cls)
-    return adapter
+def _model(cls: type[Any]) -> type[BaseModel]:
+    """A pydantic model with the data fields of the strawberry type ``cls``, made from its
+    annotations (strawberry rewrites the dataclass fields' types when the schema is built,
+    the annotations stay as written). Nested strawberry types get models of their own."""
+    model = _MODELS.get(cls)
+    if model is None:
+        hints = typing.get_type_hints(cls)
+        fields: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            hint = _swap(hints[f.name])
+            fields[f.name] = (hint, None) if _optional(hint) else (hint, ...)
+        model = _MODELS[cls] = create_model(f"{cls.__name__}Data", **fields)
+    return model
+
+
+def _optional(hint: Any) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+def _swap(hint: Any) -> Any:
+    """``hint`` with every strawberry type in it replaced by its model."""
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _model(hint)
+    args = typing.get_args(hint)
+    if not args:
+        return hint
+    swapped = tuple(_swap(a) for a in args)
+    if swapped == args:
+        return hint
+    origin = typing.get_origin(hint)
+    if origin is types.UnionType or origin is typing.Union:
+        return functools.reduce(operator.or_, swapped)
+    return origin[swapped]
+
+
+def _to(cls: type[Any], data: BaseModel) -> Any:
+    values = {}
+    for f in dataclasses.fields(cls):
+        values[f.name] = _value(getattr(data, f.name))
+    return cls(**values)
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        target = next(k for k, m in _MODELS.items() if m is type(value))
+        return _to(target, value)
+    if isinstance(value, list):
+        return [_value(v) for v in value]
+    return value
 
 
 def build(cls: type[T], data: Mapping[str, Any]) -> T:
     """An object of the strawberry type ``cls`` from a service's JSON: the fields it
-    declares, parsed (dates, enums) by pydantic; other keys are left behind."""
-    result: T = _adapter(cls).validate_python(data)
+    declares, parsed (dates, enums, nested types) by pydantic; other keys are left behind."""
+    result: T = _to(cls, _model(cls).model_validate(data))
     return result
 
 

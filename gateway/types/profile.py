@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from gateway.access import STAFF, needs
 from gateway.types.common import Connection, Info, build, build_all, connection
 from gateway.types.enums import (
     ContactChannel,
@@ -140,7 +141,10 @@ class Customer:
         row = await info.context.loaders.team.load(self.team_id)
         return build(Team, row) if row else None
 
-    @strawberry.field(description="Open churn warnings (流失预警), highest risk first.")
+    @strawberry.field(
+        description="Open churn warnings (流失预警), highest risk first.",
+        extensions=needs("warnings:read"),
+    )
     async def warnings(
         self, info: Info
     ) -> list[Annotated[ChurnWarning, strawberry.lazy("gateway.types.warning")]] | None:
@@ -149,7 +153,10 @@ class Customer:
         rows = await info.context.loaders.open_warnings.load(self.msisdn)
         return build_all(ChurnWarning, rows)
 
-    @strawberry.field(description="Churn risk 0-100 and the open signals it is made of.")
+    @strawberry.field(
+        description="Churn risk 0-100 and the open signals it is made of.",
+        extensions=needs("warnings:read"),
+    )
     async def risk_score(
         self, info: Info
     ) -> Annotated[RiskScore, strawberry.lazy("gateway.types.warning")] | None:
@@ -158,7 +165,10 @@ class Customer:
         row = await info.context.loaders.risk.load(self.msisdn)
         return build(RiskScore, row) if row else None
 
-    @strawberry.field(description="Complaints (投诉), newest first, with their SLA state.")
+    @strawberry.field(
+        description="Complaints (投诉), newest first, with their SLA state.",
+        extensions=needs("complaints:read"),
+    )
     async def complaints(
         self, info: Info
     ) -> list[Annotated[Complaint, strawberry.lazy("gateway.types.complaint")]] | None:
@@ -167,7 +177,9 @@ class Customer:
         rows = await info.context.loaders.complaints.load(self.msisdn)
         return build_all(Complaint, rows)
 
-    @strawberry.field(description="Care (客户关怀) received: messages and open call tasks.")
+    @strawberry.field(
+        description="Care (客户关怀) received: messages and open call tasks.", extensions=STAFF
+    )
     async def care_history(
         self, info: Info
     ) -> Annotated[CareHistory, strawberry.lazy("gateway.types.care")] | None:
@@ -175,7 +187,7 @@ class Customer:
 
         return CareHistory(msisdn=self.msisdn)
 
-    @strawberry.field(description="The contact log (接触记录), newest first.")
+    @strawberry.field(description="The contact log (接触记录), newest first.", extensions=STAFF)
     async def contact_log(
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[ContactEntry] | None:
@@ -187,7 +199,9 @@ class Customer:
         )
         return connection(build_all(ContactEntry, page["items"]), page["next_cursor"])
 
-    @strawberry.field(description="Who managed the customer, and when (维护关系历史).")
+    @strawberry.field(
+        description="Who managed the customer, and when (维护关系历史).", extensions=STAFF
+    )
     async def manager_history(self, info: Info) -> list[ManagerAssignment] | None:
         rows = await info.context.service("profile").get(
             info.context.caller, f"/customers/{self.msisdn}/managers"

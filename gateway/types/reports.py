@@ -70,3 +70,33 @@ class SlaCompliance:
     start: date
     end: date
     groups: list[ComplaintGroupReport]
+
+
+@strawberry.type(description="Retention of one team's or manager's VIP base.")
+class RetentionRow:
+    team_id: str = strawberry.field(description="The team at the base snapshot.")
+    manager_id: str | None = strawberry.field(description="Per-manager rows: the manager then.")
+    base: int = strawberry.field(description="Active VIPs in the base snapshot.")
+    retained: int = strawberry.field(description="Of those, still active VIPs at `to`.")
+    lost: int
+    rate: float = strawberry.field(description="retained / base.")
+
+
+@strawberry.type(
+    description="Retention rate (保有率): of the VIPs on file at the start of the period (the "
+    "snapshot, 拍照), the share still active VIPs at its end."
+)
+class RetentionRate:
+    period_from: date
+    period_to: date
+    base_snapshot: date = strawberry.field(description="The snapshot the base comes from.")
+    measured_at: str = strawberry.field(
+        description="`snapshot`: the snapshot taken at `to`; `live`: the archive now."
+    )
+    team_id: str | None
+    base: int
+    retained: int
+    lost: int
+    rate: float
+    teams: list[RetentionRow]
+    managers: list[RetentionRow]

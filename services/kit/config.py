@@ -17,6 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SERVICES: tuple[str, ...] = ("profile", "warning", "care", "complaint")
 """The domain services, in start order. Each owns the PostgreSQL schema of the same name."""
 
+SCHEMAS: tuple[str, ...] = (*SERVICES, "gateway")
+"""Every owner of a PostgreSQL schema with migrations of its own: the domain services and
+the gateway (partners' API keys)."""
+
 DEFAULT_PORTS: dict[str, int] = {
     "gateway": 8000,
     "profile": 8001,

@@ -32,7 +32,7 @@ from services.kit.events.relay import Relay
 from services.kit.testing import serve
 from services.warning.service import run_detection
 
-GATEWAY = GatewaySettings(jwt_secret=SecretStr("gateway-test-secret"))
+GATEWAY = GatewaySettings(jwt_secret=SecretStr("gateway-test-secret-of-32-bytes-or-more"))
 
 
 @dataclass
