@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
@@ -25,6 +25,7 @@ from services.care.schemas import (
     CampaignReport,
     CampaignUpdate,
     DispatchHealth,
+    MessageRead,
     PlanResult,
     Preview,
     RecipientRead,
@@ -37,6 +38,8 @@ from services.care.schemas import (
 from services.kit.app import Session, resources
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import InvalidInput, NotFound, Unauthorized
+from services.kit.masking import mask_msisdn, sees_numbers
+from services.kit.params import MsisdnsQuery
 
 # Partners have no business in care: every route below admits staff only (admin always).
 router = APIRouter(
@@ -222,6 +225,8 @@ async def plan_day(
     "/tasks",
     summary="Care tasks (a manager sees their own, a supervisor their team's)",
     tags=["tasks"],
+    description="Filters combine. `msisdn` is repeatable: the batched read of up to 100 "
+    "customers' tasks (the gateway's loader); `limit` caps the whole answer.",
 )
 async def tasks(
     session: Session,
@@ -229,15 +234,60 @@ async def tasks(
     status: TaskStatus = TaskStatus.open,
     manager_id: str | None = None,
     due_by: date | None = None,
+    msisdn: MsisdnsQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[TaskRead]:
     scope = access.scope_of(actor)
     manager_id = scope.manager_id or manager_id
     found = await repository.list_tasks(
-        session, status, manager_id, due_by, limit, offset, scope.team_id
+        session, status, manager_id, due_by, limit, offset, scope.team_id, msisdn
     )
-    return [TaskRead.model_validate(t) for t in found]
+    return [_shown(TaskRead.model_validate(t), actor) for t in found]
+
+
+@router.get(
+    "/messages",
+    summary="Care messages of several customers, newest first",
+    tags=["campaigns"],
+    description="The batched read of up to 100 customers' care messages (the gateway's "
+    "loader): their recipient rows across campaigns and automatic care, each with its "
+    "campaign's id and name, state, text, due, sent and delivered times, newest first (by "
+    "sent time, else due time). Scoped as campaign recipients are: a manager or supervisor "
+    "sees the rows of their team's and the company-wide campaigns, for their team's "
+    "customers only; admin and operator all; partners none (403). `limit` caps the whole "
+    "answer.",
+)
+async def messages(
+    session: Session,
+    actor: Acting,
+    msisdn: MsisdnsQuery = None,
+    state: Annotated[
+        list[RecipientState] | None, Query(description="repeatable; absent: every state")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[MessageRead]:
+    if msisdn is None:
+        raise InvalidInput("msisdn：必填，可重复（?msisdn=A&msisdn=B）", field="msisdn")
+    team = access.scope_of(actor).team_id
+    found = await repository.messages_of(session, msisdn, state, limit, team)
+    return [
+        _shown(
+            MessageRead.model_validate({**r.model_dump(), "campaign_name": name}),
+            actor,
+        )
+        for r, name in found
+    ]
+
+
+Read = TypeVar("Read", TaskRead, MessageRead)
+
+
+def _shown(read: Read, actor: Principal) -> Read:
+    """The number as the caller may see it (care admits no partner today: kept in full)."""
+    if not sees_numbers(actor):
+        read.msisdn = mask_msisdn(read.msisdn)
+    return read
 
 
 @router.post(

@@ -198,6 +198,14 @@ class Recipient(SQLModel, table=True):
         UniqueConstraint("campaign_id", "msisdn"),
         Index("ix_recipient_claim", "campaign_id", "state", "due_at"),
         Index("ix_recipient_cap", "msisdn", "sent_at"),
+        # Receipts that carry only the provider's message id; the id leads because the
+        # lookup names only it (PostgreSQL 15 has no skip scan over a leading provider).
+        Index(
+            "ix_recipient_provider_message",
+            "provider_message_id",
+            "provider",
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+        ),
         Index(
             "ix_recipient_lease",
             "lease_until",

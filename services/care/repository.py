@@ -789,6 +789,33 @@ async def list_recipients(
     return list((await session.execute(statement)).scalars())
 
 
+async def messages_of(
+    session: AsyncSession,
+    msisdns: Sequence[str],
+    states: Sequence[RecipientState] | None,
+    limit: int,
+    team_id: str | None = None,
+) -> list[tuple[Recipient, str]]:
+    """Several customers' recipient rows across campaigns with their campaign's name,
+    newest first (sent, else due). A team sees what :func:`list_recipients` shows it: rows
+    of its own and company-wide campaigns, of its own customers."""
+    newest = func.coalesce(col(Recipient.sent_at), col(Recipient.due_at))
+    statement = (
+        select(Recipient, col(Campaign.name))
+        .join(Campaign, col(Campaign.id) == col(Recipient.campaign_id))
+        .where(col(Recipient.msisdn).in_(msisdns))
+    )
+    if team_id is not None:
+        statement = statement.where(
+            or_(col(Campaign.team_id) == team_id, col(Campaign.team_id).is_(None)),
+            col(Recipient.msisdn).in_(_team_customers(team_id)),
+        )
+    if states:
+        statement = statement.where(col(Recipient.state).in_(states))
+    statement = statement.order_by(newest.desc(), col(Recipient.id).desc()).limit(limit)
+    return [(r, name) for r, name in (await session.execute(statement)).tuples()]
+
+
 # ---- rules and tasks ------------------------------------------------------------------
 
 
@@ -849,9 +876,12 @@ async def list_tasks(
     limit: int,
     offset: int,
     team_id: str | None = None,
+    msisdns: Sequence[str] | None = None,
 ) -> list[Task]:
     """Open tasks soonest due first; closed ones most recently closed first."""
     statement = select(Task).where(Task.status == status)  # type: ignore[arg-type]
+    if msisdns is not None:
+        statement = statement.where(col(Task.msisdn).in_(msisdns))
     if team_id is not None:
         statement = statement.where(col(Task.msisdn).in_(_team_customers(team_id)))
     if manager_id is not None:

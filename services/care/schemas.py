@@ -255,6 +255,24 @@ class RecipientRead(BaseModel):
     delivered_at: datetime | None
 
 
+class MessageRead(BaseModel):
+    """One care message to a customer: a recipient row of a campaign (automatic care
+    included), planned, sent or not sent as ``state`` says."""
+
+    id: int = Field(description="the recipient row")
+    campaign_id: uuid.UUID
+    campaign_name: str
+    msisdn: str
+    state: RecipientState = Field(
+        description="queued / held / sending: planned; sent, delivered: sent (delivered: "
+        "the operator confirmed it); failed, suppressed, control, cancelled: not sent"
+    )
+    text: str | None = Field(description="the text as rendered for this customer (once sent)")
+    due_at: datetime = Field(description="when it is (or was) due to go out")
+    sent_at: datetime | None
+    delivered_at: datetime | None
+
+
 class AlertCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -19,7 +19,6 @@ from services.complaint.models import (
     Ticket,
 )
 from services.complaint.schemas import (
-    MSISDN_PATTERN,
     Acknowledge,
     ActionRead,
     Agree,
@@ -60,6 +59,7 @@ from services.kit import clock
 from services.kit.app import Session
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import InvalidInput
+from services.kit.params import MsisdnsQuery
 
 router = APIRouter()
 
@@ -152,7 +152,16 @@ def _encode(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode()
 
 
-@router.get("/complaints", tags=["complaints"], summary="Complaints you may see, newest first")
+@router.get(
+    "/complaints",
+    tags=["complaints"],
+    summary="Complaints you may see, newest first",
+    description="Admin and operator see every ticket, supervisors and managers their team's "
+    "(a manager without a team: the tickets they handle), partners none (403). Every filter "
+    "given applies (`state` repeatable: any of them). `msisdn` is repeatable: the batched "
+    "read of up to 100 customers' complaints (the gateway's loader; add `state` for the open "
+    "ones); `limit` caps the whole page, `next_cursor` continues it.",
+)
 async def get_complaints(
     session: Session,
     principal: Acting,
@@ -163,7 +172,7 @@ async def get_complaints(
     severity: str | None = None,
     breached: bool | None = None,
     due_before: datetime | None = None,
-    msisdn: Annotated[str | None, Query(pattern=MSISDN_PATTERN)] = None,
+    msisdn: MsisdnsQuery = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ComplaintPage:
@@ -177,7 +186,7 @@ async def get_complaints(
         severity=severity,
         breached=breached,
         due_before=due_before,
-        msisdn=msisdn,
+        msisdns=msisdn,
         after_id=_cursor(cursor),
         limit=limit + 1,
     )

@@ -251,7 +251,7 @@ async def list_tickets(
     severity: str | None,
     breached: bool | None,
     due_before: datetime | None,
-    msisdn: str | None,
+    msisdns: Sequence[str] | None,
     after_id: int | None,
     limit: int,
 ) -> list[Ticket]:
@@ -270,8 +270,8 @@ async def list_tickets(
         query = query.where(col(Ticket.breached) == breached)
     if due_before is not None:
         query = query.where(col(Ticket.next_due_at) < due_before)
-    if msisdn is not None:
-        query = query.where(col(Ticket.msisdn) == msisdn)
+    if msisdns is not None:
+        query = query.where(col(Ticket.msisdn).in_(msisdns))
     if after_id is not None:
         query = query.where(col(Ticket.id) < after_id)
     query = query.order_by(col(Ticket.id).desc()).limit(limit)

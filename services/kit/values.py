@@ -66,6 +66,25 @@ def normalise_region(raw: str) -> str:
     return region
 
 
+MAX_BATCH = 100
+"""How many values one repeatable query parameter takes (``?msisdn=A&msisdn=B``): enough for
+a gateway page of customers, bounded so one call is one bounded query."""
+
+
+def normalise_msisdns(raw: list[str]) -> list[str]:
+    """Each number normalised, duplicates dropped (first order kept), at most
+    :data:`MAX_BATCH`; a bad one is named by its position."""
+    if len(raw) > MAX_BATCH:
+        raise ValueError(f"至多 {MAX_BATCH} 个号码（收到 {len(raw)} 个），请分批查询")
+    numbers: dict[str, None] = {}
+    for position, value in enumerate(raw, 1):
+        try:
+            numbers[normalise_msisdn(value)] = None
+        except ValueError as exc:
+            raise ValueError(f"第 {position} 个：{exc}") from None
+    return list(numbers)
+
+
 def time_zone_of(region: str) -> str:
     return REGION_TIME_ZONES.get(region, DEFAULT_TIME_ZONE)
 
@@ -80,6 +99,9 @@ def not_ahead(value: datetime) -> datetime:
 
 Msisdn = Annotated[str, AfterValidator(normalise_msisdn)]
 """A Chinese mobile number in any usual form, kept as its 11 digits."""
+MsisdnList = Annotated[list[str], AfterValidator(normalise_msisdns)]
+"""Up to :data:`MAX_BATCH` mobile numbers in any usual form, each kept as its 11 digits; a
+repeatable query parameter in the routes (:data:`services.kit.app.MsisdnsQuery`)."""
 Region = Annotated[str, AfterValidator(normalise_region)]
 """A province, kept by its short name."""
 PastInstant = Annotated[datetime, AfterValidator(not_ahead)]

@@ -12,6 +12,7 @@ from services.kit.app import Session
 from services.kit.auth import Acting, Principal
 from services.kit.errors import InvalidInput
 from services.kit.masking import mask_msisdn, sees_numbers
+from services.kit.params import IdsQuery, MsisdnsQuery
 from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
 from services.profile import service
 from services.profile.config import get_profile_settings
@@ -123,7 +124,15 @@ async def create_customer(
     return read
 
 
-@router.get("/customers", summary="List customers with filters (cursor pagination)")
+@router.get(
+    "/customers",
+    summary="List customers with filters (cursor pagination)",
+    description="Customers you may see (a manager: their own and their team's; a supervisor: "
+    "the team's) matching every filter given, by id. `msisdn` is repeatable: the batched "
+    "read of up to 100 customers by number (the gateway's loader), answered as the usual "
+    "page with those of them you may see; numbers you may not see or that are no customer "
+    "are left out. Partners see numbers masked unless listed in KEEPWELL_PARTNERS_UNMASKED.",
+)
 async def list_customers(
     session: Session,
     principal: Acting,
@@ -136,7 +145,7 @@ async def list_customers(
     customer_status: Annotated[CustomerStatus | None, Query(alias="status")] = None,
     birthday_month: Annotated[int | None, Query(ge=1, le=12)] = None,
     q: Annotated[str | None, Query(max_length=50, description="Part of the name")] = None,
-    msisdn: Annotated[str | None, Query(description="Exact number (any usual form)")] = None,
+    msisdn: MsisdnsQuery = None,
     tag: Annotated[str | None, Query(max_length=50, description="Customers with this tag")] = None,
     cursor: str | None = None,
     limit: Limit = 50,
@@ -156,7 +165,7 @@ async def list_customers(
         status=customer_status,
         birthday_month=birthday_month,
         name_contains=q,
-        msisdn=service.parse_msisdn(msisdn) if msisdn is not None else None,
+        msisdns=tuple(msisdn) if msisdn is not None else None,
         tag=(tag or "").strip() or None,
     )
     items, next_cursor = await service.list_customers(session, principal, filters, cursor, limit)
@@ -406,11 +415,16 @@ async def list_read_audit(
 # --- teams and managers ------------------------------------------------------------------------
 
 
-@router.get("/teams", summary="All teams")
-async def list_teams(session: Session, principal: Acting) -> list[TeamRead]:
+@router.get(
+    "/teams",
+    summary="All teams, or those asked for by id",
+    description="Ordered by id. `id` is repeatable: the batched read of up to 100 teams "
+    "(unknown ids are left out).",
+)
+async def list_teams(session: Session, principal: Acting, id: IdsQuery = None) -> list[TeamRead]:
     from services.profile import repository
 
-    return [TeamRead.model_validate(t) for t in await repository.list_teams(session)]
+    return [TeamRead.model_validate(t) for t in await repository.list_teams(session, id)]
 
 
 @router.post("/teams", status_code=status.HTTP_201_CREATED, summary="Create a team")
@@ -437,16 +451,24 @@ async def delete_team(team_id: str, session: Session, principal: Acting) -> None
     await service.delete_team(session, principal, team_id)
 
 
-@router.get("/managers", summary="Managers (active ones unless include_inactive)")
+@router.get(
+    "/managers",
+    summary="Managers (active ones unless include_inactive), or those asked for by id",
+    description="Ordered by id. `id` is repeatable: the batched read of up to 100 managers "
+    "(unknown ids are left out); combined with the other filters, so ask "
+    "`include_inactive=true` to get a manager who has left. Partners see phone numbers "
+    "masked unless listed in KEEPWELL_PARTNERS_UNMASKED.",
+)
 async def list_managers(
     session: Session,
     principal: Acting,
     team_id: str | None = None,
     include_inactive: bool = False,
+    id: IdsQuery = None,
 ) -> list[ManagerRead]:
     from services.profile import repository
 
-    rows = await repository.list_managers(session, team_id, include_inactive)
+    rows = await repository.list_managers(session, team_id, include_inactive, id)
     return [_manager_read(m, principal) for m in rows]
 
 

@@ -103,7 +103,23 @@ class Manager(SQLModel, table=True):
 
 class Customer(SQLModel, table=True):
     __tablename__ = "customer"
-    __table_args__ = {"schema": SCHEMA}
+    __table_args__ = (
+        # ``?tag=``: tags @> '["x"]' (jsonb_path_ops answers @> only, and is the smaller).
+        Index(
+            "ix_customer_tags",
+            "tags",
+            postgresql_using="gin",
+            postgresql_ops={"tags": "jsonb_path_ops"},
+        ),
+        # ``?q=``: name ILIKE '%x%' (pg_trgm; a term of 3+ characters uses it).
+        Index(
+            "ix_customer_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "public.gin_trgm_ops"},
+        ),
+        {"schema": SCHEMA},
+    )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     msisdn: str = Field(max_length=11, unique=True)

@@ -6,6 +6,7 @@ Set-based work on an asyncpg connection (bulk import, monthly recompute) lives i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -54,7 +55,7 @@ class CustomerFilters:
     status: str | None = None
     birthday_month: int | None = None
     name_contains: str | None = None
-    msisdn: str | None = None
+    msisdns: tuple[str, ...] | None = None  # normalised numbers; the batched read
     tag: str | None = None
 
 
@@ -84,11 +85,12 @@ def _filter_conditions(f: CustomerFilters) -> list[ColumnElement[bool]]:
         "lifecycle": f.lifecycle,
         "region": f.region,
         "status": f.status,
-        "msisdn": f.msisdn,
     }
     for name, value in simple.items():
         if value is not None:
             conditions.append(getattr(Customer, name) == value)
+    if f.msisdns is not None:
+        conditions.append(col(Customer.msisdn).in_(f.msisdns))
     if f.team_id is not None:
         conditions.append(_team_of_manager(f.team_id))
     if f.tag is not None:
@@ -266,8 +268,12 @@ async def get_team(session: AsyncSession, team_id: str) -> Team | None:
     return await session.get(Team, team_id)
 
 
-async def list_teams(session: AsyncSession) -> list[Team]:
-    return list((await session.execute(select(Team).order_by(col(Team.id)))).scalars())
+async def list_teams(session: AsyncSession, ids: Sequence[str] | None = None) -> list[Team]:
+    """All teams, or only those of ``ids`` (unknown ids are left out)."""
+    query = select(Team)
+    if ids is not None:
+        query = query.where(col(Team.id).in_(ids))
+    return list((await session.execute(query.order_by(col(Team.id)))).scalars())
 
 
 async def team_has_managers(session: AsyncSession, team_id: str) -> bool:
@@ -292,9 +298,14 @@ async def get_manager(
 
 
 async def list_managers(
-    session: AsyncSession, team_id: str | None, include_inactive: bool
+    session: AsyncSession,
+    team_id: str | None,
+    include_inactive: bool,
+    ids: Sequence[str] | None = None,
 ) -> list[Manager]:
     query = select(Manager)
+    if ids is not None:
+        query = query.where(col(Manager.id).in_(ids))
     if team_id is not None:
         query = query.where(col(Manager.team_id) == team_id)
     if not include_inactive:

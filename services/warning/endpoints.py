@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from services.kit.app import Session, resources
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import InvalidInput, chinese_message
+from services.kit.params import MsisdnsQuery
 from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
 from services.warning import service
 from services.warning.config import get_warning_settings
@@ -74,6 +75,11 @@ async def load_usage(batch: UsageBatch, session: Session, _: Feeder) -> UsageBat
     "/warnings",
     tags=["warnings"],
     summary="Warnings you may see, highest risk first (open and in progress unless `status`)",
+    description="A manager sees their own warnings, a supervisor the team's, admin and "
+    "operator all; partners none (403). Every filter given applies. `msisdn` is repeatable: "
+    "the batched read of up to 100 customers' warnings (the gateway's loader), with `status` "
+    "and `signal` as usual; `limit` caps the whole answer (at most 500), so a loader asks "
+    "enough for all of them.",
 )
 async def get_warnings(
     session: Session,
@@ -86,7 +92,7 @@ async def get_warnings(
         ),
     ] = None,
     signal: Signal | None = None,
-    msisdn: Annotated[str | None, Query(pattern=MSISDN_PATTERN)] = None,
+    msisdn: MsisdnsQuery = None,
     manager_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -96,7 +102,7 @@ async def get_warnings(
         service.scope_of(principal),
         statuses=status or [Status.open, Status.in_progress],
         signal=signal,
-        msisdn=msisdn,
+        msisdns=msisdn,
         manager_id=manager_id,
         limit=limit,
         offset=offset,
@@ -168,6 +174,22 @@ async def get_risk(
     msisdn: Annotated[str, Path(pattern=MSISDN_PATTERN)], session: Session, principal: Acting
 ) -> RiskRead:
     return await service.risk_of(session, msisdn, principal)
+
+
+@router.get(
+    "/risk",
+    tags=["warnings"],
+    summary="Risk scores of several subscribers in one call",
+    description="The batched form of `GET /subscribers/{msisdn}/risk`: a list of the same "
+    "`RiskRead` objects, one per requested number that read would answer, in the order "
+    "asked (duplicates once). Left out: numbers that are not customers (404 there) and "
+    "customers with an open warning outside your scope (403 there). At most 100 numbers; "
+    "answered in a fixed number of queries, whatever their count.",
+)
+async def get_risks(msisdn: MsisdnsQuery, session: Session, principal: Acting) -> list[RiskRead]:
+    if msisdn is None:
+        raise InvalidInput("msisdn：必填，可重复（?msisdn=A&msisdn=B）", field="msisdn")
+    return await service.risks_of(session, msisdn, principal)
 
 
 @router.get("/rules", tags=["rules"], summary="The current rule set")

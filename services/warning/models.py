@@ -148,7 +148,21 @@ class Warning(SQLModel, table=True):
             unique=True,
             postgresql_where=text("status <> 'resolved'"),
         ),
-        Index("ix_warning_manager_open", "manager_id", "risk_score"),
+        # The open lists (GET /warnings without status), highest risk first: a manager's,
+        # a team's, everyone's. The predicate is the one list_warnings writes literally.
+        Index(
+            "ix_warning_manager_open",
+            "manager_id",
+            "risk_score",
+            postgresql_where=text("status <> 'resolved'"),
+        ),
+        Index(
+            "ix_warning_team_open",
+            "team_id",
+            "risk_score",
+            postgresql_where=text("status <> 'resolved'"),
+        ),
+        Index("ix_warning_open_risk", "risk_score", postgresql_where=text("status <> 'resolved'")),
         Index("ix_warning_team_id", "team_id"),
         {"schema": SCHEMA},
     )

@@ -528,16 +528,20 @@ async def list_warnings(
     *,
     statuses: Sequence[Status],
     signal: Signal | None,
-    msisdn: str | None,
+    msisdns: Sequence[str] | None,
     manager_id: str | None,
     limit: int,
     offset: int,
 ) -> list[Warning]:
-    query = select(Warning).where(col(Warning.status).in_(statuses))
+    if set(statuses) == {Status.open, Status.in_progress}:
+        # Literally the predicate of the partial indexes: a parameter would not prove it.
+        query = select(Warning).where(text(OPEN))
+    else:
+        query = select(Warning).where(col(Warning.status).in_(statuses))
     if signal is not None:
         query = query.where(col(Warning.signal) == signal)
-    if msisdn is not None:
-        query = query.where(col(Warning.msisdn) == msisdn)
+    if msisdns is not None:
+        query = query.where(col(Warning.msisdn).in_(msisdns))
     if manager_id is not None:
         query = query.where(col(Warning.manager_id) == manager_id)
     query = _scoped(query, scope).order_by(
@@ -561,6 +565,23 @@ async def open_warnings_of(
         statement = statement.with_for_update()
     result = await session.execute(statement)
     return list(result.scalars())
+
+
+async def open_warnings_of_many(session: AsyncSession, msisdns: Sequence[str]) -> list[Warning]:
+    """The open warnings of several subscribers in one query, each one's in the order
+    :func:`open_warnings_of` gives."""
+    statement = (
+        select(Warning)
+        .where(col(Warning.msisdn).in_(msisdns), col(Warning.status) != Status.resolved)
+        .order_by(col(Warning.msisdn), col(Warning.weight).desc(), col(Warning.id))
+    )
+    return list((await session.execute(statement)).scalars())
+
+
+async def customers_among(session: AsyncSession, msisdns: Sequence[str]) -> set[str]:
+    """Which of these numbers are in the customer copy."""
+    statement = select(col(Customer.msisdn)).where(col(Customer.msisdn).in_(msisdns))
+    return set((await session.execute(statement)).scalars())
 
 
 async def add_contact(session: AsyncSession, contact: Contact) -> Contact:
