@@ -1,7 +1,7 @@
 """customer tag and name search indexes (GIN jsonb_path_ops, pg_trgm)
 
 Revision ID: 1585700f5831
-Revises: e97177a7f560
+Revises: 4e46af32dcd7
 Created: 2026-12-02 09:00:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "1585700f5831"
-down_revision: str | None = "e97177a7f560"
+down_revision: str | None = "4e46af32dcd7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
