@@ -601,8 +601,6 @@ class ServiceErrors(SchemaExtension):
                 mapped = graphql_error(original)
                 error.message = mapped.message
                 error.extensions = mapped.extensions
-            elif isinstance(original, ValueError) and not isinstance(original, GraphQLError):
-                error.extensions = {"code": "BAD_USER_INPUT"}
 
 
 class ServiceCalls(SchemaExtension):

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
-from pydantic import BaseModel, create_model
+from graphql import GraphQLError
+from pydantic import BaseModel, ConfigDict, create_model
 
 from gateway.context import Context
 
@@ -23,6 +24,7 @@ Info = strawberry.Info[Context, None]
 
 
 _MODELS: dict[type[Any], type[BaseModel]] = {}
+_COERCE = ConfigDict(coerce_numbers_to_str=True)  # ids are numbers in JSON, ID in GraphQL
 
 
 def _model(cls: type[Any]) -> type[BaseModel]:
@@ -33,11 +35,16 @@ def _model(cls: type[Any]) -> type[BaseModel]:
     if model is None:
         hints = typing.get_type_hints(cls)
         fields: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
+        for f in _data_fields(cls):
             hint = _swap(hints[f.name])
             fields[f.name] = (hint, None) if _optional(hint) else (hint, ...)
-        model = _MODELS[cls] = create_model(f"{cls.__name__}Data", **fields)
+        model = _MODELS[cls] = create_model(f"{cls.__name__}Data", __config__=_COERCE, **fields)
     return model
+
+
+def _data_fields(cls: type[Any]) -> list[dataclasses.Field[Any]]:
+    """The fields that hold data (not resolvers)."""
+    return [f for f in dataclasses.fields(cls) if f.init and f.name in cls.__annotations__]
 
 
 def _optional(hint: Any) -> bool:
@@ -62,7 +69,7 @@ def _swap(hint: Any) -> Any:
 
 def _to(cls: type[Any], data: BaseModel) -> Any:
     values = {}
-    for f in dataclasses.fields(cls):
+    for f in _data_fields(cls):
         values[f.name] = _value(getattr(data, f.name))
     return cls(**values)
 
@@ -120,4 +127,6 @@ def offset_of(cursor: str | None) -> int:
             return int(value)
     except ValueError:
         pass
-    raise ValueError("after: not a cursor this API returned")
+    raise GraphQLError(
+        "after：不是本接口给出的游标", extensions={"code": "BAD_USER_INPUT", "field": "after"}
+    )

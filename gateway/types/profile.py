@@ -57,8 +57,8 @@ class Manager:
 
 @strawberry.type(description="A named date of the customer's (纪念日), e.g. a wedding day.")
 class ImportantDate:
-    name: str
-    date: str = strawberry.field(description="MM-DD or YYYY-MM-DD, as recorded.")
+    label: str = strawberry.field(description="What the day is, e.g. 结婚纪念日.")
+    date: date
 
 
 @strawberry.type(description="One contact with the customer (接触记录), from any channel.")

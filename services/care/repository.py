@@ -813,7 +813,7 @@ async def messages_of(
     if states:
         statement = statement.where(col(Recipient.state).in_(states))
     statement = statement.order_by(newest.desc(), col(Recipient.id).desc()).limit(limit)
-    return [(r, name) for r, name in (await session.execute(statement)).tuples()]
+    return [(r, name) for r, name in (await session.execute(statement)).all()]
 
 
 # ---- rules and tasks ------------------------------------------------------------------

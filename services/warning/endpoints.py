@@ -40,7 +40,8 @@ from services.warning.schemas import (
 
 router = APIRouter()
 
-Feeder = Annotated[Principal, Depends(require_role(Role.operator))]
+# The operator's usage feed: operators' scripts, or a partner system with its API key.
+Feeder = Annotated[Principal, Depends(require_role(Role.operator, Role.partner))]
 RuleEditor = Annotated[Principal, Depends(require_role(Role.supervisor))]
 
 

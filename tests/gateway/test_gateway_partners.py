@@ -22,6 +22,10 @@ mutation ($partner: String!, $scopes: [String!]!) {
 }
 """
 
+REVOKE = """
+mutation ($id: ID!) { revokeApiKey(id: $id) { __typename ... on ApiKeyInfo { revokedAt } } }
+"""
+
 
 async def new_key(graphql: GraphQL, *scopes: str, partner: str = "bss-feed") -> dict[str, Any]:
     body = await graphql(CREATE, role="admin", partner=partner, scopes=list(scopes))
@@ -128,7 +132,7 @@ async def test_revoked_and_expired_keys_are_refused(
     revoked = await new_key(graphql, "customers:read")
     assert (await as_partner(gateway, revoked["key"], query)).status_code == 200
     body = await graphql(
-        'mutation ($id: ID!) { revokeApiKey(id: $id) { __typename ... on ApiKeyInfo { revokedAt } } }',
+        REVOKE,
         role="admin",
         id=revoked["apiKey"]["id"],
     )
@@ -154,7 +158,9 @@ async def test_revoked_and_expired_keys_are_refused(
 
 
 async def test_only_admins_make_keys(demo: Settings, graphql: GraphQL) -> None:
-    body = await graphql(CREATE, role="supervisor", team="T001", partner="x", scopes=["usage:write"])
+    body = await graphql(
+        CREATE, role="supervisor", team="T001", partner="x", scopes=["usage:write"]
+    )
     assert body["data"]["createApiKey"] == {
         "__typename": "Forbidden",
         "code": "forbidden",

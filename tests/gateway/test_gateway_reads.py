@@ -45,10 +45,8 @@ query ($first: Int!, $filter: CustomerFilter) {
 async def teams_and_managers(settings: Settings) -> list[dict[str, Any]]:
     rows = await fetch(
         settings.database_url,
-        "SELECT c.team_id, c.manager_id, count(*) AS customers, "
-        "(SELECT msisdn FROM profile.customer x WHERE x.manager_id = c.manager_id "
-        " ORDER BY msisdn LIMIT 1) AS msisdn "
-        "FROM profile.customer c WHERE c.manager_id IS NOT NULL "
+        "SELECT m.team_id, c.manager_id, count(*) AS customers, min(c.msisdn) AS msisdn "
+        "FROM profile.customer c JOIN profile.manager m ON m.id = c.manager_id "
         "GROUP BY 1, 2 ORDER BY 1, 2",
     )
     found = [dict(r) for r in rows]
@@ -70,7 +68,8 @@ async def test_customer_360_brings_every_service_together(demo: Settings, graphq
     archive = (
         await fetch(
             demo.database_url,
-            "SELECT name, tier, manager_id, team_id FROM profile.customer WHERE msisdn = $1",
+            "SELECT c.name, c.tier, c.manager_id, m.team_id FROM profile.customer c "
+            "JOIN profile.manager m ON m.id = c.manager_id WHERE c.msisdn = $1",
             msisdn,
         )
     )[0]
