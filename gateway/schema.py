@@ -48,7 +48,13 @@ from gateway.types.inputs import (
 )
 from gateway.types.partners import ApiKeyInfo, CreatedApiKey, UsageAccepted, UsageInput
 from gateway.types.profile import ContactEntry, Customer
-from gateway.types.reports import ReachReport, RetentionRate, SlaCompliance, WarningOutcomes
+from gateway.types.reports import (
+    ReachReport,
+    ReadAuditEntry,
+    RetentionRate,
+    SlaCompliance,
+    WarningOutcomes,
+)
 from gateway.types.results import Forbidden, ProblemType, attempt, problem_of
 from gateway.types.viewer import Viewer, WorkQueue
 from gateway.types.warning import ChurnWarning
@@ -95,6 +101,25 @@ class Query:
         async with session_scope(ctx.clients.sessionmaker) as session:
             rows = await apikeys.listed(session, partner_id)
         return [build(ApiKeyInfo, r.model_dump()) for r in rows]
+
+    @strawberry.field(
+        description="Admins: unmasked reads of personal data, newest first.", extensions=STAFF
+    )
+    async def read_audit(
+        self,
+        info: Info,
+        user_id: str | None = None,
+        msisdn: str | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> Connection[ReadAuditEntry]:
+        ctx = info.context
+        params: list[tuple[str, Any]] = [("limit", ctx.page_size(first))]
+        params += [(k, v) for k, v in (("user_id", user_id), ("msisdn", msisdn)) if v]
+        if after is not None:
+            params.append(("cursor", after))
+        page = await ctx.service("profile").get(ctx.caller, "/audit/reads", params=params)
+        return connection(build_all(ReadAuditEntry, page["items"]), page["next_cursor"])
 
     @strawberry.field(description="Who I am: user id, role and team.")
     def viewer(self, info: Info) -> Viewer:

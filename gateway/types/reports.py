@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import strawberry
@@ -100,3 +100,16 @@ class RetentionRate:
     rate: float
     teams: list[RetentionRow]
     managers: list[RetentionRow]
+
+
+@strawberry.type(description="One unmasked read of a customer's personal data (审计).")
+class ReadAuditEntry:
+    id: strawberry.ID
+    at: datetime
+    request_id: str | None = strawberry.field(description="The request it was part of.")
+    user_id: str
+    role: str
+    caller: str | None = strawberry.field(description="An internal caller, if not a person.")
+    action: str
+    msisdn: str
+    fields: list[str] = strawberry.field(description="The personal fields served unmasked.")

@@ -214,3 +214,39 @@ async def test_page_sizes_are_bounded(demo: Settings, graphql: GraphQL, first: i
 async def test_without_a_token_only_health_answers(graphql: GraphQL) -> None:
     body = await graphql("{ viewer { userId } }", role=None)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_an_unmasked_read_is_audited_with_the_request_id(
+    demo: Settings, graphql: GraphQL, gateway: Any
+) -> None:
+    from tests.gateway.conftest import bearer
+
+    mine = (await teams_and_managers(demo))[0]
+    response = await gateway.post(
+        "/graphql",
+        json={
+            "query": "query ($m: String!) { customer(msisdn: $m) { msisdn } }",
+            "variables": {"m": mine["msisdn"]},
+        },
+        headers={
+            **bearer("manager", mine["manager_id"], mine["team_id"]),
+            "X-Request-ID": "audit-me-1",
+        },
+    )
+    assert response.json()["data"]["customer"]["msisdn"] == mine["msisdn"]
+    body = await graphql(
+        "query ($m: String) { readAudit(msisdn: $m) { nodes { userId role requestId fields } } }",
+        role="admin",
+        m=mine["msisdn"],
+    )
+    entries = body["data"]["readAudit"]["nodes"]
+    assert {
+        "userId": mine["manager_id"],
+        "role": "manager",
+        "requestId": "audit-me-1",
+        "fields": ["msisdn"],
+    } in [{**e, "fields": e["fields"][:1]} for e in entries]
+    denied = await graphql(
+        "{ readAudit { nodes { id } } }", role="supervisor", team=mine["team_id"]
+    )
+    assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
