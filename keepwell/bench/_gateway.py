@@ -1,0 +1,268 @@
+"""The body of ``keepwell bench gateway`` (kept apart so the CLI starts fast)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from keepwell.embedded import free_port
+from services.kit.config import SERVICES
+
+CUSTOMER_360 = """
+query ($msisdn: String!) {
+  customer(msisdn: $msisdn) {
+    msisdn name tier serviceLevel lifecycle tags
+    manager { id name team { id name } }
+    team { id name }
+    warnings { id signal severity summary riskScore }
+    riskScore { score components { signal weight summary } }
+    complaints { number state severity nextDueAt breached }
+    careHistory { messages { state text sentAt } tasks { kind dueOn status } }
+    contactLog(first: 5) { nodes { channel outcome at note } }
+    managerHistory { managerId startedAt endedAt }
+  }
+}
+"""
+
+WORK_QUEUE = """
+{ myWorkQueue { warnings { id msisdn signal riskScore dueOn }
+                careTasks { id msisdn kind dueOn }
+                complaints { id number state nextDueAt } } }
+"""
+
+CUSTOMER_PAGE = """
+{ customers(first: 50) { nodes { msisdn name tier manager { id name }
+                                  warnings { signal severity riskScore } }
+                         pageInfo { hasNextPage endCursor } } }
+"""
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    sandbox = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(
+        KEEPWELL_ENV="development",
+        KEEPWELL_DATA_DIR=str(data_dir),
+        KEEPWELL_WORKER_METRICS_BASE_PORT=str(free_port()),
+        CARE_SANDBOX_PORT=str(sandbox),
+        CARE_SANDBOX_URL=f"http://127.0.0.1:{sandbox}",
+        **{f"KEEPWELL_{p.upper()}_PORT": str(free_port()) for p in ("gateway", *SERVICES)},
+    )
+    return env
+
+
+async def _until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if await check():
+                return
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            pass
+        await asyncio.sleep(0.25)
+    raise RuntimeError(f"{what} not ready within {within:.0f} s")
+
+
+def _summary(latencies: list[float], errors: int, seconds: float) -> dict[str, Any]:
+    if not latencies:
+        return {"requests": 0, "errors": errors}
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000, 1)
+
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": round(len(latencies) / seconds, 1),
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 1),
+    }
+
+
+async def _load(
+    send: Callable[[httpx.AsyncClient], Awaitable[bool]],
+    concurrency: int,
+    seconds: float,
+) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    errors = 0
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        for _ in range(concurrency):  # warm connections and caches, not measured
+            await send(client)
+        deadline = time.monotonic() + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                ok = await send(client)
+                if ok:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+        began = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.monotonic() - began
+    return _summary(latencies, errors, elapsed)
+
+
+async def run(url: str | None, concurrency: int, seconds: float) -> dict[str, Any]:
+    scratch = Path(tempfile.mkdtemp(prefix="kw-bench-gateway-"))
+    env = _env(scratch / "data") if url is None else dict(os.environ)
+    processes: list[subprocess.Popen[bytes]] = []
+    log = (scratch / "system.log").open("ab")
+    try:
+        if url is None:
+            processes.append(_spawn(["-m", "keepwell", "run"], env, log))
+            url = f"http://127.0.0.1:{env['KEEPWELL_GATEWAY_PORT']}"
+        floor_port = free_port()
+        floor_env = {**env, "FLOOR_PORT": str(floor_port)}
+        processes.append(_spawn(["-m", "keepwell.bench._gateway_floor"], floor_env, log))
+        floor = f"http://127.0.0.1:{floor_port}"
+        async with httpx.AsyncClient(timeout=5) as probe:
+
+            async def ready() -> bool:
+                for p in processes:
+                    if p.poll() is not None:
+                        raise RuntimeError(f"a process exited early; see {scratch / 'system.log'}")
+                body = (
+                    await probe.post(f"{url}/graphql", json={"query": "{ health { ready } }"})
+                ).json()
+                return all(h["ready"] for h in body["data"]["health"])
+
+            await _until(ready, 180, "the system")
+            await _until(lambda: _ok(probe.get(f"{floor}/docs")), 30, "the floor endpoints")
+        return await _measure(url, floor, env, concurrency, seconds)
+    finally:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        log.close()
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
+    from keepwell.processes import die_with_parent
+
+    return subprocess.Popen(
+        [sys.executable, *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
+    )
+
+
+async def _ok(response: Awaitable[httpx.Response]) -> bool:
+    return (await response).status_code == 200
+
+
+async def _measure(
+    url: str, floor: str, env: dict[str, str], concurrency: int, seconds: float
+) -> dict[str, Any]:
+    from gateway.config import GatewaySettings
+    from gateway.identity import development_token
+    from services.kit.auth import Principal, Role
+    from services.kit.config import Settings
+
+    settings = Settings(data_dir=Path(env.get("KEEPWELL_DATA_DIR", ".keepwell")))
+    gateway_settings = GatewaySettings()
+
+    def bearer(role: Role, user: str, team: str | None = None) -> dict[str, str]:
+        principal = Principal(user_id=user, role=role, team_id=team)
+        token = development_token(principal, gateway_settings, settings, 3600)
+        return {"Authorization": f"Bearer {token}"}
+
+    operator = bearer(Role.operator, "bench")
+    samples = await _samples(url, operator)
+    manager = bearer(Role.manager, samples["manager"], samples["team"])
+    numbers = samples["msisdns"]
+    turn = [0]
+
+    def next_number() -> str:
+        turn[0] += 1
+        number: str = numbers[turn[0] % len(numbers)]
+        return number
+
+    def graphql(query: str, headers: dict[str, str], variables: Callable[[], dict[str, Any]]):  # type: ignore[no-untyped-def]
+        async def send(client: httpx.AsyncClient) -> bool:
+            r = await client.post(
+                f"{url}/graphql", json={"query": query, "variables": variables()}, headers=headers
+            )
+            return r.status_code == 200 and "errors" not in r.json()
+
+        return send
+
+    def plain(path: str, params: Callable[[], dict[str, str]]):  # type: ignore[no-untyped-def]
+        async def send(client: httpx.AsyncClient) -> bool:
+            return (await client.get(f"{floor}{path}", params=params())).status_code == 200
+
+        return send
+
+    mix = {
+        "customer_360": (
+            graphql(CUSTOMER_360, operator, lambda: {"msisdn": next_number()}),
+            plain("/customer360", lambda: {"msisdn": next_number()}),
+        ),
+        "work_queue": (
+            graphql(WORK_QUEUE, manager, dict),
+            plain("/work-queue", lambda: {"user": samples["manager"], "team": samples["team"]}),
+        ),
+        "customer_page_50": (
+            graphql(CUSTOMER_PAGE, operator, dict),
+            plain("/customer-page", dict),
+        ),
+    }
+    results: dict[str, Any] = {}
+    for name, (through_gateway, direct) in mix.items():
+        g = await _load(through_gateway, concurrency, seconds)
+        f = await _load(direct, concurrency, seconds)
+        ratio = round(g["p50_ms"] / f["p50_ms"], 2) if g.get("p50_ms") and f.get("p50_ms") else None
+        results[name] = {
+            "gateway": g,
+            "floor": f,
+            "p50_ratio": ratio,
+            "meets_target": ratio is not None and ratio <= 1.5,
+        }
+    return {
+        "benchmark": "gateway",
+        "concurrency": concurrency,
+        "seconds_per_run": seconds,
+        "target": "gateway p50 <= 1.5 x floor p50, per query, at concurrency 16",
+        "queries": results,
+    }
+
+
+async def _samples(url: str, headers: dict[str, str]) -> dict[str, Any]:
+    """Customers to ask about and the manager with the most of them, asked of the gateway."""
+    query = "{ customers(first: 100) { nodes { msisdn managerId teamId } } }"
+    async with httpx.AsyncClient(timeout=30) as client:
+        body = (await client.post(f"{url}/graphql", json={"query": query}, headers=headers)).json()
+    nodes = body["data"]["customers"]["nodes"]
+    if not nodes:
+        raise RuntimeError("the system has no customers to ask about")
+    load: dict[tuple[str, str], int] = {}
+    for n in nodes:
+        if n["managerId"] and n["teamId"]:
+            key = (n["managerId"], n["teamId"])
+            load[key] = load.get(key, 0) + 1
+    manager, team = max(load, key=lambda k: load[k])
+    return {"msisdns": [n["msisdn"] for n in nodes], "manager": manager, "team": team}
