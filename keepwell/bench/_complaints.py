@@ -19,7 +19,7 @@ import httpx
 
 import migrations
 from keepwell.bench._scratch import scratch_database
-from keepwell.embedded import EmbeddedRedis, free_port
+from services.kit.embedded import EmbeddedRedis, free_port
 from services.kit import clock
 from services.kit.auth import Principal, Role, issue_token
 from services.kit.config import Settings
@@ -29,7 +29,7 @@ CUSTOMERS = 5000
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    from keepwell.processes import die_with_parent
+    from services.kit.processes import die_with_parent
 
     return subprocess.Popen(
         [sys.executable, "-m", "keepwell", *args],

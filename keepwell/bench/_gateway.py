@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from keepwell.embedded import free_port
+from services.kit.embedded import free_port
 from services.kit.config import SERVICES
 
 CUSTOMER_360 = """
@@ -160,7 +160,7 @@ async def run(url: str | None, concurrency: int, seconds: float) -> dict[str, An
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
-    from keepwell.processes import die_with_parent
+    from services.kit.processes import die_with_parent
 
     return subprocess.Popen(
         [sys.executable, *args],
