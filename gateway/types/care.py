@@ -57,10 +57,11 @@ class Campaign:
 
 @strawberry.type(description="One care message to a customer, from a campaign or automatic care.")
 class CareMessage:
-    campaign_id: uuid.UUID | None
-    campaign_name: str | None
+    campaign_id: uuid.UUID
+    campaign_name: str
     state: CareMessageState
-    text: str | None
+    text: str | None = strawberry.field(description="As rendered for the customer, once sent.")
+    due_at: datetime = strawberry.field(description="When it is (or was) due to go out.")
     sent_at: datetime | None
     delivered_at: datetime | None
 

@@ -19,10 +19,10 @@ import httpx
 
 import migrations
 from keepwell.bench._scratch import scratch_database
-from services.kit.embedded import EmbeddedRedis, free_port
 from services.kit import clock
 from services.kit.auth import Principal, Role, issue_token
 from services.kit.config import Settings
+from services.kit.embedded import EmbeddedRedis, free_port
 
 CATEGORIES = ["network_signal", "billing", "service_attitude", "tariff", "points", "other"]
 CUSTOMERS = 5000

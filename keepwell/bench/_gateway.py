@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from services.kit.embedded import free_port
 from services.kit.config import SERVICES
+from services.kit.embedded import free_port
 
 CUSTOMER_360 = """
 query ($msisdn: String!) {

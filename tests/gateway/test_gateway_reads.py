@@ -250,3 +250,26 @@ async def test_an_unmasked_read_is_audited_with_the_request_id(
         "{ readAudit { nodes { id } } }", role="supervisor", team=mine["team_id"]
     )
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_the_readme_queries_answer_with_demo_data(demo: Settings, graphql: GraphQL) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    work_queue, customer_360 = re.findall(r"```graphql\n(.*?)```", readme, re.S)[:2]
+    manager = (
+        await fetch(
+            demo.database_url,
+            "SELECT w.manager_id, w.team_id, w.msisdn FROM warning.warning w "
+            "WHERE w.status <> 'resolved' AND w.manager_id IS NOT NULL "
+            "ORDER BY w.risk_score DESC LIMIT 1",
+        )
+    )[0]
+    me = {"role": "manager", "user": manager["manager_id"], "team": manager["team_id"]}
+    body = await graphql(work_queue, **me)
+    assert "errors" not in body, body["errors"]
+    assert body["data"]["myWorkQueue"]["warnings"]
+    body = await graphql(customer_360, msisdn=manager["msisdn"], **me)
+    assert "errors" not in body, body["errors"]
+    assert body["data"]["customer"]["riskScore"]["components"]
