@@ -23,7 +23,7 @@ def _one_each(
     fetch: Callable[[list[str]], Awaitable[list[Row]]], key: str
 ) -> Callable[[list[str]], Awaitable[Sequence[Row | None]]]:
     async def load(keys: list[str]) -> Sequence[Row | None]:
-        found = {row[key]: row for row in await fetch(keys)}
+        found = {str(row[key]): row for row in await fetch(keys)}
         return [found.get(k) for k in keys]
 
     return load
@@ -81,6 +81,10 @@ class Loaders:
         )
         self.complaints = DataLoader[str, list[Row]](
             _grouped(many(complaint, "/complaints", "msisdn", [("limit", 200)], True), "msisdn"),
+            max_batch_size=MAX_KEYS,
+        )
+        self.sla = DataLoader[str, Row | None](
+            _one_each(many(complaint, "/complaints/sla", "id", [], False), "complaint_id"),
             max_batch_size=MAX_KEYS,
         )
         self.care_tasks = DataLoader[str, list[Row]](

@@ -77,12 +77,10 @@ class Complaint:
         row = await info.context.loaders.customer.load(self.msisdn)
         return build(Customer, row) if row else None
 
-    @strawberry.field(description="Its SLA clocks, asked of the complaint service (one call each).")
+    @strawberry.field(description="Its SLA clocks (SLA 时限), per metric.")
     async def sla(self, info: Info) -> Sla | None:
-        row = await info.context.service("complaint").get(
-            info.context.caller, f"/complaints/{self.id}/sla"
-        )
-        return build(Sla, row)
+        row = await info.context.loaders.sla.load(str(self.id))
+        return build(Sla, row) if row else None
 
     @strawberry.field(description="The steps recorded so far (one call each).")
     async def steps(self, info: Info) -> list[ComplaintStep] | None:

@@ -51,6 +51,7 @@ from services.complaint.schemas import (
     SlaRead,
     StepRead,
     SweepResult,
+    TicketSlaRead,
     Track,
     Versioned,
     YearImport,
@@ -60,6 +61,7 @@ from services.kit.app import Session
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import InvalidInput
 from services.kit.params import MsisdnsQuery
+from services.kit.values import MAX_BATCH
 
 router = APIRouter()
 
@@ -232,6 +234,25 @@ async def get_queue(
         due = last_item.next_due_at.isoformat() if last_item.next_due_at else ""
         next_cursor = _encode(f"{due}~{last_item.id}")
     return ComplaintPage(items=[read_of(t) for t in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/complaints/sla",
+    tags=["sla"],
+    summary="The SLA clocks of several complaints (batched read)",
+    description="`?id=1&id=2` (at most 100): per complaint the caller may see, what "
+    "`GET /complaints/{id}/sla` answers, with `complaint_id`; others are left out.",
+)
+async def get_slas(
+    session: Session,
+    principal: Acting,
+    complaint_id: Annotated[list[int], Query(alias="id", min_length=1, max_length=MAX_BATCH)],
+) -> list[TicketSlaRead]:
+    found = await repo.get_tickets(session, service.scope_of(principal), complaint_id)
+    return [
+        TicketSlaRead.model_validate({**await service.sla_view(session, t), "complaint_id": t.id})
+        for t in found
+    ]
 
 
 @router.get("/complaints/{complaint_id}", tags=["complaints"], summary="One complaint in full")

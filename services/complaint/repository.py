@@ -240,6 +240,12 @@ async def get_ticket(
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def get_tickets(session: AsyncSession, scope: Scope, ids: Sequence[int]) -> list[Ticket]:
+    """The tickets among ``ids`` the scope may read, by id."""
+    query = readable(scope).where(col(Ticket.id).in_(ids)).order_by(col(Ticket.id))
+    return list((await session.execute(query)).scalars())
+
+
 async def list_tickets(
     session: AsyncSession,
     scope: Scope,

@@ -178,6 +178,10 @@ class SlaRead(BaseModel):
     note: str | None = None
 
 
+class TicketSlaRead(SlaRead):
+    complaint_id: int
+
+
 class ComplaintRead(BaseModel):
     id: int
     number: str

@@ -59,3 +59,22 @@ async def test_more_than_a_hundred_numbers_is_refused_naming_the_field(api: Api)
         assert refused.status_code == 422 and refused.json()["field"] == "msisdn"
         bad = await admin.get("/complaints", params={"msisdn": "555"})
         assert bad.status_code == 422 and bad.json()["field"] == "msisdn"
+
+
+async def test_the_sla_clocks_of_several_complaints_in_one_call(api: Api) -> None:
+    ids = await _open(api)
+    wanted = [("id", str(i)) for i in (*ids.values(), 999999)]
+    async with api() as admin:
+        slas = (await admin.get("/complaints/sla", params=wanted)).json()
+        assert [s["complaint_id"] for s in slas] == sorted(ids.values())
+        single = (await admin.get(f"/complaints/{ids[DIAMOND]}/sla")).json()
+        assert next(s for s in slas if s["complaint_id"] == ids[DIAMOND]) == {
+            **single,
+            "complaint_id": ids[DIAMOND],
+        }
+        too_many = [("id", str(i)) for i in range(1, 102)]
+        refused = await admin.get("/complaints/sla", params=too_many)
+        assert refused.status_code == 422 and refused.json()["field"] == "id"
+    async with api("supervisor", user="sup-2", team="t2") as stranger:
+        slas = (await stranger.get("/complaints/sla", params=wanted)).json()
+        assert [s["complaint_id"] for s in slas] == [ids[OTHER_TEAM]]
