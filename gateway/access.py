@@ -9,6 +9,8 @@ from typing import Any
 from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 
+from services.kit.auth import Principal, Role
+
 
 class _Scope(BasePermission):
     def __init__(self, scope: str | None) -> None:
@@ -27,3 +29,8 @@ def needs(scope: str | None) -> list[FieldExtension]:
 
 
 STAFF = needs(None)
+
+
+def is_admin(principal: Principal) -> bool:
+    """What the gateway itself decides: only admins manage partners' API keys."""
+    return principal.role is Role.admin

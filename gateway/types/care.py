@@ -66,6 +66,24 @@ class CareMessage:
     delivered_at: datetime | None
 
 
+@strawberry.type(description="A number of an upload that is not a mobile number, and why.")
+class ListEntryProblem:
+    position: int = strawberry.field(description="1-based position in the upload.")
+    value: str
+    reason: str
+
+
+@strawberry.type(description="What an audience list upload did.")
+class AudienceListAdded:
+    added: int = strawberry.field(description="Numbers newly on the list.")
+    duplicates: list[str]
+    not_customers: list[str] = strawberry.field(
+        description="Added, but not a customer on file: suppressed at send time."
+    )
+    rejected: list[ListEntryProblem]
+    list_size: int
+
+
 @strawberry.type(description="A call or visit a manager is to make (关怀任务).")
 class CareTask:
     id: strawberry.ID

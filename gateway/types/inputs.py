@@ -253,3 +253,58 @@ class CompensationInput:
     kind: str = strawberry.field(description="bill_credit, data_pack, gift, points or other.")
     amount: Decimal = strawberry.field(description="Yuan, to the fen.")
     reason: str
+
+
+@strawberry.input(description="A new customer's archive (客户建档).")
+class CustomerInput:
+    msisdn: str
+    name: str
+    region: str = strawberry.field(description="Province, e.g. 广东.")
+    city: str
+    join_date: date
+    plan_name: str
+    plan_fee: Decimal
+    gender: str | None = strawberry.field(default=UNSET, description="male, female, unknown.")
+    birthday: date | None = UNSET
+    tier: Tier | None = UNSET
+    service_level: ServiceLevel | None = UNSET
+    lifecycle: Lifecycle | None = UNSET
+    manager_id: str | None = UNSET
+    contract_name: str | None = UNSET
+    contract_end: date | None = UNSET
+    tags: list[str] | None = UNSET
+    interests: list[str] | None = UNSET
+    preferences: list[str] | None = UNSET
+    taboos: list[str] | None = UNSET
+
+
+@strawberry.input(description="A customer team (客户经理团队).")
+class TeamInput:
+    id: str
+    name: str
+    region: str
+    supervisor_name: str
+    supervisor_id: str | None = UNSET
+
+
+@strawberry.input(description="Changes to a team; fields left out stay.")
+class TeamPatch:
+    name: str | None = UNSET
+    region: str | None = UNSET
+    supervisor_id: str | None = UNSET
+    supervisor_name: str | None = UNSET
+
+
+@strawberry.input(description="A customer manager (客户经理).")
+class ManagerInput:
+    id: str
+    name: str
+    phone: str
+    team_id: str
+
+
+@strawberry.input(description="Changes to a manager; fields left out stay.")
+class ManagerPatch:
+    name: str | None = UNSET
+    phone: str | None = UNSET
+    team_id: str | None = UNSET

@@ -70,3 +70,30 @@ class RiskScore:
     score: int
     severity: WarningSeverity | None
     components: list[RiskComponent]
+
+
+@strawberry.type(description="One signal's rule, for all tiers or as an override for one.")
+class Rule:
+    signal: WarningSignal
+    tier: str | None = strawberry.field(description="Null: every tier.")
+    enabled: bool
+    weight: int = strawberry.field(description="Points this signal adds to the risk score.")
+    cooling_off_days: int
+    params: JSON = strawberry.field(description="The signal's thresholds.")
+
+
+@strawberry.type(description="How a risk score maps to a severity and a due date.")
+class Band:
+    severity: WarningSeverity
+    min_score: int
+    due_days: int
+
+
+@strawberry.type(description="The versioned rules of churn detection (预警规则).")
+class RuleSet:
+    version: int
+    rules: list[Rule]
+    bands: list[Band]
+    note: str
+    created_by: str
+    created_at: datetime

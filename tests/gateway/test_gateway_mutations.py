@@ -238,3 +238,52 @@ async def test_a_manager_cannot_use_staff_only_admin_mutations(
         team="T001",
     )
     assert body["data"]["revokeApiKey"] == {"__typename": "Forbidden", "code": "forbidden"}
+
+
+async def test_teams_managers_and_a_new_customer(demo: Settings, graphql: GraphQL) -> None:
+    made = await graphql(
+        """mutation {
+             createTeam(team: {id: "T900", name: "杭州西湖团队", region: "浙江",
+                               supervisorName: "周主管"}) { __typename ... on Team { id region } }
+             createManager(manager: {id: "M0900", name: "钱经理", phone: "13800009000",
+                                     teamId: "T900"}) { __typename ... on Manager { id teamId } }
+           }""",
+        role="admin",
+    )
+    assert made["data"] == {
+        "createTeam": {"__typename": "Team", "id": "T900", "region": "浙江"},
+        "createManager": {"__typename": "Manager", "id": "M0900", "teamId": "T900"},
+    }
+    customer = await graphql(
+        """mutation {
+             createCustomer(customer: {msisdn: "13900009001", name: "孙丽", region: "浙江",
+                                       city: "杭州", joinDate: "2019-04-01",
+                                       planName: "全球通188", planFee: "188.00", tier: gold,
+                                       managerId: "M0900"}) {
+               __typename ... on Customer { msisdn tier manager { id team { id } } }
+               ... on ValidationFailed { field }
+             }
+           }""",
+        role="admin",
+    )
+    assert customer["data"]["createCustomer"] == {
+        "__typename": "Customer",
+        "msisdn": "13900009001",
+        "tier": "gold",
+        "manager": {"id": "M0900", "team": {"id": "T900"}},
+    }
+    again = await graphql(
+        """mutation { createCustomer(customer: {msisdn: "13900009001", name: "孙丽",
+             region: "浙江", city: "杭州", joinDate: "2019-04-01", planName: "全球通188",
+             planFee: "188.00"}) { __typename ... on Problem { code } } }""",
+        role="admin",
+    )
+    assert again["data"]["createCustomer"] == {"__typename": "Conflict", "code": "customer_exists"}
+    left = await graphql(
+        'mutation { managerLeaves(id: "M0900") { __typename ... on Manager { active leftOn } } }',
+        role="admin",
+    )
+    assert left["data"]["managerLeaves"]["__typename"] == "Manager"
+    assert left["data"]["managerLeaves"]["active"] is False
+    rules = await graphql("{ ruleSet { version rules { signal weight } bands { severity } } }")
+    assert rules["data"]["ruleSet"]["rules"] and rules["data"]["ruleSet"]["bands"]
