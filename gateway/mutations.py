@@ -124,7 +124,7 @@ class Mutation:
                 )
         except DomainError as exc:
             return _problem_of_domain(exc)
-        return CreatedApiKey(key=key, api_key=build(ApiKeyInfo, row.model_dump()))
+        return CreatedApiKey(key=key, api_key=build(ApiKeyInfo, row.model_dump(mode="json")))
 
     @strawberry.mutation(description="Admins: revoke an API key at once.", extensions=STAFF)
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokedApiKeyResult:
@@ -136,7 +136,7 @@ class Mutation:
                 row = await apikeys.revoke(session, str(id))
         except DomainError as exc:
             return _problem_of_domain(exc)
-        return build(ApiKeyInfo, row.model_dump())
+        return build(ApiKeyInfo, row.model_dump(mode="json"))
 
     @strawberry.mutation(description="File a new customer (客户建档).", extensions=STAFF)
     async def create_customer(self, info: Info, customer: CustomerInput) -> CustomerResult:

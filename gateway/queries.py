@@ -82,7 +82,7 @@ class Query:
             raise GraphQLError("仅管理员可查看 API 密钥", extensions={"code": "FORBIDDEN"})
         async with session_scope(ctx.clients.sessionmaker) as session:
             rows = await apikeys.listed(session, partner_id)
-        return [build(ApiKeyInfo, r.model_dump()) for r in rows]
+        return [build(ApiKeyInfo, r.model_dump(mode="json")) for r in rows]
 
     @strawberry.field(
         description="Admins: unmasked reads of personal data, newest first.", extensions=STAFF

@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 
 from gateway.errors import ServiceError, ServiceUnavailable, graphql_error
 from gateway.mutations import Mutation
@@ -47,5 +53,9 @@ schema = strawberry.Schema(
         ServiceCalls,
         lambda: QueryDepthLimiter(max_depth=12),
         lambda: MaxAliasesLimiter(max_alias_count=30),
+        # A repeated operation (an app sends the same few) skips parsing and validation;
+        # bounded, so odd queries cannot grow the caches.
+        ParserCache(maxsize=256),
+        ValidationCache(maxsize=256),
     ],
 )

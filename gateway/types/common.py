@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
-import operator
+import enum
 import types
 import typing
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import strawberry
 from graphql import GraphQLError
-from pydantic import BaseModel, ConfigDict, create_model
 
 from gateway.context import Context
 
@@ -23,71 +24,71 @@ Info = strawberry.Info[Context, None]
 """What every resolver is given: the request's context (caller, clients, loaders)."""
 
 
-_MODELS: dict[type[Any], type[BaseModel]] = {}
-_COERCE = ConfigDict(coerce_numbers_to_str=True)  # ids are numbers in JSON, ID in GraphQL
+Convert = Callable[[Any], Any]
+_BUILDERS: dict[type[Any], list[tuple[str, Convert, bool]]] = {}
 
 
-def _model(cls: type[Any]) -> type[BaseModel]:
-    """A pydantic model with the data fields of the strawberry type ``cls``, made from its
-    annotations (strawberry rewrites the dataclass fields' types when the schema is built,
-    the annotations stay as written). Nested strawberry types get models of their own."""
-    model = _MODELS.get(cls)
-    if model is None:
+def _builder(cls: type[Any]) -> list[tuple[str, Convert, bool]]:
+    """Per data field of the strawberry type ``cls``: its name, how a JSON value becomes
+    the field's Python value, and whether it may be absent. Made once per type from the
+    annotations (strawberry rewrites the dataclass fields' types when the schema is built;
+    the annotations stay as written). Plain functions, not a validating model: the
+    services have validated what they answer, and a page of 50 customers is built on every
+    request."""
+    found = _BUILDERS.get(cls)
+    if found is None:
         hints = typing.get_type_hints(cls)
-        fields: dict[str, Any] = {}
-        for f in _data_fields(cls):
-            hint = _swap(hints[f.name])
-            fields[f.name] = (hint, None) if _optional(hint) else (hint, ...)
-        model = _MODELS[cls] = create_model(f"{cls.__name__}Data", __config__=_COERCE, **fields)
-    return model
-
-
-def _data_fields(cls: type[Any]) -> list[dataclasses.Field[Any]]:
-    """The fields that hold data (not resolvers)."""
-    return [f for f in dataclasses.fields(cls) if f.init and f.name in cls.__annotations__]
+        found = _BUILDERS[cls] = [
+            (f.name, _converter(hints[f.name]), _optional(hints[f.name]))
+            for f in dataclasses.fields(cls)
+            if f.init and f.name in cls.__annotations__
+        ]
+    return found
 
 
 def _optional(hint: Any) -> bool:
     return type(None) in typing.get_args(hint)
 
 
-def _swap(hint: Any) -> Any:
-    """``hint`` with every strawberry type in it replaced by its model."""
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        return _model(hint)
-    args = typing.get_args(hint)
-    if not args:
-        return hint
-    swapped = tuple(_swap(a) for a in args)
-    if swapped == args:
-        return hint
+def _converter(hint: Any) -> Convert:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
     origin = typing.get_origin(hint)
-    if origin is types.UnionType or origin is typing.Union:
-        return functools.reduce(operator.or_, swapped)
-    return origin[swapped]
+    if origin in (types.UnionType, typing.Union):
+        (inner,) = args  # only `X | None` unions carry data here
+        convert = _converter(inner)
+        return lambda v: None if v is None else convert(v)
+    if origin is list:
+        item = _converter(args[0])
+        return lambda v: [item(i) for i in v]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        nested: type[Any] = hint
+        return lambda v: build(nested, v)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint
+    if hint is datetime:
+        return datetime.fromisoformat
+    if hint is date:
+        return date.fromisoformat
+    if hint in (Decimal, uuid.UUID):
+        return lambda v: hint(str(v))
+    if hint is strawberry.ID:
+        return str
+    return _same
 
 
-def _to(cls: type[Any], data: BaseModel) -> Any:
-    values = {}
-    for f in _data_fields(cls):
-        values[f.name] = _value(getattr(data, f.name))
-    return cls(**values)
-
-
-def _value(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        target = next(k for k, m in _MODELS.items() if m is type(value))
-        return _to(target, value)
-    if isinstance(value, list):
-        return [_value(v) for v in value]
+def _same(value: Any) -> Any:
     return value
 
 
 def build(cls: type[T], data: Mapping[str, Any]) -> T:
     """An object of the strawberry type ``cls`` from a service's JSON: the fields it
-    declares, parsed (dates, enums, nested types) by pydantic; other keys are left behind."""
-    result: T = _to(cls, _model(cls).model_validate(data))
-    return result
+    declares (dates, decimals, enums and nested types made from their JSON); other keys
+    are left behind."""
+    values = {}
+    for name, convert, optional in _builder(cls):
+        value = data.get(name) if optional else data[name]
+        values[name] = convert(value)
+    return cls(**values)
 
 
 def build_all(cls: type[T], rows: Sequence[Mapping[str, Any]]) -> list[T]:
