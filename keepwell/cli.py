@@ -123,7 +123,8 @@ def seed(
     customers: Annotated[int, typer.Option(help="How many demo customers.")] = 500,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
 ) -> None:
-    """Load realistic demo data: teams, managers, customers and 90 days of usage."""
+    """Load realistic demo data: teams, managers, customers, 120 days of usage and their
+    billing, complaints."""
     from keepwell.seed import load_demo
 
     counts = asyncio.run(load_demo(get_settings(), customers, seed))

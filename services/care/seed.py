@@ -20,7 +20,7 @@ DEMO_OPERATOR = Principal(user_id="demo-operator", role=Role.operator)
 
 DRAFT = CampaignCreate(
     name="冬季关怀：钻卡金卡客户",
-    template="{name}{honorific}，天气转凉，{manager_name}提醒您注意保暖。如需帮助请随时联系我。",
+    template="{honorific}，天气转凉，{manager_name}提醒您注意保暖。如需帮助请随时联系我。",
     audience=Audience(tiers=["diamond", "gold"]),
     occasion="winter_care",
 )
