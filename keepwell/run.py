@@ -105,8 +105,10 @@ def compile_sources() -> None:
 
     root = Path(__file__).resolve().parent.parent
     for package in ("keepwell", "services", "gateway", "migrations"):
-        if (root / package).is_dir():
+        try:
             compileall.compile_dir(root / package, quiet=2, workers=1)
+        except OSError:  # a read-only tree: the children compile in memory, as before
+            return
 
 
 def run_env(settings: Settings, data_dir: Path, infra_env: dict[str, str]) -> dict[str, str]:

@@ -128,3 +128,12 @@ def test_an_unreachable_service_names_its_url_variable(tmp_path: Path) -> None:
     [line] = found.stderr.strip().splitlines()
     assert line.startswith(f"error: cannot reach {profile}/customers")
     assert "KEEPWELL_PROFILE_URL" in line
+
+
+def test_run_refuses_to_start_beside_a_live_run_of_the_same_data_dir(tmp_path: Path) -> None:
+    me = os.getpid()  # this test process stands in for the running supervisor
+    record(tmp_path, me, runfile.process_start_time(me))
+    found = keepwell("run", env=clean_env(tmp_path))
+    assert found.returncode == 1
+    assert f"already running on {tmp_path} (pid {me})" in " ".join(found.stderr.split())
+    assert not (tmp_path / "postgres").exists()  # nothing was started
