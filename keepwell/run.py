@@ -3,11 +3,12 @@
 Starts embedded PostgreSQL and Redis when no URLs are configured, then the four services,
 the gateway and the SMS sandbox, which import their code while the supervisor migrates and
 loads demo data on first start (they touch no table before a request comes); the workers,
-whose jobs start at once, follow the migrations. On a first start with demo data the demo
-plays its first days once everything is ready (``keepwell/seed.py``: ``play_demo``). Where
-it all listens goes to ``<data dir>/run.json`` for the commands run beside it
-(``services/kit/runfile.py``). A child that crashes is restarted with back-off; SIGINT or
-SIGTERM stops every child and the embedded servers, and nothing is left running.
+whose jobs start at once and call the services, follow once the services are ready. On a
+first start with demo data the demo plays its first days once everything is ready
+(``keepwell/seed.py``: ``play_demo``). Where it all listens goes to ``<data dir>/run.json``
+for the commands run beside it (``services/kit/runfile.py``). A child that crashes is
+restarted with back-off; SIGINT or SIGTERM stops every child and the embedded servers, and
+nothing is left running.
 """
 
 from __future__ import annotations
@@ -86,9 +87,9 @@ def servers(settings: Settings) -> list[Child]:
 
 
 def workers() -> list[Child]:
-    """The workers: their jobs (relay sweeps, the SLA sweep) run at once, so they start
-    after the migrations. One process for every service's queue: far quicker to start
-    than one each."""
+    """The workers: their jobs (relay sweeps, the SLA sweep) run at once and deliver events
+    to the services, so they start after the migrations, once the services answer. One
+    process for every service's queue: far quicker to start than one each."""
     return [Child("workers", [*ME, "worker", *WORKER_SERVICES])] if WORKER_SERVICES else []
 
 
@@ -276,12 +277,15 @@ def run(data_dir: Path, demo_customers: int) -> None:
             loaded = asyncio.run(prepare(settings, demo_customers))
             if loaded:
                 console.print(f"[dim]loaded demo data: {demo_customers} customers[/]")
+            watcher = threading.Thread(target=supervise, args=(procs, env, stop), daemon=True)
+            watcher.start()
+            ready = wait_ready(settings, stop)
+            # Once the services answer: a relay that found them still starting would back
+            # off (2 s, 4 s, 8 s...) and hold back the read models' first fill.
             for child in workers():
                 child.start(env)
                 procs.append(child)
-            watcher = threading.Thread(target=supervise, args=(procs, env, stop), daemon=True)
-            watcher.start()
-            if wait_ready(settings, stop):
+            if ready:
                 print_urls(settings, time.monotonic() - started)
                 runfile.write(data_dir, dataclasses.replace(info, state="ready"))
                 if loaded:
