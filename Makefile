@@ -10,10 +10,10 @@ AS_OF_PREFIX = $(if $(AS_OF),faketime -f "$$(printf '%+d' $$(( $$(date -ud '$(AS
 
 .PHONY: install run test lint bench-help clean
 
-$(VENV)/.installed: pyproject.toml uv.lock
+$(VENV)/.installed: pyproject.toml uv.lock Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	test -x $(VENV)/bin/uv || $(VENV)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(VENV)/bin/uv sync --locked --quiet
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(VENV)/bin/uv sync --locked --quiet --compile-bytecode
 	touch $@
 
 install: $(VENV)/.installed

@@ -55,7 +55,9 @@ schema = strawberry.Schema(
         lambda: MaxAliasesLimiter(max_alias_count=30),
         # A repeated operation (an app sends the same few) skips parsing and validation;
         # bounded, so odd queries cannot grow the caches.
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
+        # One instance each, shared by every request (strawberry takes instances here,
+        # though its type hints name only classes and factories).
+        ParserCache(maxsize=256),  # type: ignore[list-item]
+        ValidationCache(maxsize=256),  # type: ignore[list-item]
     ],
 )

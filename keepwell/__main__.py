@@ -1,3 +1,3 @@
-from keepwell.cli import app
+from keepwell.cli import main
 
-app(prog_name="keepwell")
+main()

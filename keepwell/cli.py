@@ -27,6 +27,25 @@ Schema = StrEnum("Schema", {s: s for s in SCHEMAS})  # type: ignore[misc]
 Process = StrEnum("Process", {s: s for s in ("gateway", *SERVICES)})  # type: ignore[misc]
 
 
+@app.callback()
+def _find_running_system(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback when a command fails.")
+    ] = False,
+) -> None:
+    """Keepwell: VIP customer retention backend.
+
+    Commands reach the system that `keepwell run` started here (its URLs are in
+    KEEPWELL_DATA_DIR/run.json) unless DATABASE_URL, REDIS_URL or service URLs are set."""
+    # `run` decides for itself (it refuses to start beside a live run of the same data dir).
+    if ctx.invoked_subcommand != "run":
+        from services.kit.runfile import apply_to_environ
+
+        if apply_to_environ() is not None:
+            get_settings.cache_clear()
+
+
 @app.command()
 def run(
     data_dir: Annotated[
@@ -105,7 +124,8 @@ def seed(
     customers: Annotated[int, typer.Option(help="How many demo customers.")] = 500,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
 ) -> None:
-    """Load realistic demo data: teams, managers, customers and 90 days of usage."""
+    """Load realistic demo data: teams, managers, customers, 120 days of usage and their
+    billing, complaints."""
     from keepwell.seed import load_demo
 
     counts = asyncio.run(load_demo(get_settings(), customers, seed))
@@ -260,6 +280,34 @@ def keygen(
     typer.echo(f"KEEPWELL_{which.value.upper()}_PUBLIC_KEY={public}")
 
 
+@app.command("env")
+def env_command() -> None:
+    """Print `export` lines that point other tools (psql, scripts) at the running system:
+    `eval "$(keepwell env)"`."""
+    import shlex
+
+    from services.care.config import get_care_settings
+    from services.kit.runfile import live_run
+
+    settings = get_settings()
+    values = {
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "KEEPWELL_DATA_DIR": str(settings.data_dir.resolve()),
+        "KEEPWELL_GATEWAY_URL": f"http://{settings.host}:{settings.gateway_port}",
+        **{f"KEEPWELL_{s.upper()}_URL": settings.url_of(s) for s in SERVICES},
+        "CARE_SANDBOX_URL": get_care_settings().sandbox_url,
+    }
+    if live_run(settings.data_dir) is None:
+        typer.echo(
+            f"# no running `keepwell run` under {settings.data_dir}: these are the configured "
+            "defaults (start the system with `make run`)",
+            err=True,
+        )
+    for name, value in values.items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
+
+
 @events.command("dead")
 def events_dead(
     service: Annotated[list[Service] | None, typer.Option(help="Only these producers.")] = None,
@@ -362,3 +410,22 @@ def _register_plugins() -> None:
 
 
 _register_plugins()
+
+
+def main() -> None:
+    """The console entry point: a command that cannot reach the database, Redis or a
+    service says so in one line (``--debug``, anywhere on the line, shows the traceback)."""
+    import sys
+
+    debug = "--debug" in sys.argv[1:]
+    args = [a for a in sys.argv[1:] if a != "--debug"]
+    try:
+        app(args=args, prog_name="keepwell")
+    except Exception as exc:
+        from keepwell.unreachable import explain
+
+        line = None if debug else explain(exc)
+        if line is None:
+            raise
+        typer.echo(line, err=True)
+        raise SystemExit(1) from None

@@ -1,14 +1,20 @@
 """``keepwell run``: the whole system as separate processes under one supervisor.
 
-Starts embedded PostgreSQL and Redis when no URLs are configured, migrates, loads demo
-data on first start, then runs the four services, the gateway and the workers. A child
-that crashes is restarted with back-off; SIGINT or SIGTERM stops every child and the
-embedded servers, and nothing is left running.
+Starts embedded PostgreSQL and Redis when no URLs are configured, then the four services,
+the gateway and the SMS sandbox, which import their code while the supervisor migrates and
+loads demo data on first start (they touch no table before a request comes); the workers,
+whose jobs start at once and call the services, follow once the services are ready. On a
+first start with demo data the demo plays its first days once everything is ready
+(``keepwell/seed.py``: ``play_demo``). Where it all listens goes to ``<data dir>/run.json``
+for the commands run beside it (``services/kit/runfile.py``). A child that crashes is
+restarted with back-off; SIGINT or SIGTERM stops every child and the embedded servers, and
+nothing is left running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -27,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 import migrations
+from services.kit import runfile
 from services.kit.config import SERVICES, Settings
 from services.kit.embedded import EmbeddedPostgres, EmbeddedRedis
 from services.kit.keys import Signer, public_key
@@ -64,18 +71,63 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
 
-def children(settings: Settings) -> list[Child]:
-    me = [sys.executable, "-m", "keepwell"]
+ME = [sys.executable, "-m", "keepwell"]
+
+
+def servers(settings: Settings) -> list[Child]:
+    """The HTTP processes: safe to start before the migrations (no table is read until a
+    request comes, and readiness only pings the database)."""
     # The stand-in SMS operator (CARE_SMS_PROVIDER=sandbox, the default), pushing delivery
     # receipts back to the care service as a real operator would.
     receipts = f"{settings.url_of('care')}/sms/receipts/sandbox"
-    procs = [Child("sms-sandbox", [*me, "care", "sandbox", "--receipt-url", receipts])]
-    procs += [Child(s, [*me, "serve", s]) for s in SERVICES]
-    procs.append(Child("gateway", [*me, "serve", "gateway"]))
-    if WORKER_SERVICES:
-        # One process for every service's queue: far quicker to start than one each.
-        procs.append(Child("workers", [*me, "worker", *WORKER_SERVICES]))
+    procs = [Child("sms-sandbox", [*ME, "care", "sandbox", "--receipt-url", receipts])]
+    procs += [Child(s, [*ME, "serve", s]) for s in SERVICES]
+    procs.append(Child("gateway", [*ME, "serve", "gateway"]))
     return procs
+
+
+def workers() -> list[Child]:
+    """The workers: their jobs (relay sweeps, the SLA sweep) run at once and deliver events
+    to the services, so they start after the migrations, once the services answer. One
+    process for every service's queue: far quicker to start than one each."""
+    return [Child("workers", [*ME, "worker", *WORKER_SERVICES])] if WORKER_SERVICES else []
+
+
+def children(settings: Settings) -> list[Child]:
+    return servers(settings) + workers()
+
+
+def compile_sources() -> None:
+    """Byte-compile our own packages (the installed ones are compiled at install). Every
+    child imports them; with PYTHONDONTWRITEBYTECODE set, as on many CI and container
+    images, each would otherwise compile every module again at every start. Up-to-date
+    files are skipped, so this costs little once done."""
+    import compileall
+
+    root = Path(__file__).resolve().parent.parent
+    for package in ("keepwell", "services", "gateway", "migrations"):
+        try:
+            compileall.compile_dir(root / package, quiet=2, workers=1)
+        except OSError:  # a read-only tree: the children compile in memory, as before
+            return
+
+
+def run_env(settings: Settings, data_dir: Path, infra_env: dict[str, str]) -> dict[str, str]:
+    """What a command run beside this system needs to reach it (``keepwell env`` prints
+    it); recorded in the run file."""
+    from services.care.config import get_care_settings
+
+    env = {**infra_env, "KEEPWELL_DATA_DIR": str(data_dir)}
+    if "DATABASE_URL" not in env:
+        env["DATABASE_URL"] = settings.database_url
+    if "REDIS_URL" not in env:
+        env["REDIS_URL"] = settings.redis_url
+    env["KEEPWELL_HOST"] = settings.host
+    env["KEEPWELL_GATEWAY_PORT"] = str(settings.gateway_port)
+    for service in SERVICES:
+        env[f"KEEPWELL_{service.upper()}_URL"] = settings.url_of(service)
+    env["CARE_SANDBOX_URL"] = get_care_settings().sandbox_url
+    return env
 
 
 @contextmanager
@@ -133,8 +185,7 @@ def print_urls(settings: Settings, elapsed: float) -> None:
 
 
 def supervise(procs: list[Child], env: dict[str, str], stop: threading.Event) -> None:
-    for child in procs:
-        child.start(env)
+    """Restart children that exit (they were started by the caller)."""
     while not stop.is_set():
         now = time.monotonic()
         for child in procs:
@@ -170,6 +221,16 @@ def terminate(procs: list[Child]) -> None:
             child.process.wait()
 
 
+def refuse_second_run(data_dir: Path) -> None:
+    live = runfile.live_run(data_dir)
+    if live is not None:
+        console.print(
+            f"[red]keepwell is already running on {data_dir} (pid {live.pid}); stop it first "
+            "or give this one another KEEPWELL_DATA_DIR[/]"
+        )
+        raise SystemExit(1)
+
+
 def run(data_dir: Path, demo_customers: int) -> None:
     started = time.monotonic()
     stop = threading.Event()
@@ -181,6 +242,12 @@ def run(data_dir: Path, demo_customers: int) -> None:
     signal.signal(signal.SIGTERM, on_signal)
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    refuse_second_run(data_dir)
+    compiling = threading.Thread(target=compile_sources, daemon=True)
+    compiling.start()
+    procs: list[Child] = []
+    watcher: threading.Thread | None = None
+    me = os.getpid()
     with infrastructure(data_dir) as infra_env:
         # Children find the development keys (made now, on first start) under data_dir.
         infra_env["KEEPWELL_DATA_DIR"] = str(data_dir)
@@ -189,23 +256,66 @@ def run(data_dir: Path, demo_customers: int) -> None:
         settings = Settings()
         for signer in Signer:  # configured keys are used as they are; none is made then
             public_key(settings, signer)
-        console.print("[dim]applying migrations[/]")
-        migrations.upgrade(settings.database_url)
-        from keepwell.seed import prepare
-
-        if asyncio.run(prepare(settings, demo_customers)):
-            console.print(f"[dim]loaded demo data: {demo_customers} customers[/]")
-        procs = children(settings)
-        watcher = threading.Thread(target=supervise, args=(procs, env, stop), daemon=True)
-        watcher.start()
+        info = runfile.RunInfo(
+            pid=me,
+            started=runfile.process_start_time(me) or 0.0,
+            data_dir=str(data_dir),
+            env=run_env(settings, data_dir, infra_env),
+        )
+        runfile.write(data_dir, info)
         try:
-            if wait_ready(settings, stop):
+            compiling.join()
+            procs += servers(settings)
+            for child in procs:
+                child.start(env)
+            stale = migrations.behind(settings.database_url)
+            if stale:
+                console.print(f"[dim]applying migrations: {', '.join(stale)}[/]")
+                migrations.upgrade(settings.database_url, stale)
+            from keepwell.seed import prepare
+
+            loaded = asyncio.run(prepare(settings, demo_customers))
+            if loaded:
+                console.print(f"[dim]loaded demo data: {demo_customers} customers[/]")
+            watcher = threading.Thread(target=supervise, args=(procs, env, stop), daemon=True)
+            watcher.start()
+            ready = wait_ready(settings, stop)
+            # Once the services answer: a relay that found them still starting would back
+            # off (2 s, 4 s, 8 s...) and hold back the read models' first fill.
+            for child in workers():
+                child.start(env)
+                procs.append(child)
+            if ready:
                 print_urls(settings, time.monotonic() - started)
+                runfile.write(data_dir, dataclasses.replace(info, state="ready"))
+                if loaded:
+                    play_in_background(settings, stop)
             elif not stop.is_set():
                 console.print("[red]not every service became ready; see the logs above[/]")
             stop.wait()
         finally:
             stop.set()
-            watcher.join()
+            if watcher is not None:
+                watcher.join()
             console.print("[dim]stopping[/]")
             terminate(procs)
+            runfile.remove(data_dir, me)
+
+
+def play_in_background(settings: Settings, stop: threading.Event) -> None:
+    """The demo's first days (detection, follow-ups, care, campaigns) through the running
+    services' own functions and jobs, while the user already looks around."""
+
+    def play() -> None:
+        from keepwell.seed import play_demo
+
+        try:
+            summary = asyncio.run(play_demo(settings, stop))
+        except Exception:
+            if not stop.is_set():
+                logger.exception("the demo's first days could not be played")
+            return
+        if summary:
+            console.print("[dim]demo: " + ", ".join(f"{k} {v}" for k, v in summary.items()) + "[/]")
+
+    threading.Thread(target=play, name="demo", daemon=True).start()

@@ -8,6 +8,7 @@ event loop: from async code, call them through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -39,6 +40,42 @@ def alembic_config(service: str, database_url: str) -> Config:
 def upgrade(database_url: str, services: tuple[str, ...] = SCHEMAS, revision: str = "head") -> None:
     for service in services:
         command.upgrade(alembic_config(service, database_url), revision)
+
+
+def behind(database_url: str, services: tuple[str, ...] = SCHEMAS) -> tuple[str, ...]:
+    """The schemas not at their migrations' head. Reads only the revision
+    files and each schema's ``alembic_version``: much cheaper than an upgrade that finds
+    nothing to do, which loads every service's models first."""
+    from alembic.script import ScriptDirectory
+
+    current = asyncio.run(_current_revisions(database_url, services))
+    return tuple(
+        s
+        for s in services
+        if set(ScriptDirectory.from_config(alembic_config(s, database_url)).get_heads())
+        != current[s]
+    )
+
+
+async def _current_revisions(database_url: str, services: tuple[str, ...]) -> dict[str, set[str]]:
+    import asyncpg
+
+    from services.kit.db import libpq_url
+
+    conn = await asyncpg.connect(libpq_url(database_url))
+    try:
+        found: dict[str, set[str]] = {}
+        for service in services:
+            exists = await conn.fetchval("SELECT to_regclass($1)", f"{service}.alembic_version")
+            rows = (
+                await conn.fetch(f'SELECT version_num FROM "{service}".alembic_version')
+                if exists
+                else []
+            )
+            found[service] = {r["version_num"] for r in rows}
+        return found
+    finally:
+        await conn.close()
 
 
 def downgrade(

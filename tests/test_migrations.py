@@ -82,3 +82,15 @@ def test_each_service_migrates_on_its_own(empty_database: str) -> None:
     tables = asyncio.run(tables_of(empty_database))
     assert {"warning.alembic_version", "warning.daily_usage", "warning.outbox"} <= tables
     assert {t.split(".")[0] for t in tables} == {"warning"}
+
+
+def test_behind_names_the_schemas_not_at_head_so_a_restart_can_skip_the_upgrade(
+    empty_database: str,
+) -> None:
+    assert migrations.behind(empty_database) == SCHEMAS
+    migrations.upgrade(empty_database, ("profile", "care"))
+    assert migrations.behind(empty_database) == ("warning", "complaint", "gateway")
+    migrations.upgrade(empty_database)
+    assert migrations.behind(empty_database) == ()
+    migrations.downgrade(empty_database, ("care",), "-1")
+    assert migrations.behind(empty_database) == ("care",)

@@ -276,7 +276,10 @@ async def _plan_rule(session: AsyncSession, rule: Rule, day: date, care: CareSet
             )
         return counts
     if rule.kind is RuleKind.level_a_call:
-        if day.day != int(rule.params.get("day_of_month", 1)):
+        # From its day of the month on: a month whose day the planner missed (the worker
+        # down, an installation started mid-month) still gets its calls; the task is unique
+        # per customer and month, so later days add only who is missing.
+        if day.day < int(rule.params.get("day_of_month", 1)):
             return counts
         last = day.replace(day=calendar.monthrange(day.year, day.month)[1])
         rows = await repository.customers_with_managers(session, "c.service_level = 'A'")

@@ -10,8 +10,6 @@ import re
 from datetime import date, timedelta
 from functools import lru_cache
 
-import holidays
-
 # Festival keys used in rules -> the package's English name for the festival's first day.
 FESTIVALS: dict[str, str] = {
     "new_year": "New Year's Day",
@@ -35,6 +33,8 @@ FESTIVAL_NAMES_ZH: dict[str, str] = {
 
 @lru_cache(maxsize=16)
 def _calendar(year: int) -> dict[date, str]:
+    import holidays  # about 0.1 s: only when planning, not when a care process starts
+
     found = holidays.country_holidays("CN", years=[year - 1, year, year + 1], language="en_US")
     return {day: str(name) for day, name in found.items()}
 

@@ -16,8 +16,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
-
 DEFAULT_HOURS: tuple[tuple[time, time], ...] = (
     (time(8, 30), time(12, 0)),
     (time(13, 30), time(18, 0)),
@@ -42,6 +40,8 @@ def library_schedule(year: int) -> YearSchedule:
     """The ``holidays`` package's China schedule for ``year``. The package tracks the State
     Council's adjusted working days; a year it has none for (published late in the year
     before) gets the statutory holidays only and is provisional."""
+    import holidays  # about 0.1 s: only when a year is first needed, not at every start
+
     found = holidays.country_holidays("CN", years=year, language="en_US")
     days_off = {d: str(n) for d, n in found.items() if d.year == year}
     workdays = frozenset(d for d in found.weekend_workdays if d.year == year)

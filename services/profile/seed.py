@@ -159,3 +159,20 @@ async def load_demo(conn: asyncpg.Connection, data: DemoArchive) -> dict[str, in
     )
     await bulk_sql.announce_all_created(conn, actor="seed")
     return {"teams": teams, "managers": managers, "customers": customers}
+
+
+async def load_billing(conn: asyncpg.Connection, spends: Iterable[tuple[str, date, Any]]) -> int:
+    """Monthly billing summaries (msisdn, month, spend), as the billing feed delivers them."""
+    rows = list(spends)
+    await bulk_sql.upsert_billing(conn, rows)
+    return len(rows)
+
+
+async def recompute_tiers(database_url: str) -> dict[str, int]:
+    """This month's value recompute, as the monthly job runs it."""
+    from services.kit.bulk import raw_connection
+    from services.profile.tiers import recompute
+
+    async with raw_connection(database_url) as conn, conn.transaction():
+        summary = await recompute(conn)
+    return {"tier_changes": summary.tier_changes}

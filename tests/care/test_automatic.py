@@ -143,6 +143,22 @@ async def test_service_level_a_customers_get_a_monthly_call_task_for_their_manag
     )
 
 
+async def test_monthly_calls_missed_on_their_day_are_planned_later_that_month_once(
+    resources: Resources,
+    seed_customers: SeedCustomers,
+    care_settings: CareSettings,
+) -> None:
+    await seed_customers(snapshot("13800000001", service_level="A", manager_id="m7"))
+    await add_rule(resources, kind=RuleKind.level_a_call, name="A级回访", template="月度电话回访",
+                   params={"day_of_month": 5})  # fmt: skip
+    planned = []
+    for day in (date(2026, 12, 4), date(2026, 12, 9), date(2026, 12, 10)):
+        async with resources.session() as session:
+            planned.append((await automatic.plan_day(session, day, care_settings)).tasks_created)
+
+    assert planned == [0, 1, 0]  # not before its day; the 5th missed: the 9th; once a month
+
+
 async def test_a_new_vip_gets_a_welcome_sms_and_a_first_contact_task_within_three_days(
     resources: Resources,
     seed_customers: SeedCustomers,

@@ -38,8 +38,8 @@ def system_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         KEEPWELL_DEMO_CUSTOMERS="40",
         KEEPWELL_WORKER_METRICS_BASE_PORT=str(free_port()),
         **{f"KEEPWELL_{p.upper()}_PORT": str(free_port()) for p in ("gateway", *SERVICES)},
-        **extra,
     )
+    env.update(extra)  # the caller's settings win over these defaults
     return env
 
 

@@ -1,0 +1,118 @@
+"""One line instead of a traceback when a command cannot reach the database, Redis or a
+service: which URL, what went wrong, what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
+
+HINT = "start the system with `make run` (or `keepwell run`) or set {var}"
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        yield found
+        found = found.__cause__ or found.__context__
+
+
+def _modules(tb: TracebackType | None) -> Iterator[str]:
+    while tb is not None:
+        yield tb.tb_frame.f_globals.get("__name__", "")
+        tb = tb.tb_next
+
+
+def _masked(url: str) -> str:
+    """The URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _kind(exc: BaseException) -> str | None:
+    """database, redis, http or None (not a reachability problem)."""
+    for found in _chain(exc):
+        module = type(found).__module__
+        if module.startswith("asyncpg") and type(found).__name__ in (
+            "InvalidCatalogNameError",
+            "InvalidPasswordError",
+            "InvalidAuthorizationSpecificationError",
+            "CannotConnectNowError",
+            "ConnectionDoesNotExistError",
+            "TooManyConnectionsError",
+        ):
+            return "database"
+        if module.startswith("sqlalchemy") and type(found).__name__ in (
+            "OperationalError",
+            "InterfaceError",
+        ):
+            return "database"
+        if module.startswith("redis") and "Connection" in type(found).__name__:
+            return "redis"
+        if module.startswith(("httpx", "httpcore")) and type(found).__name__ in (
+            "ConnectError",
+            "ConnectTimeout",
+            "ReadTimeout",
+            "RemoteProtocolError",
+        ):
+            return "http"
+        if isinstance(found, OSError | TimeoutError):
+            # A refused or timed-out socket: whose it is shows in the frames it came through.
+            names = list(_modules(found.__traceback__))
+            if any(n.startswith(("asyncpg", "sqlalchemy")) for n in names):
+                return "database"
+            if any(n.startswith("redis") for n in names):
+                return "redis"
+            if any(n.startswith(("httpx", "httpcore")) for n in names):
+                return "http"
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    last = list(_chain(exc))[-1]
+    text = str(last).strip().splitlines()[0] if str(last).strip() else type(last).__name__
+    return text
+
+
+def _http_url(exc: BaseException) -> str:
+    for found in _chain(exc):
+        request = getattr(found, "_request", None)
+        if request is not None:
+            return str(request.url)
+    return "a service"
+
+
+def explain(exc: BaseException) -> str | None:
+    """The one line for ``exc``, or None when it is not about reaching something."""
+    kind = _kind(exc)
+    if kind is None:
+        return None
+    from services.kit.config import SERVICES, get_settings
+    from services.kit.runfile import RUN_FILE, data_dir_from_environ, live_run, read
+
+    settings = get_settings()
+    if kind == "database":
+        where, var = _masked(settings.database_url), "DATABASE_URL"
+    elif kind == "redis":
+        where, var = _masked(settings.redis_url), "REDIS_URL"
+    else:
+        where, var = _http_url(exc), "KEEPWELL_<SERVICE>_URL"
+        for service in SERVICES:
+            if where.startswith(settings.url_of(service)):
+                var = f"KEEPWELL_{service.upper()}_URL"
+    hint = HINT.format(var=var)
+    recorded = data_dir_from_environ() / RUN_FILE
+    if live_run(data_dir_from_environ()) is None:
+        stale = read(data_dir_from_environ())
+        hint += (
+            f" (the run recorded in {recorded}, pid {stale.pid}, has stopped)"
+            if stale is not None
+            else f" (no running system recorded in {recorded})"
+        )
+    return f"error: cannot reach {where}: {_reason(exc)}; {hint}; --debug shows the traceback"
