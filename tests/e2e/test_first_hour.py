@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from test_keepwell_run import (
     stop_and_check_nothing_left,
@@ -118,5 +120,39 @@ def test_make_run_shows_every_main_job_and_commands_beside_it_reach_the_same_dat
     ).stdout
     assert f"export DATABASE_URL='{database}'" in exported.splitlines()
 
+    # The README's first queries, through the gateway, as a manager of the demo.
+    manager = asyncio.run(busiest_manager(database))
+    token = subprocess.run(
+        [sys.executable, "-m", "keepwell", "token", "--gateway", "--role", "manager",
+         "--user", manager["manager_id"], "--team", manager["team_id"]],
+        cwd=tmp_path, env=bare, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()  # fmt: skip
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    work_queue, customer_360 = re.findall(r"```graphql\n(.*?)```", readme, re.S)[:2]
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        queue = client.post(f"{gateway}/graphql", json={"query": work_queue}).json()
+        assert "errors" not in queue, queue
+        warnings = queue["data"]["myWorkQueue"]["warnings"]
+        assert warnings and warnings[0]["customer"]["name"]
+        picture = client.post(
+            f"{gateway}/graphql",
+            json={"query": customer_360, "variables": {"msisdn": warnings[0]["msisdn"]}},
+        ).json()
+        assert "errors" not in picture, picture
+        assert picture["data"]["customer"]["riskScore"]["score"] > 0
+
     stop_and_check_nothing_left(process, signal.SIGINT)
     assert not runfile.run_file(data_dir).exists()
+
+
+async def busiest_manager(database: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(libpq_url(database))
+    try:
+        row = await conn.fetchrow(
+            "SELECT manager_id, team_id FROM warning.warning WHERE status <> 'resolved' "
+            "AND manager_id IS NOT NULL GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1"
+        )
+    finally:
+        await conn.close()
+    assert row is not None, "the demo has open warnings"
+    return dict(row)
