@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import SchemaExtension
 
 from gateway import apikeys
 from gateway.access import STAFF, needs
 from gateway.errors import ServiceError, ServiceUnavailable, graphql_error
+from gateway.hardening import Exposure, MaskUnexpected
+from gateway.limits import QueryLimits
 from gateway.types.care import Campaign, CareTask
 from gateway.types.common import (
     Connection,
@@ -641,9 +643,12 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     extensions=[
+        # The edge first: limits before parsing and validation (gateway/limits.py), then
+        # what production hides (gateway/hardening.py).
+        QueryLimits,
+        Exposure,
         ServiceErrors,
         ServiceCalls,
-        lambda: QueryDepthLimiter(max_depth=12),
-        lambda: MaxAliasesLimiter(max_alias_count=30),
+        MaskUnexpected,
     ],
 )
