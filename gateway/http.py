@@ -3,7 +3,7 @@
 Before the router (:class:`EdgeMiddleware`, plain ASGI, nothing read yet): a body larger
 than ``max_body_bytes`` is refused from its Content-Length, or as soon as a streamed body
 goes past it; and a request a browser could send cross-site without a preflight (a GET
-operation, or a POST with a simple content type or none) needs a preflight header
+operation or a POST, with a simple content type or none) needs a preflight header
 (``X-Requested-With``, ``Apollo-Require-Preflight``).
 
 The router (:class:`EdgeRouter`) fills what strawberry leaves out: a mutation over GET is
@@ -130,7 +130,10 @@ class EdgeMiddleware:
 
         too_large = f"请求体过大：上限 {self.max_body} 字节"
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+        if length is not None and not length.isdigit():
+            await refuse(400, "Content-Length 无效", "BAD_REQUEST")
+            return
+        if length is not None and int(length) > self.max_body:
             await refuse(413, too_large, "BODY_TOO_LARGE")
             return
         if (
@@ -170,12 +173,13 @@ class EdgeMiddleware:
 
     @staticmethod
     def _needs_preflight(scope: Scope) -> bool:
-        """A request a browser page on another origin could send without a preflight."""
+        """A request a browser page on another origin could send without a preflight: a
+        GET operation or a POST, with a simple content type or none (a page cannot set
+        ``application/json`` cross-site without a preflight)."""
         method = scope["method"]
-        if method == "GET":
-            # An operation in the query string; the GraphiQL page itself is not one.
-            return "query" in parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if method != "POST":
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        # The GraphiQL page (a GET without a query) is no operation.
+        if not (method == "POST" or (method == "GET" and "query" in parse_qs(query_string))):
             return False
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
         media, _ = parse_content_type(content_type)

@@ -116,6 +116,11 @@ class TestCsrf:
             allowed = await client.get("/graphql", params=TYPENAME, headers=header)
             assert allowed.status_code == 200, allowed.text
             assert allowed.json()["data"] == {"__typename": "Query"}
+        # A JSON content type cannot be sent cross-site without a preflight either.
+        json_get = await client.get(
+            "/graphql", params=TYPENAME, headers={"content-type": "application/json"}
+        )
+        assert json_get.status_code == 200
         # Asking for the GraphiQL page is no operation (404 where there is none).
         page = await client.get("/graphql", headers={"accept": "text/html"})
         assert page.status_code in (200, 404)
