@@ -1,4 +1,5 @@
-"""The gateway's FastAPI app: GraphQL at /graphql (GraphiQL in development)."""
+"""The gateway's FastAPI app: GraphQL at /graphql (GraphiQL in development), behind the
+edge's HTTP rules (gateway/http.py) and CORS for the configured origins only."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from contextlib import asynccontextmanager
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
-from strawberry.fastapi import GraphQLRouter
+from starlette.middleware.cors import CORSMiddleware
 
 from gateway import apikeys
 from gateway.config import GatewaySettings, get_gateway_settings
 from gateway.context import Clients, Context
+from gateway.http import EdgeMiddleware, EdgeRouter
 from gateway.schema import schema
 from services.kit.auth import Principal
 from services.kit.config import Settings, get_settings
@@ -60,8 +62,9 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
             principal = await clients.verifier.principal(token.strip())
         return Context(clients, settings, gateway, principal)
 
-    graphql = GraphQLRouter[Context, None](
+    graphql = EdgeRouter(
         schema,
+        gateway=gateway,
         context_getter=context,
         graphql_ide="graphiql" if settings.env == "development" else None,
     )
@@ -74,6 +77,21 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         return {"status": "ok", "service": "gateway"}
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(EdgeMiddleware, gateway=gateway)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=gateway.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=[
+            "authorization",
+            "content-type",
+            API_KEY_HEADER.lower(),
+            REQUEST_ID_HEADER.lower(),
+            *gateway.csrf_preflight_headers,
+        ],
+        expose_headers=[REQUEST_ID_HEADER],
+        max_age=600,
+    )
     app.add_middleware(MetricsMiddleware, service="gateway")
     app.add_middleware(
         CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=valid_request_id

@@ -31,6 +31,40 @@ class GatewaySettings(BaseSettings):
     read_retries: int = Field(2, ge=0, le=10)
     """Retries of idempotent reads per GraphQL request (a budget shared by all its calls)."""
 
+    # What one operation may ask (gateway/limits.py); defaults from the documented queries:
+    # the deepest (README's customer 360) is 5 levels, the costliest a tested page of 100
+    # customers with managers, warnings, risk and complaints (12,705).
+    max_depth: int = Field(10, ge=1)
+    """Levels of nested fields (``{ viewer { userId } }`` is 2), fragments expanded."""
+    max_aliases: int = Field(15, ge=0)
+    """Aliases in the expanded operation: a fragment with 10 aliases spread 10 times is 100."""
+    max_directives: int = Field(20, ge=0)
+    max_root_fields: int = Field(10, ge=1)
+    max_tokens: int = Field(1000, ge=100)
+    max_query_length: int = Field(15_000, ge=100)
+    """Characters of the query text."""
+    max_cost: int = Field(25_000, ge=1)
+    """Every field 1; a list multiplies what it selects by its ``first`` (or its size)."""
+    default_list_size: int = Field(50, ge=1)
+    """The size assumed of a list without ``first`` or a declared size (limits.LIST_SIZES)."""
+
+    # The HTTP edge (gateway/http.py).
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    """Largest request body, refused from Content-Length or while it streams in."""
+    max_batch_operations: int = Field(0, ge=0, le=50)
+    """Operations in one JSON array (batching); 0 refuses arrays."""
+    csrf_prevention: bool = True
+    """Refuse GET operations and simple-content-type POSTs without a preflight header."""
+    csrf_preflight_headers: list[str] = ["x-requested-with", "apollo-require-preflight"]
+    cors_origins: list[str] = []
+    """Browser origins allowed to call the gateway (CORS); none by default."""
+    introspection: bool | None = None
+    """``None``: on, except in production."""
+    field_suggestions: bool | None = None
+    """"Did you mean ..." in error messages; ``None``: on, except in production."""
+    mask_errors: bool | None = None
+    """Unexpected errors as ``INTERNAL`` with the request id; ``None``: in production only."""
+
     @model_validator(mode="after")
     def _one_way_to_verify(self) -> GatewaySettings:
         if self.jwks_url is not None and self.jwt_secret is not None:

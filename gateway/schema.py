@@ -6,15 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 
 from gateway.errors import ServiceError, ServiceUnavailable, graphql_error
+from gateway.hardening import Exposure, MaskUnexpected
+from gateway.limits import QueryLimits
 from gateway.mutations import Mutation
 from gateway.queries import Query
 
@@ -49,15 +45,18 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     extensions=[
-        ServiceErrors,
-        ServiceCalls,
-        lambda: QueryDepthLimiter(max_depth=12),
-        lambda: MaxAliasesLimiter(max_alias_count=30),
+        # The edge first: limits before parsing and validation (gateway/limits.py), then
+        # what production hides (gateway/hardening.py).
+        QueryLimits,
+        Exposure,
         # A repeated operation (an app sends the same few) skips parsing and validation;
-        # bounded, so odd queries cannot grow the caches.
-        # One instance each, shared by every request (strawberry takes instances here,
-        # though its type hints name only classes and factories).
+        # bounded, so odd queries cannot grow the caches. One instance each, shared by
+        # every request (strawberry takes instances here, though its type hints name only
+        # classes and factories).
         ParserCache(maxsize=256),  # type: ignore[list-item]
         ValidationCache(maxsize=256),  # type: ignore[list-item]
+        ServiceErrors,
+        ServiceCalls,
+        MaskUnexpected,
     ],
 )

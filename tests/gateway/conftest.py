@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,6 +29,7 @@ from services.kit.auth import Principal, Role
 from services.kit.config import SERVICES, Settings
 from services.kit.db import libpq_url
 from services.kit.events.relay import Relay
+from services.kit.keys import generate
 from services.kit.testing import serve
 from services.warning.service import run_detection
 
@@ -141,3 +142,29 @@ def graphql(gateway: httpx.AsyncClient) -> GraphQL:
         return body
 
     return ask
+
+
+@asynccontextmanager
+async def gateway_client(
+    settings: Settings, gateway: GatewaySettings = GATEWAY
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A gateway app of its own (other settings than the ``gateway`` fixture's), in process;
+    the services need not run for what the edge refuses before any call."""
+    app = create_gateway(settings, gateway)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+def production(settings: Settings) -> Settings:
+    """The same settings as a production gateway would have them (its own key pairs)."""
+    signing, public = generate()
+    update: dict[str, Any] = {
+        "env": "production",
+        "user_signing_key": SecretStr(signing),
+        "user_public_key": public,
+        "relay_public_key": generate()[1],
+        "rebuild_public_key": generate()[1],
+    }
+    return settings.model_copy(update=update)
