@@ -43,7 +43,7 @@ class GatewaySettings(BaseSettings):
     max_tokens: int = Field(1000, ge=100)
     max_query_length: int = Field(15_000, ge=100)
     """Characters of the query text."""
-    max_cost: int = Field(25_000, ge=1)
+    max_cost: int = Field(50_000, ge=1)
     """Every field 1; a list multiplies what it selects by its ``first`` (or its size)."""
     default_list_size: int = Field(50, ge=1)
     """The size assumed of a list without ``first`` or a declared size (limits.LIST_SIZES)."""

@@ -63,6 +63,10 @@ LIST_SIZES: dict[str, int] = {
     "Sla.metrics": 5,  # first response .. resolution
     "ComplaintGroupReport.metrics": 5,
     "Customer.importantDates": 10,
+    "Customer.complaints": 10,  # a customer's complaints, newest first
+    "Customer.managerHistory": 10,
+    "CareHistory.tasks": 5,  # open call and visit tasks
+    "CareHistory.messages": 20,
 }
 """Expected size of a list field (``Type.field``) that has no ``first`` argument; a test
 checks that each names a list of objects in the schema."""

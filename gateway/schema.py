@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import ParserCache, SchemaExtension
 
 from gateway.errors import ServiceError, ServiceUnavailable, graphql_error
 from gateway.hardening import Exposure, MaskUnexpected
@@ -49,12 +49,10 @@ schema = strawberry.Schema(
         # what production hides (gateway/hardening.py).
         QueryLimits,
         Exposure,
-        # A repeated operation (an app sends the same few) skips parsing and validation;
-        # bounded, so odd queries cannot grow the caches. One instance each, shared by
-        # every request (strawberry takes instances here, though its type hints name only
-        # classes and factories).
-        ParserCache(maxsize=256),  # type: ignore[list-item]
-        ValidationCache(maxsize=256),  # type: ignore[list-item]
+        # A repeated operation (an app sends the same few) skips parsing; the cache is
+        # bounded and shared by every request. Not strawberry's ValidationCache: it sets
+        # the pre-execution errors itself and so would let a query past the limits.
+        lambda: ParserCache(maxsize=256),
         ServiceErrors,
         ServiceCalls,
         MaskUnexpected,

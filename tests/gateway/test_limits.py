@@ -211,15 +211,18 @@ class TestCost:
     COSTLY = """
     query ($first: Int!) {
       customers(first: $first) {
-        nodes { msisdn complaints { number sla { metrics { metric state dueAt } } } }
+        nodes {
+          msisdn
+          warnings { customer { complaints { number sla { metrics { metric state dueAt } } } } }
+        }
       }
     }
     """
 
     def test_lists_multiply_by_first_or_their_size(self) -> None:
-        # customers 1 + nodes (1 + first x (msisdn 1 + complaints (1 + 50 x
-        #   (number 1 + sla (1 + metrics (1 + 5 x 3))))))
-        per_customer = 1 + (1 + 50 * (1 + (1 + (1 + 5 * 3))))
+        # customers 1 + nodes (1 + first x (msisdn 1 + warnings (1 + 9 x (customer (1 +
+        #   complaints (1 + 10 x (number 1 + sla (1 + metrics (1 + 5 x 3)))))))))
+        per_customer = 1 + (1 + 9 * (1 + (1 + 10 * (1 + (1 + (1 + 5 * 3))))))
         for first in (1, 10):
             found = measure(schema._schema, parse(self.COSTLY), {"first": first})[""]
             assert found.cost == 1 + 1 + first * per_customer
@@ -229,13 +232,17 @@ class TestCost:
         )
 
     def test_an_unbounded_list_counts_the_default_size_and_first_defaults_apply(self) -> None:
-        # customers' `first` defaults to 50; Customer.complaints is unbounded (50).
+        # customers' `first` defaults to 50; Customer.complaints is declared (10);
+        # Query.managers is unbounded (the default size, 50).
         query = "{ customers { nodes { complaints { number } } } }"
-        assert measure(schema._schema, parse(query))[""].cost == 1 + 1 + 50 * (1 + 50 * 1)
+        assert measure(schema._schema, parse(query))[""].cost == 1 + 1 + 50 * (1 + 10 * 1)
+        unbounded = "{ managers { id } }"
+        assert measure(schema._schema, parse(unbounded))[""].cost == 1 + 50 * 1
         small = DEFAULTS.model_copy(update={"default_list_size": 2})
-        assert measure(schema._schema, parse(query), None, small.default_list_size)[
-            ""
-        ].cost == 1 + 1 + 50 * (1 + 2)
+        assert (
+            measure(schema._schema, parse(unbounded), None, small.default_list_size)[""].cost
+            == 1 + 2 * 1
+        )
 
     async def test_a_costly_query_is_refused_with_its_cost(self, client: httpx.AsyncClient) -> None:
         errors = await ask(client, self.COSTLY, first=100)
