@@ -414,7 +414,8 @@ _register_plugins()
 
 def main() -> None:
     """The console entry point: a command that cannot reach the database, Redis or a
-    service says so in one line (``--debug``, anywhere on the line, shows the traceback)."""
+    service, or is given bad input, says so in one line (``--debug``, anywhere on the line,
+    shows the traceback)."""
     import sys
 
     debug = "--debug" in sys.argv[1:]
@@ -423,7 +424,12 @@ def main() -> None:
         app(args=args, prog_name="keepwell")
     except Exception as exc:
         from keepwell.unreachable import explain
+        from services.kit.errors import DomainError
 
+        if isinstance(exc, DomainError) and not debug:
+            # Bad input to a command: what is wrong, as the API would say it.
+            typer.echo(f"error: {exc.message}", err=True)
+            raise SystemExit(2) from None
         line = None if debug else explain(exc)
         if line is None:
             raise
