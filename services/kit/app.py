@@ -23,6 +23,7 @@ from services.kit.errors import ERROR_RESPONSES, install_error_handlers
 from services.kit.events.consumer import Consumer
 from services.kit.events.webhooks import events_router
 from services.kit.http import REQUEST_ID_HEADER, create_http_client, valid_request_id
+from services.kit.inputs import BodyLimit, guard_inputs
 from services.kit.keys import Signer
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
@@ -158,7 +159,15 @@ def create_service_app(
         finally:
             await app.state.resources.close()
 
-    app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1",
+        lifespan=lifespan,
+        # Every route, those a service includes itself too: input no route can take is
+        # refused before the route sees it (services/kit/inputs.py).
+        dependencies=[Depends(guard_inputs)],
+    )
     app.state.service = service  # internal callers are confined to routes of named services
     install_error_handlers(app)
     app.include_router(_health_router())
@@ -175,6 +184,9 @@ def create_service_app(
         app.include_router(
             router, dependencies=[Depends(current_principal)], responses=ERROR_RESPONSES
         )
+    # No body larger than the setting is read (413; a route may allow more with its own
+    # max_body_size); inside the metrics, so a refusal is counted like any answer.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=service)
     # Outermost, so every log line of the request, including the access line, has the id.
     app.add_middleware(

@@ -341,6 +341,7 @@ async def list_snapshots(
 @router.post(
     "/customers/import",
     summary="Bulk upsert by number (CSV or JSON lines body); bad rows reported and skipped",
+    max_body_size=get_profile_settings().import_max_body_bytes,
     openapi_extra={
         "requestBody": {
             "content": {
