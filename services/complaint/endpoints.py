@@ -14,6 +14,7 @@ from services.complaint.exceptions import CategoryNotFound
 from services.complaint.models import (
     BusinessCalendarRow,
     Category,
+    Severity,
     SlaPolicy,
     State,
     Ticket,
@@ -169,8 +170,8 @@ async def get_complaints(
     state: Annotated[list[State] | None, Query()] = None,
     handler_id: str | None = None,
     team_id: str | None = None,
-    category: str | None = None,
-    severity: str | None = None,
+    category: Annotated[str | None, Query(max_length=40)] = None,
+    severity: Severity | None = None,
     breached: bool | None = None,
     due_before: datetime | None = None,
     msisdn: MsisdnsQuery = None,
