@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 import services.complaint as package
 from services.complaint.consumers import consumer
-from services.complaint.endpoints import router
+from services.complaint.endpoints import ROUTE_ROLES, router
 from services.kit.app import create_service_app
 from services.kit.config import Settings
 
@@ -17,4 +17,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         consumer=consumer,
         settings=settings,
+        roles=ROUTE_ROLES,
     )

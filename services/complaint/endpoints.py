@@ -14,6 +14,7 @@ from services.complaint.exceptions import CategoryNotFound
 from services.complaint.models import (
     BusinessCalendarRow,
     Category,
+    Severity,
     SlaPolicy,
     State,
     Ticket,
@@ -57,6 +58,7 @@ from services.complaint.schemas import (
     YearImport,
 )
 from services.kit import clock
+from services.kit.access import EVERYONE, STAFF
 from services.kit.app import Session
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import InvalidInput
@@ -170,8 +172,8 @@ async def get_complaints(
     state: Annotated[list[State] | None, Query()] = None,
     handler_id: str | None = None,
     team_id: str | None = None,
-    category: str | None = None,
-    severity: str | None = None,
+    category: Annotated[str | None, Query(max_length=40)] = None,
+    severity: Severity | None = None,
     breached: bool | None = None,
     due_before: datetime | None = None,
     msisdn: MsisdnsQuery = None,
@@ -576,3 +578,37 @@ async def get_report(
     if end < start:
         raise InvalidInput("end is before start", field="end")
     return await reports.report(session, service.scope_of(principal), group_by, start, end)
+
+
+# Who may call what (services/kit/access.py) where no gate above says: partners none; the
+# scope of each ticket is the service's (a team's, the handler's).
+ROUTE_ROLES: dict[tuple[str, str], tuple[Role, ...]] = {
+    **{
+        (method, path): STAFF
+        for method, path in [
+            ("GET", "/complaints"),
+            ("GET", "/complaints/queue"),
+            ("GET", "/complaints/{complaint_id}"),
+            ("GET", "/complaints/{complaint_id}/sla"),
+            ("GET", "/complaints/{complaint_id}/steps"),
+            ("POST", "/complaints/{complaint_id}/acknowledge"),
+            ("POST", "/complaints/{complaint_id}/clarify"),
+            ("POST", "/complaints/{complaint_id}/agree"),
+            ("POST", "/complaints/{complaint_id}/track"),
+            ("POST", "/complaints/{complaint_id}/close"),
+            ("POST", "/complaints/{complaint_id}/wait"),
+            ("POST", "/complaints/{complaint_id}/resume"),
+            ("POST", "/complaints/{complaint_id}/reopen"),
+            ("POST", "/complaints/{complaint_id}/satisfaction"),
+            ("POST", "/complaints/{complaint_id}/attachments"),
+            ("POST", "/complaints/{complaint_id}/compensations"),
+            ("GET", "/complaints/{complaint_id}/compensations"),
+            ("POST", "/compensations/{compensation_id}/execute"),
+            ("GET", "/alerts"),
+            ("GET", "/reports"),
+        ]
+    },
+    ("GET", "/sla/policies"): EVERYONE,
+    ("GET", "/calendars"): EVERYONE,
+    ("GET", "/calendars/{calendar_id}"): EVERYONE,
+}

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.kit.access import KIT_ROUTE_ROLES, RouteRoles, undeclared, unknown_entries
 from services.kit.auth import Acting, Principal, current_principal, require_caller
 from services.kit.config import Settings, get_settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
@@ -23,6 +24,7 @@ from services.kit.errors import ERROR_RESPONSES, install_error_handlers
 from services.kit.events.consumer import Consumer
 from services.kit.events.webhooks import events_router
 from services.kit.http import REQUEST_ID_HEADER, create_http_client, valid_request_id
+from services.kit.inputs import BodyLimit, guard_inputs
 from services.kit.keys import Signer
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
@@ -145,8 +147,12 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     consumer: Consumer | None = None,
     settings: Settings | None = None,
+    roles: RouteRoles | None = None,
 ) -> FastAPI:
-    """A service's FastAPI app. Every route in ``routers`` requires a valid internal token."""
+    """A service's FastAPI app. Every route in ``routers`` requires a valid internal token
+    and declares the roles that may call it: a ``require_role`` gate, or an entry of
+    ``roles`` (the service's registry, services/kit/access.py); an app with a route that
+    declares neither is refused here."""
     settings = settings or get_settings()
     configure_logging(service, settings.log_level)
 
@@ -158,8 +164,17 @@ def create_service_app(
         finally:
             await app.state.resources.close()
 
-    app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1",
+        lifespan=lifespan,
+        # Every route, those a service includes itself too: input no route can take is
+        # refused before the route sees it (services/kit/inputs.py).
+        dependencies=[Depends(guard_inputs)],
+    )
     app.state.service = service  # internal callers are confined to routes of named services
+    app.state.route_roles = {**KIT_ROUTE_ROLES, **(roles or {})}
     install_error_handlers(app)
     app.include_router(_health_router())
     if consumer is not None:
@@ -175,6 +190,15 @@ def create_service_app(
         app.include_router(
             router, dependencies=[Depends(current_principal)], responses=ERROR_RESPONSES
         )
+    # No body larger than the setting is read (413; a route may allow more with its own
+    # max_body_size); inside the metrics, so a refusal is counted like any answer.
+    missing, stale = undeclared(app), unknown_entries(app)
+    if missing or stale:
+        raise RuntimeError(
+            f"{service}: routes without declared roles {missing}; "
+            f"role entries naming no route {stale}"
+        )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=service)
     # Outermost, so every log line of the request, including the access line, has the id.
     app.add_middleware(

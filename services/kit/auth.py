@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -145,6 +144,17 @@ def _confine(principal: Principal, request: Request) -> None:
         raise Forbidden(f"内部身份 {principal.caller.value} 无权调用 {request.method} {path}")
 
 
+def _admit(principal: Principal, request: Request) -> None:
+    """The roles the service's registry declares for this route (services.kit.access)."""
+    declared: dict[tuple[str, str], tuple[Role, ...]] = getattr(
+        request.app.state, "route_roles", {}
+    )
+    route = request.scope.get("route")
+    roles = declared.get((request.method, getattr(route, "path", "")))
+    if roles is not None and principal.role is not Role.admin and principal.role not in roles:
+        raise Forbidden(refusal(principal, roles))
+
+
 _PRINCIPAL = "keepwell.principal"
 
 
@@ -161,6 +171,7 @@ async def current_principal(request: Request) -> Principal:
         raise Unauthorized("Authorization 请求头缺少 Bearer 令牌")
     principal = verify_token(token.strip(), get_settings())
     _confine(principal, request)
+    _admit(principal, request)
     request.scope[_PRINCIPAL] = principal
     return principal
 
@@ -168,27 +179,44 @@ async def current_principal(request: Request) -> Principal:
 Acting = Annotated[Principal, Depends(current_principal)]
 
 
-def require_role(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """A dependency that admits only the given roles (admin is always admitted)."""
+class RoleGate:
+    """A dependency that admits only its roles (admin is always admitted). The roles stay on
+    the route's dependency, so :mod:`services.kit.access` reads what each route allows."""
 
-    async def dependency(principal: Acting) -> Principal:
-        if principal.role is not Role.admin and principal.role not in roles:
-            allowed = ", ".join(r.value for r in roles)
-            raise Forbidden(
-                f"角色 {principal.role.value} 无权执行此操作；须为以下角色之一：{allowed}"
-            )
+    def __init__(self, roles: tuple[Role, ...]) -> None:
+        self.roles = frozenset(roles) | {Role.admin}
+        self.named = roles
+
+    async def __call__(self, principal: Acting) -> Principal:
+        if principal.role not in self.roles:
+            raise Forbidden(refusal(principal, self.named))
         return principal
 
-    return dependency
+
+def refusal(principal: Principal, roles: tuple[Role, ...]) -> str:
+    allowed = ", ".join(r.value for r in roles) or Role.admin.value
+    return f"角色 {principal.role.value} 无权执行此操作；须为以下角色之一：{allowed}"
 
 
-def require_caller(signer: Signer) -> Callable[..., Coroutine[Any, Any, Principal]]:
+def require_role(*roles: Role) -> RoleGate:
+    """A dependency that admits only the given roles (admin is always admitted)."""
+    return RoleGate(roles)
+
+
+class CallerGate:
     """A dependency that admits only the internal caller ``signer`` (no person, not even
     an admin): ``POST /events`` takes events from the relay alone."""
 
-    async def dependency(principal: Acting) -> Principal:
-        if principal.caller is not signer:
-            raise Forbidden(f"只有内部身份 {signer.value} 可以执行此操作")
+    roles: frozenset[Role] = frozenset()
+
+    def __init__(self, signer: Signer) -> None:
+        self.signer = signer
+
+    async def __call__(self, principal: Acting) -> Principal:
+        if principal.caller is not self.signer:
+            raise Forbidden(f"只有内部身份 {self.signer.value} 可以执行此操作")
         return principal
 
-    return dependency
+
+def require_caller(signer: Signer) -> CallerGate:
+    return CallerGate(signer)

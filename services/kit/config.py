@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Partner ids that see phone numbers in full (services.kit.masking); others see 138****1234.
     partners_unmasked: list[str] = []
     http_timeout_seconds: float = 5.0
+    # Largest request body any route reads (413 beyond); profile's customer import has its
+    # own, larger limit (PROFILE_IMPORT_MAX_BODY_BYTES).
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     db_pool_size: int = 10
 
     PRODUCTION_REQUIRES: ClassVar[tuple[str, ...]] = (

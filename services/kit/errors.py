@@ -11,6 +11,7 @@ turn them, request validation errors and anything unexpected into that format.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("keepwell.errors")
@@ -76,6 +78,11 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class UnsupportedMediaType(DomainError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in [
@@ -83,6 +90,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "The acting principal may not do this"),
         (404, "Not found"),
         (409, "Conflicts with the current state"),
+        (413, "The body is larger than this route takes"),
+        (415, "The body's media type is not one this route takes (`field`: content-type)"),
         (422, "Invalid input; `field` names the offending field"),
     ]
 }
@@ -140,6 +149,12 @@ _MESSAGES: dict[str, str] = {
     "uuid_type": "须为 UUID",
     "uuid_parsing": "须为 UUID",
     "none_required": "须为 null",
+    # services.kit.inputs and the database's own refusals (handled below):
+    "string_nul": "不能含 NUL 字符（\\u0000）",
+    "string_unicode": "须为合法的 Unicode 文本（不能含单独的代理码点）",
+    "int_out_of_range": "整数超出范围（-9223372036854775808 至 9223372036854775807）",
+    "float_not_finite": "须为有限的数字",
+    "date_out_of_range": "年份须在 1900 至 2999 之间",
 }
 
 
@@ -200,13 +215,64 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(422, body)
 
 
+_HTTP_CODES = {
+    404: ("not_found", "找不到该地址"),
+    405: ("method_not_allowed", "该地址不支持此请求方法"),
+    413: ("payload_too_large", "请求体过大"),
+}
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    message = {404: "找不到该地址", 405: "该地址不支持此请求方法"}.get(
-        exc.status_code, str(exc.detail)
-    )
+    code, message = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
     return _json(exc.status_code, ErrorBody(code=code, message=message), exc.headers)
+
+
+# The database's own refusal of a value (SQLSTATE class 22, "data exception": a number out
+# of a column's range, a string too long, a character it cannot store), and Python's when
+# a value is past what it can compute with (a date beyond year 9999): the caller's input,
+# not our fault. The edge (services.kit.inputs) refuses most of it first and names the
+# field; this is the net for the rest (an ``integer`` column given a ``bigint``).
+_OUT_OF_RANGE = re.compile(r"query argument \$\d+: (.+?) \(value out of")
+
+
+def _caused_by_input(exc: BaseException) -> BaseException | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OverflowError | UnicodeEncodeError):
+            return current
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return current
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return None
+
+
+def _field_holding(request: Request, value: str) -> str | None:
+    for name, raw in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if str(raw).strip() == value:
+            return str(name)
+    return None
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    cause = _caused_by_input(exc)
+    if cause is None:
+        return await _unexpected_error(request, exc)
+    logger.warning(
+        "input refused by the database on %s %s: %s", request.method, request.url.path, cause
+    )
+    found = _OUT_OF_RANGE.search(str(cause))
+    field = _field_holding(request, found.group(1)) if found else None
+    if found or isinstance(cause, OverflowError) or "range" in str(cause):
+        message, code = "数值或日期超出可接受的范围", "out_of_range"
+    else:
+        message, code = "含有无法保存的值", "invalid_value"
+    shown = f"{field}：{message}" if field else message
+    detail = ErrorDetail(field=field, message=message, code=code)
+    return _json(422, ErrorBody(code="invalid", message=shown, field=field, details=[detail]))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -218,4 +284,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(OverflowError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -6,7 +6,7 @@ import services.profile as package
 from services.kit.app import create_service_app
 from services.kit.config import Settings
 from services.profile.consumers import consumer
-from services.profile.endpoints import router
+from services.profile.endpoints import ROUTE_ROLES, router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -17,4 +17,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         consumer=consumer,
         settings=settings,
+        roles=ROUTE_ROLES,
     )

@@ -57,6 +57,9 @@ class ProfileSettings(BaseSettings):
     ]  # fmt: skip
     # The most rows one batch-import request may carry; larger feeds use the command.
     import_max_rows_per_request: int = 50_000
+    # The import's body limit (the other routes have KEEPWELL_MAX_BODY_BYTES): 50,000 rows of
+    # a full archive are about 25 MB of CSV. Read once, when the routes are built.
+    import_max_body_bytes: int = 64 * 1024 * 1024
     page_size_max: int = 500
 
     @model_validator(mode="after")

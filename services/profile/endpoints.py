@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit.access import EVERYONE, STAFF
 from services.kit.app import Session
-from services.kit.auth import Acting, Principal
+from services.kit.auth import Acting, Principal, Role
 from services.kit.errors import InvalidInput
 from services.kit.masking import mask_msisdn, sees_numbers
 from services.kit.params import IdsQuery, MsisdnsQuery
@@ -341,6 +342,7 @@ async def list_snapshots(
 @router.post(
     "/customers/import",
     summary="Bulk upsert by number (CSV or JSON lines body); bad rows reported and skipped",
+    max_body_size=get_profile_settings().import_max_body_bytes,
     openapi_extra={
         "requestBody": {
             "content": {
@@ -506,3 +508,35 @@ async def manager_leaves(
 ) -> dict[str, object]:
     manager, moved = await service.manager_leaves(session, principal, manager_id, data)
     return {"manager": ManagerRead.model_validate(manager), "customers_moved": moved}
+
+
+# --- who may call what (services/kit/access.py); the service scopes rows further ----------------
+
+_O, _S, _M, _P = Role.operator, Role.supervisor, Role.manager, Role.partner
+ROUTE_ROLES: dict[tuple[str, str], tuple[Role, ...]] = {
+    ("POST", "/customers"): (_O, _S),
+    ("GET", "/customers"): EVERYONE,  # partners see numbers masked
+    ("GET", "/customers/{msisdn}"): EVERYONE,
+    ("PATCH", "/customers/{msisdn}"): STAFF,
+    ("GET", "/customers/{msisdn}/managers"): EVERYONE,
+    ("POST", "/customers/{msisdn}/contacts"): STAFF,
+    ("GET", "/customers/{msisdn}/contacts"): EVERYONE,
+    ("GET", "/reports/reach"): STAFF,
+    ("GET", "/reports/retention"): STAFF,
+    ("POST", "/snapshots/{day}"): (_S,),
+    ("GET", "/snapshots"): STAFF,
+    ("POST", "/customers/import"): (_O, _P),  # a partner's rows carry its fields only
+    ("PUT", "/billing"): (_O,),
+    ("POST", "/tiers/recompute"): (_O,),
+    ("GET", "/audit/reads"): (),  # admin only
+    ("GET", "/teams"): EVERYONE,
+    ("POST", "/teams"): (_O,),
+    ("GET", "/teams/{team_id}"): EVERYONE,
+    ("PATCH", "/teams/{team_id}"): (_O,),
+    ("DELETE", "/teams/{team_id}"): (_O,),
+    ("GET", "/managers"): EVERYONE,  # partners see phones masked
+    ("POST", "/managers"): (_O,),
+    ("GET", "/managers/{manager_id}"): EVERYONE,
+    ("PATCH", "/managers/{manager_id}"): (_O,),
+    ("POST", "/managers/{manager_id}/leave"): (_O,),
+}

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ValidationError
 
+from services.kit.access import EVERYONE, STAFF
 from services.kit.app import Session, resources
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import InvalidInput, chinese_message
@@ -308,3 +309,21 @@ async def report_churn_reasons(
     session: Session, principal: Acting, period_from: PeriodFrom, period_to: PeriodTo
 ) -> ChurnReasonReport:
     return await service.churn_reason_report(session, principal, period_from, period_to)
+
+
+# Who may call what (services/kit/access.py) where no gate above says: the scope of each
+# read and change is the service's (a manager's own warnings, a supervisor's team's).
+ROUTE_ROLES: dict[tuple[str, str], tuple[Role, ...]] = {
+    ("GET", "/warnings"): STAFF,
+    ("GET", "/warnings/{warning_id}"): STAFF,
+    ("POST", "/warnings/{warning_id}/contacts"): STAFF,
+    ("POST", "/subscribers/{msisdn}/contacts"): STAFF,
+    ("POST", "/warnings/{warning_id}/resolve"): STAFF,
+    ("GET", "/subscribers/{msisdn}/risk"): STAFF,
+    ("GET", "/risk"): STAFF,
+    ("GET", "/rules"): EVERYONE,
+    ("GET", "/rules/{version}"): EVERYONE,
+    ("GET", "/reports/open"): STAFF,
+    ("GET", "/reports/retention"): STAFF,
+    ("GET", "/reports/churn-reasons"): STAFF,
+}

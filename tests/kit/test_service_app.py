@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.kit import clock, keys
+from services.kit.access import EVERYONE
 from services.kit.app import Session, create_service_app
 from services.kit.auth import Principal, Role, issue_token, relay_principal
 from services.kit.config import SERVICES, Settings
@@ -193,7 +194,7 @@ async def test_a_write_whose_commit_fails_is_never_reported_done(
 
     app = create_service_app(
         "commit_probe", title="commit probe", description="", routers=[router], consumer=consumer,
-        settings=settings,
+        settings=settings, roles={("POST", "/twice"): EVERYONE},
     )  # fmt: skip
     event = Envelope(
         id=uuid.uuid4(), seq=1, type="probe.commit_fails", version=1, producer="profile",
