@@ -588,6 +588,7 @@ ROUTE_ROLES: dict[tuple[str, str], tuple[Role, ...]] = {
         for method, path in [
             ("GET", "/complaints"),
             ("GET", "/complaints/queue"),
+            ("GET", "/complaints/sla"),
             ("GET", "/complaints/{complaint_id}"),
             ("GET", "/complaints/{complaint_id}/sla"),
             ("GET", "/complaints/{complaint_id}/steps"),
