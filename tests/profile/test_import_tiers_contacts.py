@@ -113,7 +113,12 @@ async def test_monthly_recompute_sets_tiers_records_reasons_and_publishes(
         assert rerun["tier_changes"] == 0
     async with engine.connect() as conn:
         reasons = (
-            await conn.execute(text("SELECT new_tier, reason FROM profile.tier_change ORDER BY id"))
+            await conn.execute(
+                text(
+                    "SELECT t.new_tier, t.reason FROM profile.tier_change t "
+                    "JOIN profile.customer c ON c.id = t.customer_id ORDER BY c.msisdn, t.id"
+                )
+            )
         ).all()
         events = (
             await conn.execute(
