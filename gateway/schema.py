@@ -3,16 +3,29 @@ goes through (service errors as coded field errors, the calls it cost, the limit
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
-from strawberry.extensions import ParserCache, SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 
 from gateway.errors import ServiceError, ServiceUnavailable, graphql_error
 from gateway.hardening import Exposure, MaskUnexpected
 from gateway.limits import QueryLimits
 from gateway.mutations import Mutation
 from gateway.queries import Query
+
+
+class ValidationAfterLimits(ValidationCache):
+    """strawberry's cached validation, run only for an operation the limits let through:
+    the stock extension sets the pre-execution errors itself, and so would overwrite a
+    refusal by the limits and let the operation run."""
+
+    def on_validate(self) -> Iterator[None]:
+        if self.execution_context.pre_execution_errors is None:
+            yield from super().on_validate()
+        else:
+            yield
 
 
 class ServiceErrors(SchemaExtension):
@@ -49,10 +62,10 @@ schema = strawberry.Schema(
         # what production hides (gateway/hardening.py).
         QueryLimits,
         Exposure,
-        # A repeated operation (an app sends the same few) skips parsing; the cache is
-        # bounded and shared by every request. Not strawberry's ValidationCache: it sets
-        # the pre-execution errors itself and so would let a query past the limits.
+        # A repeated operation (an app sends the same few) skips parsing and validation;
+        # the caches are bounded and shared by every request.
         lambda: ParserCache(maxsize=256),
+        lambda: ValidationAfterLimits(maxsize=256),
         ServiceErrors,
         ServiceCalls,
         MaskUnexpected,

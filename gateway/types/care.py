@@ -9,7 +9,7 @@ from decimal import Decimal
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.types.common import Info, build, build_all
+from gateway.types.common import Info, build, later
 from gateway.types.enums import CampaignState, CareMessageState, CareTaskKind, CareTaskStatus
 
 
@@ -103,9 +103,9 @@ class CareHistory:
     msisdn: strawberry.Private[str]
 
     @strawberry.field(description="Care messages, newest first.")
-    async def messages(self, info: Info) -> list[CareMessage] | None:
-        return build_all(CareMessage, await info.context.loaders.care_messages.load(self.msisdn))
+    def messages(self, info: Info) -> list[CareMessage] | None:
+        return later(info.context.loaders.care_messages.load(self.msisdn))
 
     @strawberry.field(description="Open call and visit tasks.")
-    async def tasks(self, info: Info) -> list[CareTask] | None:
-        return build_all(CareTask, await info.context.loaders.care_tasks.load(self.msisdn))
+    def tasks(self, info: Info) -> list[CareTask] | None:
+        return later(info.context.loaders.care_tasks.load(self.msisdn))

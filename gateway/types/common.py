@@ -8,7 +8,7 @@ import enum
 import types
 import typing
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -89,6 +89,13 @@ def build(cls: type[T], data: Mapping[str, Any]) -> T:
         value = data.get(name) if optional else data[name]
         values[name] = convert(value)
     return cls(**values)
+
+
+def later(awaitable: Awaitable[T]) -> T:
+    """What ``awaitable`` (a loader's future) will be, handed back by a plain resolver:
+    graphql-core awaits it. A nested field that only asks a loader then costs no coroutine
+    of its own, and a page of 50 customers has hundreds of such fields."""
+    return typing.cast(T, awaitable)
 
 
 def build_all(cls: type[T], rows: Sequence[Mapping[str, Any]]) -> list[T]:

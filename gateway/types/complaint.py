@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from gateway.types.common import Info, build, build_all
+from gateway.types.common import Info, build_all, later
 
 if TYPE_CHECKING:
     from gateway.types.profile import Customer
@@ -69,18 +69,14 @@ class Complaint:
     allowed_next: list[str] = strawberry.field(description="The steps that may come next.")
 
     @strawberry.field(description="The complaining customer.")
-    async def customer(
+    def customer(
         self, info: Info
     ) -> Annotated[Customer, strawberry.lazy("gateway.types.profile")] | None:
-        from gateway.types.profile import Customer
-
-        row = await info.context.loaders.customer.load(self.msisdn)
-        return build(Customer, row) if row else None
+        return later(info.context.loaders.customer.load(self.msisdn))
 
     @strawberry.field(description="Its SLA clocks (SLA 时限), per metric.")
-    async def sla(self, info: Info) -> Sla | None:
-        row = await info.context.loaders.sla.load(str(self.id))
-        return build(Sla, row) if row else None
+    def sla(self, info: Info) -> Sla | None:
+        return later(info.context.loaders.sla.load(str(self.id)))
 
     @strawberry.field(description="The steps recorded so far (one call each).")
     async def steps(self, info: Info) -> list[ComplaintStep] | None:

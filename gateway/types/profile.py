@@ -10,7 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gateway.access import STAFF, needs
-from gateway.types.common import Connection, Info, build, build_all, connection
+from gateway.types.common import Connection, Info, build_all, connection, later
 from gateway.types.enums import (
     ContactChannel,
     ContactDirection,
@@ -50,9 +50,8 @@ class Manager:
     left_on: date | None = strawberry.field(description="The day they left, if they did.")
 
     @strawberry.field(description="Their team.")
-    async def team(self, info: Info) -> Team | None:
-        row = await info.context.loaders.team.load(self.team_id)
-        return build(Team, row) if row else None
+    def team(self, info: Info) -> Team | None:
+        return later(info.context.loaders.team.load(self.team_id))
 
 
 @strawberry.type(description="A named date of the customer's (纪念日), e.g. a wedding day.")
@@ -128,59 +127,48 @@ class Customer:
     updated_at: datetime
 
     @strawberry.field(description="The manager looking after the customer now.")
-    async def manager(self, info: Info) -> Manager | None:
+    def manager(self, info: Info) -> Manager | None:
         if self.manager_id is None:
             return None
-        row = await info.context.loaders.manager.load(self.manager_id)
-        return build(Manager, row) if row else None
+        return later(info.context.loaders.manager.load(self.manager_id))
 
     @strawberry.field(description="The customer's team.")
-    async def team(self, info: Info) -> Team | None:
+    def team(self, info: Info) -> Team | None:
         if self.team_id is None:
             return None
-        row = await info.context.loaders.team.load(self.team_id)
-        return build(Team, row) if row else None
+        return later(info.context.loaders.team.load(self.team_id))
 
     @strawberry.field(
         description="Open churn warnings (流失预警), highest risk first.",
         extensions=needs("warnings:read"),
     )
-    async def warnings(
+    def warnings(
         self, info: Info
     ) -> list[Annotated[ChurnWarning, strawberry.lazy("gateway.types.warning")]] | None:
-        from gateway.types.warning import ChurnWarning
-
-        rows = await info.context.loaders.open_warnings.load(self.msisdn)
-        return build_all(ChurnWarning, rows)
+        return later(info.context.loaders.open_warnings.load(self.msisdn))
 
     @strawberry.field(
         description="Churn risk 0-100 and the open signals it is made of.",
         extensions=needs("warnings:read"),
     )
-    async def risk_score(
+    def risk_score(
         self, info: Info
     ) -> Annotated[RiskScore, strawberry.lazy("gateway.types.warning")] | None:
-        from gateway.types.warning import RiskScore
-
-        row = await info.context.loaders.risk.load(self.msisdn)
-        return build(RiskScore, row) if row else None
+        return later(info.context.loaders.risk.load(self.msisdn))
 
     @strawberry.field(
         description="Complaints (投诉), newest first, with their SLA state.",
         extensions=needs("complaints:read"),
     )
-    async def complaints(
+    def complaints(
         self, info: Info
     ) -> list[Annotated[Complaint, strawberry.lazy("gateway.types.complaint")]] | None:
-        from gateway.types.complaint import Complaint
-
-        rows = await info.context.loaders.complaints.load(self.msisdn)
-        return build_all(Complaint, rows)
+        return later(info.context.loaders.complaints.load(self.msisdn))
 
     @strawberry.field(
         description="Care (客户关怀) received: messages and open call tasks.", extensions=STAFF
     )
-    async def care_history(
+    def care_history(
         self, info: Info
     ) -> Annotated[CareHistory, strawberry.lazy("gateway.types.care")] | None:
         from gateway.types.care import CareHistory

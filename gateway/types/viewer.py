@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from gateway.types.care import CareTask
-from gateway.types.common import Info, build
+from gateway.types.common import Info, later
 from gateway.types.complaint import Complaint
 from gateway.types.enums import Role
 from gateway.types.profile import Manager, Team
@@ -19,16 +19,14 @@ class Viewer:
     team_id: str | None
 
     @strawberry.field(description="Their team.")
-    async def team(self, info: Info) -> Team | None:
+    def team(self, info: Info) -> Team | None:
         if self.team_id is None:
             return None
-        row = await info.context.loaders.team.load(self.team_id)
-        return build(Team, row) if row else None
+        return later(info.context.loaders.team.load(self.team_id))
 
     @strawberry.field(description="Their manager record, when the caller is a manager.")
-    async def manager(self, info: Info) -> Manager | None:
-        row = await info.context.loaders.manager.load(self.user_id)
-        return build(Manager, row) if row else None
+    def manager(self, info: Info) -> Manager | None:
+        return later(info.context.loaders.manager.load(self.user_id))
 
 
 @strawberry.type(description="A manager's work (今日工作): what to follow up first.")

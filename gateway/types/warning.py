@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.types.common import Info, build
+from gateway.types.common import Info, later
 from gateway.types.enums import (
     RetentionActionKind,
     WarningOutcome,
@@ -47,13 +47,10 @@ class ChurnWarning:
     resolution_note: str
 
     @strawberry.field(description="The customer warned about.")
-    async def customer(
+    def customer(
         self, info: Info
     ) -> Annotated[Customer, strawberry.lazy("gateway.types.profile")] | None:
-        from gateway.types.profile import Customer
-
-        row = await info.context.loaders.customer.load(self.msisdn)
-        return build(Customer, row) if row else None
+        return later(info.context.loaders.customer.load(self.msisdn))
 
 
 @strawberry.type(description="One open signal's part in a risk score.")

@@ -250,6 +250,15 @@ class TestCost:
         assert errors[0]["extensions"]["cost"] > errors[0]["extensions"]["maxCost"]
         assert errors[0]["extensions"]["maxCost"] == GATEWAY.max_cost
 
+    async def test_a_cached_validation_does_not_let_a_costlier_variable_through(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        # The same text twice: validated once (cached), measured each time with its variables.
+        for first in (10, 100, 100):
+            errors = await ask(client, self.COSTLY, first=first)
+            codes = [e["extensions"]["code"] for e in errors]
+            assert ("QUERY_TOO_COSTLY" in codes) is (first == 100), (first, codes)
+
 
 class TestTheOtherLimits:
     async def test_too_many_root_fields(self, client: httpx.AsyncClient) -> None:
