@@ -54,11 +54,12 @@ def _converter(hint: Any) -> Convert:
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
-        (inner,) = args  # only `X | None` unions carry data here
-        convert = _converter(inner)
-        return lambda v: None if v is None else convert(v)
+        (inner,) = args  # only `X | None` unions carry data here; build() passes None on
+        return _converter(inner)
     if origin is list:
         item = _converter(args[0])
+        if item is _same:
+            return _same
         return lambda v: [item(i) for i in v]
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         nested: type[Any] = hint
@@ -87,7 +88,7 @@ def build(cls: type[T], data: Mapping[str, Any]) -> T:
     values = {}
     for name, convert, optional in _builder(cls):
         value = data.get(name) if optional else data[name]
-        values[name] = convert(value)
+        values[name] = value if convert is _same or value is None else convert(value)
     return cls(**values)
 
 

@@ -9,6 +9,7 @@ import asyncio
 import os
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -29,7 +30,13 @@ def _auth(role: str, user: str, team: str | None) -> dict[str, str]:
 
 
 async def _get(service: str, path: str, headers: dict[str, str], params: Any = None) -> Any:
-    response = await http.get(f"{settings.url_of(service)}{path}", params=params, headers=headers)
+    url = f"{settings.url_of(service)}{path}"
+    try:
+        response = await http.get(url, params=params, headers=headers)
+    except httpx.TransportError:
+        # A kept-alive connection the service had just closed: once more, as the gateway's
+        # client retries a read.
+        response = await http.get(url, params=params, headers=headers)
     response.raise_for_status()
     return response.json()
 

@@ -23,11 +23,13 @@ def register(bench: typer.Typer) -> None:
         import asyncio
         import json
 
+        import httpx
+
         from keepwell.bench._gateway import run
 
         try:
             result = asyncio.run(run(url, concurrency, seconds))
-        except (RuntimeError, OSError) as exc:
+        except (RuntimeError, OSError, httpx.HTTPError) as exc:
             typer.echo(f"bench gateway: {exc}", err=True)
             raise typer.Exit(1) from None
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
