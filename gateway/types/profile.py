@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.access import STAFF, needs
+from gateway.access import check
 from gateway.types.common import Connection, Info, build_all, connection, later
 from gateway.types.enums import (
     ContactChannel,
@@ -138,47 +138,41 @@ class Customer:
             return None
         return later(info.context.loaders.team.load(self.team_id))
 
-    @strawberry.field(
-        description="Open churn warnings (流失预警), highest risk first.",
-        extensions=needs("warnings:read"),
-    )
+    @strawberry.field(description="Open churn warnings (流失预警), highest risk first.")
     def warnings(
         self, info: Info
     ) -> list[Annotated[ChurnWarning, strawberry.lazy("gateway.types.warning")]] | None:
+        check(info, "warnings:read")
         return later(info.context.loaders.open_warnings.load(self.msisdn))
 
-    @strawberry.field(
-        description="Churn risk 0-100 and the open signals it is made of.",
-        extensions=needs("warnings:read"),
-    )
+    @strawberry.field(description="Churn risk 0-100 and the open signals it is made of.")
     def risk_score(
         self, info: Info
     ) -> Annotated[RiskScore, strawberry.lazy("gateway.types.warning")] | None:
+        check(info, "warnings:read")
         return later(info.context.loaders.risk.load(self.msisdn))
 
-    @strawberry.field(
-        description="Complaints (投诉), newest first, with their SLA state.",
-        extensions=needs("complaints:read"),
-    )
+    @strawberry.field(description="Complaints (投诉), newest first, with their SLA state.")
     def complaints(
         self, info: Info
     ) -> list[Annotated[Complaint, strawberry.lazy("gateway.types.complaint")]] | None:
+        check(info, "complaints:read")
         return later(info.context.loaders.complaints.load(self.msisdn))
 
-    @strawberry.field(
-        description="Care (客户关怀) received: messages and open call tasks.", extensions=STAFF
-    )
+    @strawberry.field(description="Care (客户关怀) received: messages and open call tasks.")
     def care_history(
         self, info: Info
     ) -> Annotated[CareHistory, strawberry.lazy("gateway.types.care")] | None:
         from gateway.types.care import CareHistory
 
+        check(info, None)
         return CareHistory(msisdn=self.msisdn)
 
-    @strawberry.field(description="The contact log (接触记录), newest first.", extensions=STAFF)
+    @strawberry.field(description="The contact log (接触记录), newest first.")
     async def contact_log(
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[ContactEntry] | None:
+        check(info, None)
         params: dict[str, Any] = {"limit": info.context.page_size(first)}
         if after is not None:
             params["cursor"] = after
@@ -187,10 +181,9 @@ class Customer:
         )
         return connection(build_all(ContactEntry, page["items"]), page["next_cursor"])
 
-    @strawberry.field(
-        description="Who managed the customer, and when (维护关系历史).", extensions=STAFF
-    )
+    @strawberry.field(description="Who managed the customer, and when (维护关系历史).")
     async def manager_history(self, info: Info) -> list[ManagerAssignment] | None:
+        check(info, None)
         rows = await info.context.service("profile").get(
             info.context.caller, f"/customers/{self.msisdn}/managers"
         )
