@@ -148,6 +148,14 @@ def infrastructure(data_dir: Path) -> Iterator[dict[str, str]]:
         yield env
 
 
+def pause(stop: threading.Event, seconds: float) -> None:
+    """Sleep a moment unless asked to stop. Not ``stop.wait(seconds)``: a timed wait on a
+    lock takes an absolute deadline on the monotonic clock, which libfaketime (the tests'
+    far-date runs) moves while the kernel's wait does not, so it never returns there."""
+    if not stop.is_set():
+        time.sleep(seconds)
+
+
 def wait_ready(settings: Settings, stop: threading.Event, timeout: float = 120.0) -> bool:
     urls = {s: f"{settings.url_of(s)}/readyz" for s in SERVICES}
     urls["gateway"] = f"http://{settings.host}:{settings.gateway_port}/healthz"
@@ -161,7 +169,7 @@ def wait_ready(settings: Settings, stop: threading.Event, timeout: float = 120.0
                         del pending[name]
                 except httpx.HTTPError:
                     pass
-            stop.wait(0.1)
+            pause(stop, 0.1)
     return not pending
 
 
@@ -202,7 +210,7 @@ def supervise(procs: list[Child], env: dict[str, str], stop: threading.Event) ->
                 )
             elif now >= child.restart_at:
                 child.start(env)
-        stop.wait(0.2)
+        pause(stop, 0.2)
 
 
 def terminate(procs: list[Child]) -> None:
