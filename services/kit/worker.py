@@ -99,12 +99,14 @@ def worker_settings(
     ]
     # Every service publishes events, so every worker relays its own outbox: when nudged
     # after a commit, and every few seconds in case a nudge was lost. No result is kept,
-    # so a new nudge can be queued as soon as a run ends.
+    # so a new nudge can be queued as soon as a run ends. arq names a cron job's run
+    # "cron:{name}:{time}" in one key space for all queues, so the sweep's name carries the
+    # service: with one name, the first worker to queue a tick took it from all the others.
     relay = _measured(service, relay_events)
     registered.append(func(relay, name=RELAY_JOB, keep_result=0))  # type: ignore[arg-type]
     sweep = cron(
         relay,  # type: ignore[arg-type]
-        name=f"{RELAY_JOB}:sweep",
+        name=f"{RELAY_JOB}:sweep:{service}",
         second=set(range(0, 60, RELAY_SWEEP_SECONDS)),
         run_at_startup=True,
         keep_result=0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -9,7 +10,7 @@ from arq.worker import Worker
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from services.kit.config import Settings
+from services.kit.config import SERVICES, Settings
 from services.kit.redis import create_redis, queue_name
 from services.kit.worker import resources_of, worker_settings
 
@@ -60,3 +61,25 @@ async def test_a_worker_runs_jobs_with_a_database_session_and_counts_them(
         await redis.aclose()
     assert jobs("count_customers", "ok") == before_ok + 1
     assert jobs("explode", "error") == before_error + 1
+
+
+async def test_every_service_queues_its_own_relay_sweep_on_one_redis(settings: Settings) -> None:
+    """Workers of all services share one Redis: each must sweep its own outbox every tick,
+    or a lost nudge leaves that service's events undelivered."""
+    redis: ArqRedis = create_redis(settings.redis_url, "profile")
+    now = datetime.now(UTC)
+    try:
+        for service in SERVICES:
+            config = worker_settings(service, [], settings=settings, serve_metrics=False)
+            worker = Worker(
+                functions=config.functions,  # type: ignore[attr-defined]
+                cron_jobs=config.cron_jobs,  # type: ignore[attr-defined]
+                queue_name=config.queue_name,  # type: ignore[attr-defined]
+                redis_pool=redis,
+            )
+            await worker.run_cron(now, delay=0.5)
+        queued = {s: await redis.zcard(queue_name(s)) for s in SERVICES}
+        assert queued == {s: 1 for s in SERVICES}
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
