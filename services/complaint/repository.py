@@ -336,8 +336,8 @@ async def clocks_of(
 
 
 async def insert_clocks(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:  # executemany: one compiled statement, one round trip
-        await session.execute(insert(SlaClock), list(rows))
+    if rows:  # Core, not the ORM's bulk insert: that splits rows by which values are None
+        await session.execute(insert(SlaClock.__table__), list(rows))  # type: ignore[attr-defined]
 
 
 async def insert_attachments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

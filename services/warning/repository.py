@@ -495,12 +495,10 @@ async def insert_warning(session: AsyncSession, warning: Warning) -> Warning:
         insert(Warning)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["msisdn", "signal"], index_where=text(OPEN))
-        .returning(col(Warning.id))
+        .returning(Warning)
     )
-    new_id = result.scalar_one_or_none()
-    if new_id is not None:
-        found = await get_warning(session, new_id)
-    else:
+    found = result.scalar_one_or_none()
+    if found is None:
         found = await open_warning(session, warning.msisdn, warning.signal)
     assert found is not None
     return found

@@ -8,14 +8,13 @@ from functools import cache
 
 from arq.connections import ArqRedis
 from asgi_correlation_id import correlation_id
-from sqlalchemy import TextClause, select, text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import clock
 from services.kit.db import after_commit
 from services.kit.events.contracts import consumers_of
 from services.kit.events.model import Event
-from services.kit.events.tables import event_tables
 
 RELAY_JOB = "relay_events"
 
@@ -60,11 +59,12 @@ async def publish_many(
     producer = producers.pop()
     ids = [uuid.uuid4() for _ in events]
     types = sorted({event.event_type for event, _ in events})
-    subscriptions = [(t, s) for t in types for s in await _subscribers(session, producer, t)]
+    subscriptions = [(t, s) for t in types for s in service_subscribers(t)]
     occurred_at = clock.now()
+    deliveries = 0
     for start in range(0, len(events), PUBLISH_CHUNK):
         chunk = events[start : start + PUBLISH_CHUNK]
-        await session.execute(
+        result = await session.execute(
             _insert_sql(producer),
             {
                 "ids": ids[start : start + len(chunk)],
@@ -79,9 +79,10 @@ async def publish_many(
                 "sub_names": [s for _, s in subscriptions],
             },
         )
+        deliveries += result.rowcount  # type: ignore[attr-defined]
     redis: ArqRedis | None = session.info.get("redis")
     nudged: set[str] = session.info.setdefault("relay_nudged", set())
-    if subscriptions and redis is not None and producer not in nudged:
+    if deliveries and redis is not None and producer not in nudged:
         nudged.add(producer)
         after_commit(session, lambda: nudge_relay(redis, producer))
     return ids
@@ -89,7 +90,8 @@ async def publish_many(
 
 @cache
 def _insert_sql(producer: str) -> TextClause:
-    # One round trip: the outbox rows, in the given order, and their deliveries.
+    # One round trip: the outbox rows, in the given order, and their deliveries: one per
+    # service that consumes the type, and one per partner's active webhook subscribed to it.
     return text(
         f"""
         WITH input AS (
@@ -103,39 +105,21 @@ def _insert_sql(producer: str) -> TextClause:
             SELECT id, type, version, aggregate_id, :occurred_at, payload, :request_id, :actor
             FROM input ORDER BY position
             RETURNING seq, type, aggregate_id
+        ), subscriber AS (
+            SELECT type, name
+            FROM unnest(CAST(:sub_types AS varchar[]), CAST(:sub_names AS varchar[]))
+                AS s(type, name)
+            UNION ALL
+            SELECT t.type, 'webhook:' || w.id
+            FROM (SELECT DISTINCT type FROM input) AS t
+            JOIN {producer}.webhook_subscription AS w
+                ON w.active AND w.event_types @> to_jsonb(ARRAY[t.type])
         )
         INSERT INTO {producer}.delivery (event_seq, subscriber, aggregate_id)
-        SELECT event.seq, sub.name, event.aggregate_id
-        FROM event
-        JOIN unnest(CAST(:sub_types AS varchar[]), CAST(:sub_names AS varchar[]))
-            AS sub(type, name) ON sub.type = event.type
+        SELECT event.seq, subscriber.name, event.aggregate_id
+        FROM event JOIN subscriber ON subscriber.type = event.type
         """
     )
-
-
-async def _subscribers(session: AsyncSession, producer: str, event_type: str) -> list[str]:
-    return service_subscribers(event_type) + [
-        f"webhook:{w}" for w in await _webhooks(session, producer, event_type)
-    ]
-
-
-async def _webhooks(session: AsyncSession, producer: str, event_type: str) -> list[uuid.UUID]:
-    """Active partner subscriptions to this event type, looked up once per transaction."""
-    cache: dict[tuple[str, str], list[uuid.UUID]] = session.info.setdefault("webhooks", {})
-    key = (producer, event_type)
-    if key not in cache:
-        tables = event_tables(producer)
-        cache[key] = list(
-            (
-                await session.execute(
-                    select(tables.webhook.c.id).where(
-                        tables.webhook.c.active,
-                        tables.webhook.c.event_types.contains([event_type]),
-                    )
-                )
-            ).scalars()
-        )
-    return cache[key]
 
 
 async def nudge_relay(redis: ArqRedis, producer: str) -> None:
