@@ -251,9 +251,10 @@ async def get_slas(
     complaint_id: Annotated[list[int], Query(alias="id", min_length=1, max_length=MAX_BATCH)],
 ) -> list[TicketSlaRead]:
     found = await repo.get_tickets(session, service.scope_of(principal), complaint_id)
+    views = await service.sla_views(session, found)
     return [
-        TicketSlaRead.model_validate({**await service.sla_view(session, t), "complaint_id": t.id})
-        for t in found
+        TicketSlaRead.model_validate({**view, "complaint_id": t.id})
+        for t, view in zip(found, views, strict=True)
     ]
 
 

@@ -335,6 +335,26 @@ async def clocks_of(
     return list((await session.execute(query)).scalars())
 
 
+async def clocks_of_tickets(
+    session: AsyncSession, ticket_ids: Sequence[int]
+) -> dict[int, list[SlaClock]]:
+    """The clocks of several tickets in one query, by ticket."""
+    query = (
+        select(SlaClock)
+        .where(col(SlaClock.ticket_id).in_(ticket_ids))
+        .order_by(col(SlaClock.ticket_id), col(SlaClock.id))
+    )
+    found: dict[int, list[SlaClock]] = {t: [] for t in ticket_ids}
+    for c in (await session.execute(query)).scalars():
+        found[c.ticket_id].append(c)
+    return found
+
+
+async def policies_by_id(session: AsyncSession, ids: Sequence[int]) -> dict[int, SlaPolicy]:
+    query = select(SlaPolicy).where(col(SlaPolicy.id).in_(ids))
+    return {p.id: p for p in (await session.execute(query)).scalars() if p.id is not None}
+
+
 async def insert_clocks(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     if rows:  # Core, not the ORM's bulk insert: that splits rows by which values are None
         await session.execute(insert(SlaClock.__table__), list(rows))  # type: ignore[attr-defined]

@@ -1040,27 +1040,43 @@ async def add_attachment(
 async def sla_view(
     session: AsyncSession, ticket: Ticket, now: datetime | None = None
 ) -> dict[str, Any]:
+    (view,) = await sla_views(session, [ticket], now)
+    return view
+
+
+async def sla_views(
+    session: AsyncSession, tickets: Sequence[Ticket], now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Each ticket's clocks as the handler sees them, in a query for the clocks and one
+    for the policies, however many tickets."""
     now = now or clock.now()
-    assert ticket.id is not None
+    ids = [t.id for t in tickets if t.id is not None]
+    clocks = await repo.clocks_of_tickets(session, ids) if ids else {}
+    policy_ids = sorted({t.policy_id for t in tickets if t.policy_id is not None})
+    policies = await repo.policies_by_id(session, policy_ids) if policy_ids else {}
     calendars = Calendars(session)
-    metrics = []
-    for c in await repo.clocks_of(session, ticket.id):
-        metrics.append(sla.view(c, await calendars.get(c.calendar_id), now))
-    policy = await session.get(SlaPolicy, ticket.policy_id) if ticket.policy_id else None
-    provisional = sorted({y for m in metrics for y in m["provisional_years"]})
-    note = (
-        f"due times in {', '.join(map(str, provisional))} follow statutory holidays only: "
-        "that year's official schedule (adjusted working days) is not loaded yet"
-        if provisional
-        else None
-    )
-    return {
-        "policy_id": policy.id if policy else None,
-        "policy_name": policy.name if policy else None,
-        "metrics": metrics,
-        "provisional": bool(provisional),
-        "note": note,
-    }
+    views = []
+    for ticket in tickets:
+        assert ticket.id is not None
+        metrics = [sla.view(c, await calendars.get(c.calendar_id), now) for c in clocks[ticket.id]]
+        policy = policies.get(ticket.policy_id) if ticket.policy_id else None
+        provisional = sorted({y for m in metrics for y in m["provisional_years"]})
+        note = (
+            f"due times in {', '.join(map(str, provisional))} follow statutory holidays only: "
+            "that year's official schedule (adjusted working days) is not loaded yet"
+            if provisional
+            else None
+        )
+        views.append(
+            {
+                "policy_id": policy.id if policy else None,
+                "policy_name": policy.name if policy else None,
+                "metrics": metrics,
+                "provisional": bool(provisional),
+                "note": note,
+            }
+        )
+    return views
 
 
 # -- policies and calendars (admin) -------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from complaint_support import CUSTOMER, DIAMOND, OTHER_TEAM, Api, complaint_body
 
 ALL = [("msisdn", n) for n in ("+86 138-0000-0001", DIAMOND, OTHER_TEAM, "13899999999")]
@@ -61,6 +63,13 @@ async def test_more_than_a_hundred_numbers_is_refused_naming_the_field(api: Api)
         assert bad.status_code == 422 and bad.json()["field"] == "msisdn"
 
 
+def frozen(view: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **view,
+        "metrics": [{k: v for k, v in m.items() if k != "used_seconds"} for m in view["metrics"]],
+    }
+
+
 async def test_the_sla_clocks_of_several_complaints_in_one_call(api: Api) -> None:
     ids = await _open(api)
     wanted = [("id", str(i)) for i in (*ids.values(), 999999)]
@@ -68,10 +77,9 @@ async def test_the_sla_clocks_of_several_complaints_in_one_call(api: Api) -> Non
         slas = (await admin.get("/complaints/sla", params=wanted)).json()
         assert [s["complaint_id"] for s in slas] == sorted(ids.values())
         single = (await admin.get(f"/complaints/{ids[DIAMOND]}/sla")).json()
-        assert next(s for s in slas if s["complaint_id"] == ids[DIAMOND]) == {
-            **single,
-            "complaint_id": ids[DIAMOND],
-        }
+        batched = next(s for s in slas if s["complaint_id"] == ids[DIAMOND])
+        # The clocks run between the two reads: what they used so far is the one difference.
+        assert frozen(batched) == frozen({**single, "complaint_id": ids[DIAMOND]})
         too_many = [("id", str(i)) for i in range(1, 102)]
         refused = await admin.get("/complaints/sla", params=too_many)
         assert refused.status_code == 422 and refused.json()["field"] == "id"
