@@ -193,9 +193,6 @@ class Ticket(SQLModel, table=True):
         default=None, sa_column=Column(BigInteger, ForeignKey(f"{SCHEMA}.ticket.id"))
     )
     policy_id: int | None = None
-    idempotency_key: str | None = Field(
-        default=None, sa_column=Column(String(200), unique=True, nullable=True)
-    )
     version: int = 1
     opened_at: datetime = _ts()
     opened_by: str = Field(max_length=64)

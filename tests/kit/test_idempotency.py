@@ -9,6 +9,7 @@ routes are tested in its folder (``test_*_idempotent_*``).
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit import clock
 from services.kit.access import EVERYONE
-from services.kit.app import Idempotent, Resources, Session, create_service_app
+from services.kit.app import Idempotent, Resources, Session, create_service_app, idempotent_routes
 from services.kit.auth import Acting
 from services.kit.config import SERVICES, Settings
 from services.kit.errors import InvalidInput
@@ -310,3 +311,60 @@ def test_the_factory_refuses_a_key_on_a_route_whose_answers_would_not_be_kept(
             settings=settings,
             roles={("POST", "/things"): EVERYONE},
         )
+
+
+CREATES: dict[str, set[str]] = {
+    "profile": {
+        "/customers",
+        "/customers/import",
+        "/customers/{msisdn}/contacts",
+        "/managers",
+        "/snapshots/{day}",
+        "/teams",
+        "/webhooks",
+    },
+    "warning": {
+        "/subscribers/{msisdn}/contacts",
+        "/usage/batch",
+        "/warnings/{warning_id}/contacts",
+        "/webhooks",
+    },
+    "care": {
+        "/alerts",
+        "/campaigns",
+        "/campaigns/{campaign_id}/audience-list",
+        "/rules",
+        "/webhooks",
+    },
+    "complaint": {
+        "/categories",
+        "/complaints",
+        "/complaints/{complaint_id}/attachments",
+        "/complaints/{complaint_id}/compensations",
+        "/sla/policies",
+        "/webhooks",
+    },
+}
+"""The POST routes that create (and the bulk loads); actions on a thing (approve, resolve,
+a step of a flow) are guarded by its state instead."""
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_create_route_documents_the_header(service: str) -> None:
+    app: FastAPI = importlib.import_module(f"services.{service}.app").create_app()
+    paths = app.openapi()["paths"]
+    declared = {
+        path
+        for path, operations in paths.items()
+        for operation in operations.values()
+        if any(
+            p["in"] == "header" and p["name"] == "Idempotency-Key"
+            for p in operation.get("parameters", [])
+        )
+    }
+    assert declared == CREATES[service]
+    assert set(idempotent_routes(app)) == {("POST", path) for path in CREATES[service]}
+    created = {
+        path for path, ops in paths.items() if "201" in ops.get("post", {}).get("responses", {})
+    }
+    assert created <= declared, "a POST that answers 201 Created takes an Idempotency-Key"
