@@ -95,7 +95,7 @@ class Mutation:
     )
     async def submit_usage(self, info: Info, rows: list[UsageInput]) -> UsageResult:
         ctx = info.context
-        call = ctx.service("warning").post(ctx.caller, "/usage/batch", {"rows": body_of(rows)})
+        call = ctx.service("warning").create(ctx.caller, "/usage/batch", {"rows": body_of(rows)})
         return await attempt(call, lambda answer: build(UsageAccepted, answer))
 
     @strawberry.mutation(
@@ -141,13 +141,13 @@ class Mutation:
     @strawberry.mutation(description="File a new customer (客户建档).", extensions=STAFF)
     async def create_customer(self, info: Info, customer: CustomerInput) -> CustomerResult:
         ctx = info.context
-        call = ctx.service("profile").post(ctx.caller, "/customers", body_of(customer))
+        call = ctx.service("profile").create(ctx.caller, "/customers", body_of(customer))
         return await attempt(call, lambda row: build(Customer, row))
 
     @strawberry.mutation(description="A new team (admins).", extensions=STAFF)
     async def create_team(self, info: Info, team: TeamInput) -> TeamResult:
         ctx = info.context
-        call = ctx.service("profile").post(ctx.caller, "/teams", body_of(team))
+        call = ctx.service("profile").create(ctx.caller, "/teams", body_of(team))
         return await attempt(call, lambda row: build(Team, row))
 
     @strawberry.mutation(description="Change a team (admins).", extensions=STAFF)
@@ -161,7 +161,7 @@ class Mutation:
     @strawberry.mutation(description="A new manager (admins, supervisors).", extensions=STAFF)
     async def create_manager(self, info: Info, manager: ManagerInput) -> ManagerResult:
         ctx = info.context
-        call = ctx.service("profile").post(ctx.caller, "/managers", body_of(manager))
+        call = ctx.service("profile").create(ctx.caller, "/managers", body_of(manager))
         return await attempt(call, lambda row: build(Manager, row))
 
     @strawberry.mutation(description="Change a manager: name, phone, team.", extensions=STAFF)
@@ -203,7 +203,7 @@ class Mutation:
     )
     async def log_contact(self, info: Info, msisdn: str, contact: ContactInput) -> ContactResult:
         ctx = info.context
-        call = ctx.service("profile").post(
+        call = ctx.service("profile").create(
             ctx.caller, f"/customers/{msisdn}/contacts", body_of(contact)
         )
         return await attempt(call, lambda row: build(ContactEntry, row))
@@ -216,7 +216,7 @@ class Mutation:
         self, info: Info, id: strawberry.ID, contact: WarningContactInput
     ) -> WarningResult:
         ctx = info.context
-        call = ctx.service("warning").post(
+        call = ctx.service("warning").create(
             ctx.caller, f"/warnings/{int(id)}/contacts", body_of(contact)
         )
         return await attempt(call, lambda _: _reread_warning(info, id))
@@ -236,7 +236,7 @@ class Mutation:
     )
     async def open_complaint(self, info: Info, complaint: ComplaintInput) -> ComplaintResult:
         ctx = info.context
-        call = ctx.service("complaint").post(ctx.caller, "/complaints", body_of(complaint))
+        call = ctx.service("complaint").create(ctx.caller, "/complaints", body_of(complaint))
         return await attempt(call, lambda row: build(Complaint, row))
 
     @strawberry.mutation(description="Step 1 of the handling flow: 情绪认同.", extensions=STAFF)
@@ -292,7 +292,7 @@ class Mutation:
         self, info: Info, complaint_id: strawberry.ID, compensation: CompensationInput
     ) -> CompensationResult:
         ctx = info.context
-        call = ctx.service("complaint").post(
+        call = ctx.service("complaint").create(
             ctx.caller, f"/complaints/{int(complaint_id)}/compensations", body_of(compensation)
         )
         return await attempt(call, lambda row: build(Compensation, row))
@@ -311,7 +311,7 @@ class Mutation:
     @strawberry.mutation(description="A new care campaign, in draft.", extensions=STAFF)
     async def create_campaign(self, info: Info, campaign: CampaignInput) -> CampaignResult:
         ctx = info.context
-        call = ctx.service("care").post(ctx.caller, "/campaigns", body_of(campaign))
+        call = ctx.service("care").create(ctx.caller, "/campaigns", body_of(campaign))
         return await attempt(call, lambda row: build(Campaign, row))
 
     @strawberry.mutation(
@@ -322,7 +322,7 @@ class Mutation:
         self, info: Info, id: strawberry.ID, msisdns: list[str]
     ) -> AudienceListResult:
         ctx = info.context
-        call = ctx.service("care").post(
+        call = ctx.service("care").create(
             ctx.caller, f"/campaigns/{id}/audience-list", {"msisdns": msisdns}
         )
         return await attempt(call, lambda row: build(AudienceListAdded, row))
@@ -359,7 +359,7 @@ class Mutation:
     )
     async def post_alert(self, info: Info, alert: AlertInput) -> CampaignResult:
         ctx = info.context
-        call = ctx.service("care").post(ctx.caller, "/alerts", body_of(alert))
+        call = ctx.service("care").create(ctx.caller, "/alerts", body_of(alert))
         return await attempt(call, lambda row: build(Campaign, row))
 
     @strawberry.mutation(

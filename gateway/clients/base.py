@@ -1,10 +1,12 @@
 """What every service client shares: the base URL, the one HTTP client of the process, the
-caller's internal token, error bodies turned into exceptions, retries for reads."""
+caller's internal token, error bodies turned into exceptions, retries for reads and for
+creates sent with an Idempotency-Key."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,10 @@ from services.kit.auth import Principal, issue_token
 from services.kit.config import Settings
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
+RETRY_PAUSE_SECONDS = 0.05
+IN_FLIGHT_PAUSE_SECONDS = 0.25
+"""A create's earlier attempt still running in the service (409 idempotency_key_in_flight):
+wait a little longer for it to finish, then ask again for its answer."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,14 @@ class ServiceClient:
     async def post(self, caller: Caller, path: str, body: Any = None, params: Any = None) -> Any:
         return await self.request(caller, "POST", path, params=params, body=body)
 
+    async def create(self, caller: Caller, path: str, body: Any = None) -> Any:
+        """A POST to a create route, with an Idempotency-Key made for this call: a retry
+        after a lost answer (timeout, dropped connection, 5xx) gets the first answer again
+        from the service (services/kit/idempotency.py) instead of creating twice."""
+        return await self.request(
+            caller, "POST", path, body=body, idempotency_key=str(uuid.uuid4())
+        )
+
     async def request(
         self,
         caller: Caller,
@@ -67,12 +81,18 @@ class ServiceClient:
         params: Any = None,
         body: Any = None,
         headers: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
-        """The JSON answer of one call; a retry only for reads, and only while the
-        request's budget lasts (a write that timed out may have happened)."""
-        idempotent = method == "GET"
+        """The JSON answer of one call; a retry only for reads and for calls with an
+        ``idempotency_key`` (the same key on every attempt), and only while the request's
+        budget lasts: any other write that timed out may have happened."""
+        idempotent = method == "GET" or idempotency_key is not None
+        sent = {"Authorization": f"Bearer {caller.token}", **(headers or {})}
+        if idempotency_key is not None:
+            sent["Idempotency-Key"] = idempotency_key
         while True:
             caller.calls[self.service] = caller.calls.get(self.service, 0) + 1
+            pause = RETRY_PAUSE_SECONDS
             try:
                 response = await self.http.request(
                     method,
@@ -80,20 +100,30 @@ class ServiceClient:
                     params=params,
                     json=body,
                     timeout=self.timeout_seconds,
-                    headers={"Authorization": f"Bearer {caller.token}", **(headers or {})},
+                    headers=sent,
                 )
             except httpx.HTTPError as exc:
                 failure: ServiceUnavailable = ServiceUnavailable(self.service, type(exc).__name__)
             else:
                 if response.status_code < 400:
                     return response.json() if response.content else None
-                if response.status_code not in RETRYABLE_STATUS and response.status_code < 500:
-                    raise _service_error(self.service, response)
+                error = (
+                    _service_error(self.service, response)
+                    if response.status_code not in RETRYABLE_STATUS and response.status_code < 500
+                    else None
+                )
+                in_flight = idempotency_key is not None and (
+                    error is not None and error.code == "idempotency_key_in_flight"
+                )
+                if error is not None and not in_flight:
+                    raise error
+                if in_flight:
+                    pause = IN_FLIGHT_PAUSE_SECONDS
                 failure = ServiceUnavailable(self.service, f"HTTP {response.status_code}")
             if not idempotent or caller.retries_left <= 0:
                 raise failure
             caller.retries_left -= 1
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(pause)
 
     async def readiness(self) -> Readiness:
         started = time.perf_counter()

@@ -35,9 +35,10 @@ from services.care.schemas import (
     TaskComplete,
     TaskRead,
 )
-from services.kit.app import Session, resources
+from services.kit.app import Idempotent, Session, resources
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import InvalidInput, NotFound, Unauthorized
+from services.kit.idempotency import IdempotentRoute
 from services.kit.masking import mask_msisdn, sees_numbers
 from services.kit.params import MsisdnsQuery
 
@@ -45,6 +46,7 @@ from services.kit.params import MsisdnsQuery
 router = APIRouter(
     tags=["campaigns"],
     dependencies=[Depends(require_role(Role.manager, Role.supervisor, Role.operator))],
+    route_class=IdempotentRoute,
 )
 
 Author = Annotated[Principal, Depends(require_role(Role.manager, Role.supervisor))]
@@ -56,7 +58,12 @@ class PauseBody(BaseModel):
     reason: str | None = None
 
 
-@router.post("/campaigns", status_code=201, summary="Create a campaign (draft)")
+@router.post(
+    "/campaigns",
+    status_code=201,
+    summary="Create a campaign (draft)",
+    dependencies=[Idempotent],
+)
 async def create_campaign(body: CampaignCreate, session: Session, actor: Author) -> CampaignRead:
     return CampaignRead.model_validate(await service.create_campaign(session, body, actor))
 
@@ -94,6 +101,7 @@ async def update_campaign(
     "filter campaign answers 409 `audience_conflict` rather than dropping its filter. "
     "Numbers are normalised as profile does; entries that are not mobile numbers come back "
     "in `rejected` (position and reason) and the rest are added. Back to draft.",
+    dependencies=[Idempotent],
 )
 async def upload_list(
     campaign_id: uuid.UUID, body: AudienceList, session: Session, actor: Author
@@ -183,13 +191,24 @@ async def dispatch_health(session: Session, actor: Controller) -> DispatchHealth
     return await service.dispatch_health(session, get_care_settings(), actor)
 
 
-@router.post("/alerts", status_code=201, summary="Broadcast an alert to regions now")
+@router.post(
+    "/alerts",
+    status_code=201,
+    summary="Broadcast an alert to regions now",
+    dependencies=[Idempotent],
+)
 async def post_alert(body: AlertCreate, session: Session, actor: Controller) -> CampaignRead:
     campaign = await service.create_alert(session, body, actor, get_care_settings())
     return CampaignRead.model_validate(campaign)
 
 
-@router.post("/rules", status_code=201, summary="Add an automatic-care rule", tags=["automatic"])
+@router.post(
+    "/rules",
+    status_code=201,
+    summary="Add an automatic-care rule",
+    tags=["automatic"],
+    dependencies=[Idempotent],
+)
 async def create_rule(body: RuleCreate, session: Session, _: Supervisor) -> RuleRead:
     rule = await automatic.create_rule(session, body)
     return RuleRead.model_validate(rule)

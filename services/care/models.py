@@ -33,6 +33,7 @@ from sqlmodel import Field, SQLModel
 from services.kit import clock
 from services.kit.db import enum_column
 from services.kit.events import event_tables
+from services.kit.idempotency import idempotency_table
 
 SCHEMA = "care"
 
@@ -294,3 +295,4 @@ class Task(SQLModel, table=True):
 
 
 events = event_tables(SCHEMA)
+idempotency = idempotency_table(SCHEMA)  # Idempotency-Key answers of the create routes

@@ -6,7 +6,7 @@ import base64
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query
 
 from services.complaint import reports, service
 from services.complaint import repository as repo
@@ -59,13 +59,14 @@ from services.complaint.schemas import (
 )
 from services.kit import clock
 from services.kit.access import EVERYONE, STAFF
-from services.kit.app import Session
+from services.kit.app import Idempotent, Session
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import InvalidInput
+from services.kit.idempotency import IdempotentRoute
 from services.kit.params import MsisdnsQuery
 from services.kit.values import MAX_BATCH
 
-router = APIRouter()
+router = APIRouter(route_class=IdempotentRoute)
 
 Staff = Annotated[Principal, Depends(require_role(Role.manager, Role.supervisor, Role.operator))]
 Admin = Annotated[Principal, Depends(require_role(Role.admin))]
@@ -97,7 +98,13 @@ async def get_categories(
     return [CategoryRead.model_validate(c.model_dump()) for c in found]
 
 
-@router.post("/categories", tags=["categories"], status_code=201, summary="Add a category")
+@router.post(
+    "/categories",
+    tags=["categories"],
+    status_code=201,
+    summary="Add a category",
+    dependencies=[Idempotent],
+)
 async def post_category(data: CategoryIn, session: Session, _: Admin) -> CategoryRead:
     if await repo.get_category(session, data.code) is not None:
         raise InvalidInput(f"category {data.code!r} exists already", field="code")
@@ -127,20 +134,13 @@ async def patch_category(
     "/complaints",
     tags=["complaints"],
     status_code=201,
-    summary="Register a complaint (Idempotency-Key: a retry returns the first ticket)",
-    responses={200: {"description": "The ticket created earlier with this Idempotency-Key"}},
+    summary="Register a complaint",
+    dependencies=[Idempotent],
 )
 async def post_complaint(
-    data: ComplaintCreate,
-    session: Session,
-    principal: Staff,
-    response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    data: ComplaintCreate, session: Session, principal: Staff
 ) -> ComplaintRead:
-    ticket, created = await service.create_ticket(session, principal, data, idempotency_key)
-    if not created:
-        response.status_code = 200
-    return read_of(ticket)
+    return read_of(await service.create_ticket(session, principal, data))
 
 
 def _cursor(value: str | None) -> int | None:
@@ -372,6 +372,7 @@ async def post_reassign(
     tags=["complaints"],
     status_code=201,
     summary="Add a reference to a file kept elsewhere",
+    dependencies=[Idempotent],
 )
 async def post_attachment(
     complaint_id: Id, data: AttachmentIn, session: Session, principal: Acting
@@ -387,6 +388,7 @@ async def post_attachment(
     tags=["compensation"],
     status_code=201,
     summary="Request compensation (above a per-kind amount it needs approval)",
+    dependencies=[Idempotent],
 )
 async def post_compensation(
     complaint_id: Id, data: CompensationIn, session: Session, principal: Acting
@@ -451,7 +453,13 @@ async def get_policies(session: Session, _: Acting) -> list[PolicyRead]:
     return [_policy(p) for p in found]
 
 
-@router.post("/sla/policies", tags=["sla"], status_code=201, summary="Add a policy")
+@router.post(
+    "/sla/policies",
+    tags=["sla"],
+    status_code=201,
+    summary="Add a policy",
+    dependencies=[Idempotent],
+)
 async def post_policy(data: PolicyIn, session: Session, _: Admin) -> PolicyRead:
     return _policy(await service.create_policy(session, data))
 

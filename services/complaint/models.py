@@ -25,6 +25,7 @@ from sqlmodel import Field, SQLModel
 from services.kit import clock
 from services.kit.db import enum_column
 from services.kit.events import event_tables
+from services.kit.idempotency import idempotency_table
 
 SCHEMA = "complaint"
 
@@ -192,9 +193,6 @@ class Ticket(SQLModel, table=True):
         default=None, sa_column=Column(BigInteger, ForeignKey(f"{SCHEMA}.ticket.id"))
     )
     policy_id: int | None = None
-    idempotency_key: str | None = Field(
-        default=None, sa_column=Column(String(200), unique=True, nullable=True)
-    )
     version: int = 1
     opened_at: datetime = _ts()
     opened_by: str = Field(max_length=64)
@@ -447,3 +445,4 @@ class CompensationAudit(SQLModel, table=True):
 
 
 events = event_tables(SCHEMA)
+idempotency = idempotency_table(SCHEMA)  # Idempotency-Key answers of the create routes

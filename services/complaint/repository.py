@@ -119,20 +119,6 @@ async def next_ticket_id(session: AsyncSession) -> int:
     return int(found.scalar_one())
 
 
-async def insert_ticket(session: AsyncSession, values: dict[str, Any]) -> int | None:
-    """Insert; None when a ticket with the same idempotency key exists already."""
-    statement = insert(Ticket).values(**values)
-    if values.get("idempotency_key") is not None:
-        statement = statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
-    found = (await session.execute(statement.returning(col(Ticket.id)))).first()
-    return None if found is None or found[0] is None else int(found[0])
-
-
-async def ticket_by_key(session: AsyncSession, key: str) -> Ticket | None:
-    query = select(Ticket).where(col(Ticket.idempotency_key) == key)
-    return (await session.execute(query)).scalar_one_or_none()
-
-
 async def repeat_facts(
     session: AsyncSession, msisdn: str, category: str, repeat_since: datetime, count_since: datetime
 ) -> tuple[int | None, int]:
@@ -206,7 +192,7 @@ async def create_facts(
 TICKET_COLUMNS = (
     "msisdn", "channel", "category", "description", "severity", "requested_severity", "state",
     "needs", "handler_id", "team_id", "tier", "is_repeat", "repeat_of_id", "policy_id",
-    "idempotency_key", "version", "opened_at", "opened_by", "updated_at", "next_due_at",
+    "version", "opened_at", "opened_by", "updated_at", "next_due_at",
     "breached", "reopened_count",
 )  # fmt: skip
 
@@ -216,19 +202,17 @@ INSERT INTO {SCHEMA}.ticket (id, number, {", ".join(TICKET_COLUMNS)})
 SELECT n.id, 'TS' || :day || lpad(n.id::text, 7, '0'),
   {", ".join("CAST(:needs AS jsonb)" if c == "needs" else f":{c}" for c in TICKET_COLUMNS)}
 FROM n
-ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id, number
 """
 
 
 async def insert_ticket_row(
     session: AsyncSession, values: dict[str, Any], day: str
-) -> tuple[int, str] | None:
-    """One round trip: the id, the number made from it, the row. None when a ticket with
-    the same idempotency key exists already."""
+) -> tuple[int, str]:
+    """One round trip: the id, the number made from it, the row."""
     params = {c: values[c] for c in TICKET_COLUMNS} | {"day": day}
-    found = (await session.execute(text(_INSERT_TICKET_SQL), params)).first()
-    return None if found is None else (int(found[0]), str(found[1]))
+    found = (await session.execute(text(_INSERT_TICKET_SQL), params)).one()
+    return int(found[0]), str(found[1])
 
 
 async def get_ticket(

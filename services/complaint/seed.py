@@ -174,7 +174,7 @@ async def _story(
         user_id=customer.manager_id, role=Role.manager, team_id=team_of.get(customer.manager_id)
     )
     at = now - timedelta(hours=hours)
-    ticket, _ = await service.create_ticket(
+    ticket = await service.create_ticket(
         session,
         handler,
         ComplaintCreate(

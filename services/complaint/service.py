@@ -449,17 +449,12 @@ async def create_ticket(
     session: AsyncSession,
     principal: Principal,
     data: ComplaintCreate,
-    idempotency_key: str | None = None,
     now: datetime | None = None,
-) -> tuple[Ticket, bool]:
-    """(the ticket, whether it was created now). A retried POST with the same
-    Idempotency-Key returns the first ticket and never counts as a repeat."""
+) -> Ticket:
+    """Open a ticket. A retried POST with the same Idempotency-Key is answered by the kernel
+    (services/kit/idempotency.py) without coming here, so it never counts as a repeat."""
     if principal.role is Role.partner:
         raise NotYourComplaint("partners may not register complaints")
-    if idempotency_key is not None:
-        existing = await repo.ticket_by_key(session, idempotency_key)
-        if existing is not None:
-            return existing, False
     now = now or clock.now()
     settings = get_complaint_settings()
 
@@ -523,7 +518,6 @@ async def create_ticket(
         "is_repeat": latest is not None,
         "repeat_of_id": latest,
         "policy_id": policy.id if policy else None,
-        "idempotency_key": idempotency_key,
         "version": 1,
         "opened_at": now,
         "opened_by": principal.user_id,
@@ -533,13 +527,7 @@ async def create_ticket(
         "reopened_count": 0,
     }
     day = now.astimezone(clock.BEIJING).date()
-    inserted = await repo.insert_ticket_row(session, values, f"{day:%Y%m%d}")
-    if inserted is None:  # the same key, committed by a concurrent request meanwhile
-        assert idempotency_key is not None
-        existing = await repo.ticket_by_key(session, idempotency_key)
-        assert existing is not None
-        return existing, False
-    ticket_id, number = inserted
+    ticket_id, number = await repo.insert_ticket_row(session, values, f"{day:%Y%m%d}")
     await repo.insert_clocks(session, [_clock_values(c, ticket_id) for c in clocks])
     await repo.insert_attachments(
         session,
@@ -591,7 +579,7 @@ async def create_ticket(
     ticket.severity = severity
     ticket.requested_severity = data.severity
     ticket.state = State.new
-    return ticket, True
+    return ticket
 
 
 # -- the flow -----------------------------------------------------------------------------------

@@ -47,6 +47,11 @@ def _calls(dependant: Any) -> Iterator[Any]:
         yield from _calls(sub)
 
 
+def depends_on(dependant: Any, call: Any) -> bool:
+    """Whether ``call`` is among the dependencies of ``dependant``, however deep."""
+    return dependant is not None and call in set(_calls(dependant))
+
+
 def routes(app: FastAPI) -> Iterator[tuple[RouteKey, Any]]:
     """Every (method, path) of the app with its dependant (None for plain routes)."""
     for context in iter_route_contexts(app.routes):

@@ -11,12 +11,22 @@ from typing import Annotated
 import httpx
 from arq.connections import ArqRedis
 from asgi_correlation_id import CorrelationIdMiddleware
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.kit.access import KIT_ROUTE_ROLES, RouteRoles, undeclared, unknown_entries
+from services.kit import idempotency
+from services.kit.access import (
+    KIT_ROUTE_ROLES,
+    RouteKey,
+    RouteRoles,
+    depends_on,
+    routes,
+    undeclared,
+    unknown_entries,
+)
 from services.kit.auth import Acting, Principal, current_principal, require_caller
 from services.kit.config import Settings, get_settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
@@ -83,6 +93,53 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 Session = Annotated[AsyncSession, Depends(db_session, scope="function")]
+
+
+async def idempotency_key(
+    request: Request,
+    session: Session,
+    principal: Acting,
+    key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description=idempotency.HEADER_DESCRIPTION,
+            json_schema_extra={
+                "minLength": 1,
+                "maxLength": idempotency.MAX_KEY_LENGTH,
+                "pattern": idempotency.KEY_PATTERN,
+            },
+        ),
+    ] = None,
+) -> None:
+    """A create route's ``Idempotency-Key`` (services/kit/idempotency.py): a kept answer is
+    replayed, a new key is taken in the request's transaction and the answer stored there."""
+    if key is None:
+        return
+    res = resources(request)
+    request.scope[idempotency.CLAIM_SCOPE_KEY] = await idempotency.begin(
+        session, request, res.service, principal, key, res.settings.idempotency_key_hours
+    )
+
+
+Idempotent = Depends(idempotency_key)
+"""``dependencies=[Idempotent]`` on a create route, of a router made with
+``route_class=IdempotentRoute``: the route takes an ``Idempotency-Key`` header."""
+
+
+def idempotent_routes(app: FastAPI) -> list[RouteKey]:
+    """Every (method, path) of the app that takes an ``Idempotency-Key``."""
+    return [key for key, dependant in routes(app) if depends_on(dependant, idempotency_key)]
+
+
+def _misrouted(app: FastAPI) -> list[str]:
+    """Idempotent routes whose answers would never be stored (not an IdempotentRoute)."""
+    return [
+        str(context.path)
+        for context in iter_route_contexts(app.routes)
+        if depends_on(getattr(context, "dependant", None), idempotency_key)
+        and not isinstance(context.original_route, idempotency.IdempotentRoute)
+    ]
 
 
 async def _check(probe: Callable[[], Awaitable[object]]) -> str:
@@ -184,7 +241,7 @@ def create_service_app(
         )
     for router in (
         _whoami_router(),
-        events_router(service, db_session, production=settings.env == "production"),
+        events_router(service, db_session, Idempotent, production=settings.env == "production"),
         *routers,
     ):
         app.include_router(
@@ -197,6 +254,11 @@ def create_service_app(
         raise RuntimeError(
             f"{service}: routes without declared roles {missing}; "
             f"role entries naming no route {stale}"
+        )
+    if misrouted := _misrouted(app):
+        raise RuntimeError(
+            f"{service}: routes taking an Idempotency-Key on a router without "
+            f"route_class=IdempotentRoute (their answers would never be kept): {misrouted}"
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=service)

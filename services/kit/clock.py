@@ -5,7 +5,10 @@ UTC, whose date lags Beijing's from 16:00 to 24:00 UTC; a date a user enters or 
 counts from (a join date, "today's" birthdays) is a Beijing date.
 
 Tests that need another instant move the whole process tree (PostgreSQL's ``now()``
-included) with libfaketime rather than patching this module; see the README.
+included) with libfaketime rather than patching this module; see the README. Code that
+compares only instants it took from here (Idempotency-Key expiry) is tested by setting
+``clock.now`` for the test (``monkeypatch.setattr(clock, "now", ...)``): call it as
+``clock.now()``, not a name imported from this module.
 """
 
 from __future__ import annotations

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # Largest request body any route reads (413 beyond); profile's customer import has its
     # own, larger limit (PROFILE_IMPORT_MAX_BODY_BYTES).
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # How long a create route keeps the answer of an Idempotency-Key (services/kit/idempotency.py).
+    idempotency_key_hours: float = Field(24, gt=0)
     db_pool_size: int = 10
 
     PRODUCTION_REQUIRES: ClassVar[tuple[str, ...]] = (

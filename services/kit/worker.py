@@ -18,6 +18,7 @@ from arq.cron import CronJob, cron
 from arq.worker import Function, func
 from prometheus_client import start_http_server
 
+from services.kit import idempotency
 from services.kit.app import Resources
 from services.kit.config import Settings, get_settings
 from services.kit.events.publish import RELAY_JOB
@@ -32,6 +33,7 @@ logger = logging.getLogger("keepwell.worker")
 JobFunction = Callable[..., Awaitable[Any]]
 
 RELAY_SWEEP_SECONDS = 5
+PRUNE_MINUTE = 17  # past each hour
 
 
 def _measured(service: str, job: JobFunction) -> JobFunction:
@@ -111,9 +113,16 @@ def worker_settings(
         run_at_startup=True,
         keep_result=0,
     )
+    # Idempotency-Key answers past their day go, once an hour (services/kit/idempotency.py).
+    prune = cron(
+        _measured(service, prune_idempotency_keys),  # type: ignore[arg-type]
+        name=f"idempotency:prune:{service}",
+        minute=PRUNE_MINUTE,
+        keep_result=0,
+    )
     attributes: dict[str, Any] = {
         "functions": registered,
-        "cron_jobs": [*cron_jobs, sweep],
+        "cron_jobs": [*cron_jobs, sweep, prune],
         "queue_name": queue_name(service),
         "redis_settings": redis_settings(settings.redis_url),
         "on_startup": startup,
@@ -130,6 +139,13 @@ async def relay_events(ctx: dict[str, Any]) -> int:
     """Deliver this service's pending events until none is due."""
     res = resources_of(ctx)
     return await Relay(res.service, res.sessionmaker, res.http, res.settings).run()
+
+
+async def prune_idempotency_keys(ctx: dict[str, Any]) -> int:
+    """Delete this service's expired Idempotency-Key answers; how many."""
+    res = resources_of(ctx)
+    async with res.session() as session:
+        return await idempotency.prune(session, res.service)
 
 
 def resources_of(ctx: dict[str, Any]) -> Resources:

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.access import EVERYONE, STAFF
-from services.kit.app import Session
+from services.kit.app import Idempotent, Session
 from services.kit.auth import Acting, Principal, Role
 from services.kit.errors import InvalidInput
+from services.kit.idempotency import IdempotentRoute
 from services.kit.masking import mask_msisdn, sees_numbers
 from services.kit.params import IdsQuery, MsisdnsQuery
 from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
@@ -55,7 +56,7 @@ from services.profile.schemas import (
 )
 from services.profile.validation import normalise_region
 
-router = APIRouter(tags=["profile"])
+router = APIRouter(tags=["profile"], route_class=IdempotentRoute)
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 
@@ -112,7 +113,12 @@ def _if_match(header: str | None) -> int | None:
         ) from None
 
 
-@router.post("/customers", status_code=status.HTTP_201_CREATED, summary="Create a customer")
+@router.post(
+    "/customers",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a customer",
+    dependencies=[Idempotent],
+)
 async def create_customer(
     data: CustomerCreate, session: Session, principal: Acting, response: Response
 ) -> CustomerRead:
@@ -221,6 +227,7 @@ async def manager_history(msisdn: str, session: Session, principal: Acting) -> l
     "/customers/{msisdn}/contacts",
     status_code=status.HTTP_201_CREATED,
     summary="Record a contact (a repeated source_ref answers 200 with the first entry)",
+    dependencies=[Idempotent],
 )
 async def add_contact(
     msisdn: str, data: ContactCreate, session: Session, principal: Acting, response: Response
@@ -322,6 +329,7 @@ async def retention_report(
     "200 with `created` false. The worker takes the first of each month at 00:05 Beijing "
     "time. `day` may not be after today (Beijing).",
     responses={200: {"description": "Taken already; nothing changed"}},
+    dependencies=[Idempotent],
 )
 async def take_snapshot(
     day: date, session: Session, principal: Acting, response: Response
@@ -343,6 +351,7 @@ async def list_snapshots(
     "/customers/import",
     summary="Bulk upsert by number (CSV or JSON lines body); bad rows reported and skipped",
     max_body_size=get_profile_settings().import_max_body_bytes,
+    dependencies=[Idempotent],
     openapi_extra={
         "requestBody": {
             "content": {
@@ -429,7 +438,12 @@ async def list_teams(session: Session, principal: Acting, id: IdsQuery = None) -
     return [TeamRead.model_validate(t) for t in await repository.list_teams(session, id)]
 
 
-@router.post("/teams", status_code=status.HTTP_201_CREATED, summary="Create a team")
+@router.post(
+    "/teams",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a team",
+    dependencies=[Idempotent],
+)
 async def create_team(data: TeamCreate, session: Session, principal: Acting) -> TeamRead:
     return TeamRead.model_validate(await service.create_team(session, principal, data))
 
@@ -481,7 +495,12 @@ def _manager_read(manager: Manager, principal: Principal) -> ManagerRead:
     return read
 
 
-@router.post("/managers", status_code=status.HTTP_201_CREATED, summary="Create a manager")
+@router.post(
+    "/managers",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a manager",
+    dependencies=[Idempotent],
+)
 async def create_manager(data: ManagerCreate, session: Session, principal: Acting) -> ManagerRead:
     return ManagerRead.model_validate(await service.create_manager(session, principal, data))
 

@@ -27,6 +27,7 @@ from sqlmodel import Field, SQLModel
 from services.kit import clock
 from services.kit.db import enum_column
 from services.kit.events import event_tables
+from services.kit.idempotency import idempotency_table
 from services.profile.contract import (
     ContactChannel,
     ContactDirection,
@@ -335,3 +336,4 @@ class ReadAudit(SQLModel, table=True):
 
 
 events = event_tables(SCHEMA)
+idempotency = idempotency_table(SCHEMA)  # Idempotency-Key answers of the create routes

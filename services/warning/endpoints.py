@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ValidationError
 
 from services.kit.access import EVERYONE, STAFF
-from services.kit.app import Session, resources
+from services.kit.app import Idempotent, Session, resources
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import InvalidInput, chinese_message
+from services.kit.idempotency import IdempotentRoute
 from services.kit.params import MsisdnsQuery
 from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
 from services.warning import service
@@ -39,7 +40,7 @@ from services.warning.schemas import (
     WarningRead,
 )
 
-router = APIRouter()
+router = APIRouter(route_class=IdempotentRoute)
 
 # The operator's usage feed: operators' scripts, or a partner system with its API key.
 Feeder = Annotated[Principal, Depends(require_role(Role.operator, Role.partner))]
@@ -61,7 +62,12 @@ def parse_usage_rows(raw: list[dict[str, object]]) -> tuple[list[UsageRow], list
     return good, bad
 
 
-@router.post("/usage/batch", tags=["usage"], summary="Load daily usage rows (idempotent)")
+@router.post(
+    "/usage/batch",
+    tags=["usage"],
+    summary="Load daily usage rows (idempotent)",
+    dependencies=[Idempotent],
+)
 async def load_usage(batch: UsageBatch, session: Session, _: Feeder) -> UsageBatchResult:
     """Good rows are stored (a subscriber-day sent again replaces the earlier row); bad
     rows are reported by position and field, and do not hold back the good ones."""
@@ -129,6 +135,7 @@ async def get_warning(warning_id: int, session: Session, principal: Acting) -> W
     tags=["warnings"],
     status_code=201,
     summary="Record a contact with the customer (open -> in_progress)",
+    dependencies=[Idempotent],
 )
 async def post_contact(
     warning_id: int, data: ContactCreate, session: Session, principal: Acting
@@ -145,6 +152,7 @@ async def post_contact(
     description="One call or visit about everything at once: the contact is linked to each "
     "open warning of the customer (each moves open -> in_progress) and goes into the "
     "customer's contact log once. 404 when the customer has no open warning.",
+    dependencies=[Idempotent],
 )
 async def post_customer_contact(
     msisdn: Annotated[str, Path(pattern=MSISDN_PATTERN)],

@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 from services.kit import clock
 from services.kit.db import enum_column
 from services.kit.events import event_tables
+from services.kit.idempotency import idempotency_table
 
 SCHEMA = "warning"
 
@@ -218,3 +219,4 @@ class Contact(SQLModel, table=True):
 
 
 events = event_tables(SCHEMA)
+idempotency = idempotency_table(SCHEMA)  # Idempotency-Key answers of the create routes

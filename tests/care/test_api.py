@@ -309,3 +309,24 @@ async def test_on_call_sees_which_campaigns_are_stalled_paused_or_moving(
     assert before["provider"] == "sandbox"
     assert [r["campaign_id"] for r in after["campaigns"]] == [str(paused)]  # idle completed
     assert refused.status_code == 403
+
+
+async def test_an_alert_posted_again_with_its_idempotency_key_goes_out_once(
+    app_client, seed_customers: SeedCustomers, engine: AsyncEngine
+) -> None:
+    await seed_customers(snapshot("13800000001", region="广东"))
+    alert = {
+        "name": "台风预警",
+        "regions": ["广东"],
+        "template": "{name}{honorific}：台风今夜登陆。",
+    }
+    headers = {"Idempotency-Key": "typhoon-2026-12-02"}
+    async with app_client(create_app(), role="operator") as client:
+        first = await client.post("/alerts", json=alert, headers=headers)
+        again = await client.post("/alerts", json=alert, headers=headers)
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM care.campaign")) == 1
+        assert await conn.scalar(text("SELECT count(*) FROM care.recipient")) == 1

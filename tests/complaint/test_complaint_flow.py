@@ -258,7 +258,7 @@ async def test_a_regulator_complaint_is_at_least_urgent_with_tighter_targets(api
     assert first["target_minutes"] == 120 and first["business_hours"]
 
 
-async def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_ticket(
+async def test_a_complaint_posted_again_with_its_idempotency_key_is_not_opened_twice(
     api: Api, engine: AsyncEngine
 ) -> None:
     async with api(**MANAGER) as client:
@@ -266,10 +266,12 @@ async def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_ti
         first = await client.post("/complaints", json=complaint_body(), headers=headers)
         second = await client.post("/complaints", json=complaint_body(), headers=headers)
         third = await create(client)
-    assert first.status_code == 201 and second.status_code == 200
-    assert first.json()["id"] == second.json()["id"]
-    assert third["repeat_of_id"] == first.json()["id"]
+    assert first.status_code == second.status_code == 201
+    assert second.headers["idempotent-replayed"] == "true"
+    assert second.json() == first.json()
+    assert third["repeat_of_id"] == first.json()["id"]  # the retry counted as no repeat
     assert [r.payload["repeat_count"] for r in await outbox(engine, "complaint.opened")] == [1, 2]
+    assert await scalar(engine, "SELECT count(*) FROM complaint.ticket") == 2
 
 
 async def test_managers_read_their_teams_tickets_and_change_only_their_own(api: Api) -> None:

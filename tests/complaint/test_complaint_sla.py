@@ -38,7 +38,7 @@ async def open_ticket(res: Resources, at: datetime, msisdn: str = DIAMOND, **fie
         msisdn=msisdn, channel="hotline", category="network_signal", description="信号差", **fields
     )
     async with res.session() as session:
-        ticket, _ = await service.create_ticket(session, MANAGER, data, now=at)
+        ticket = await service.create_ticket(session, MANAGER, data, now=at)
     return ticket
 
 

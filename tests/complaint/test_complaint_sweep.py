@@ -60,7 +60,7 @@ async def open_tickets(res: Resources, n: int, at: datetime = T0) -> list[Ticket
             data = ComplaintCreate(
                 msisdn=CUSTOMER, channel="app", category="other", description=f"第{i}件"
             )
-            ticket, _ = await service.create_ticket(session, MANAGER, data, now=at)
+            ticket = await service.create_ticket(session, MANAGER, data, now=at)
             found.append(ticket)
     return found
 

@@ -292,3 +292,25 @@ async def test_partners_see_managers_phone_numbers_masked(profile) -> None:
         staff = (await supervisor.get("/managers/M1")).json()
     assert {m["phone"] for m in listed} == {"139****0001", "139****0002", "139****0003"}
     assert (one["phone"], staff["phone"]) == ("139****0001", "13900000001")
+
+
+async def test_a_customer_posted_again_with_its_idempotency_key_is_created_once(
+    profile, engine: AsyncEngine
+) -> None:
+    headers = {"Idempotency-Key": "crm-7f3e2a"}
+    async with profile() as client:
+        first = await client.post("/customers", json=customer(), headers=headers)
+        again = await client.post("/customers", json=customer(), headers=headers)
+        unkeyed = await client.post("/customers", json=customer())
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert (again.headers["etag"], again.headers["location"]) == (
+        first.headers["etag"],
+        first.headers["location"],
+    )
+    assert unkeyed.status_code == 409  # without the key the same POST is a conflict
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM profile.customer")) == 1
+        created = "SELECT count(*) FROM profile.outbox WHERE type = 'customer.created'"
+        assert await conn.scalar(text(created)) == 1

@@ -85,6 +85,26 @@ async def test_follow_up_runs_open_contact_resolved_and_rejects_invalid_steps(
     assert events["warning.resolved"]["retention_action"] == "bundle_renewal"
 
 
+async def test_a_contact_posted_again_with_its_idempotency_key_is_recorded_once(
+    world: World, app_client: Callable[..., Any]
+) -> None:
+    wid = (await _three_warnings(world))[M1]
+    contact = {"channel": "call", "outcome": "reached", "note": "客户考虑换套餐"}
+    headers = {"Idempotency-Key": "app-contact-1"}
+    async with app_client(create_app(), role="manager", user="M0001", team="T001") as client:
+        first = await client.post(f"/warnings/{wid}/contacts", json=contact, headers=headers)
+        again = await client.post(f"/warnings/{wid}/contacts", json=contact, headers=headers)
+        elsewhere = await client.post(f"/warnings/{wid}/contacts", json={}, headers=headers)
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert elsewhere.status_code == 422 and elsewhere.json()["field"] == "Idempotency-Key"
+    count = "SELECT count(*) FROM warning.contact"
+    assert await world.run(lambda s: s.scalar(text(count))) == 1
+    recorded = [e for e in await world.outbox() if e["type"] == "warning.contact_recorded"]
+    assert len(recorded) == 1
+
+
 async def test_a_false_alarm_may_be_closed_without_a_contact(
     world: World, app_client: Callable[..., Any]
 ) -> None:

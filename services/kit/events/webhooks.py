@@ -20,6 +20,7 @@ from services.kit.errors import Forbidden, InvalidInput, NotFound
 from services.kit.events.admin import DeliveryRead, list_deliveries, parse_delivery_ref, replay
 from services.kit.events.contracts import published
 from services.kit.events.tables import DeliveryStatus, event_tables
+from services.kit.idempotency import IdempotentRoute
 from services.kit.masking import mask_numbers, sees_numbers
 
 
@@ -55,9 +56,12 @@ def _read(row: Any) -> WebhookRead:
     )
 
 
-def events_router(service: str, session_dependency: Any, production: bool) -> APIRouter:
+def events_router(
+    service: str, session_dependency: Any, idempotent: Any, production: bool
+) -> APIRouter:
+    """``session_dependency`` and ``idempotent`` are services.kit.app's (which imports this)."""
     tables = event_tables(service)
-    router = APIRouter(tags=["events"])
+    router = APIRouter(tags=["events"], route_class=IdempotentRoute)
     Session = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
     admin = Depends(require_role(Role.admin))
     operators = Depends(require_role(Role.operator))
@@ -85,7 +89,7 @@ def events_router(service: str, session_dependency: Any, production: bool) -> AP
         "/webhooks",
         status_code=status.HTTP_201_CREATED,
         summary="Subscribe a partner's endpoint to event types (admin)",
-        dependencies=[admin],
+        dependencies=[admin, idempotent],
     )
     async def create_webhook(body: WebhookCreate, session: Session, who: Acting) -> WebhookCreated:
         if production and body.url.scheme != "https":
