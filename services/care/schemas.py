@@ -158,8 +158,17 @@ class AudienceListRemoval(BaseModel):
 
 class SampleRendering(BaseModel):
     msisdn: str
-    text: str | None
+    text: str | None = Field(
+        description="the text as the customer would get it, the opt-out hint (拒收请回复R) "
+        "appended where the category needs one and the template gives none"
+    )
     error: str | None = None
+    length: int | None = Field(
+        None, description="characters on the handset, the provider's 【signature】 included"
+    )
+    segments: int | None = Field(
+        None, description="billed messages: one up to 70 characters, else parts of 67"
+    )
 
 
 class Preview(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.care import access, repository
+from services.care import access, optout, repository
 from services.care.config import CareSettings
 from services.care.contract import MessageDelivered, TaskCompleted
 from services.care.dispatch import nudge
@@ -33,13 +33,7 @@ from services.care.models import (
     TaskStatus,
 )
 from services.care.providers.base import DeliveryReceipt
-from services.care.rendering import (
-    BUILTINS,
-    MissingValues,
-    placeholders,
-    render,
-    repeated_surname,
-)
+from services.care.rendering import BUILTINS, MissingValues, placeholders, repeated_surname
 from services.care.schemas import (
     AlertCreate,
     Audience,
@@ -55,7 +49,7 @@ from services.care.schemas import (
     SampleRendering,
     TaskComplete,
 )
-from services.care.suppression import policy_for
+from services.care.suppression import message_text, policy_for
 from services.kit import clock
 from services.kit.auth import Principal
 from services.kit.clock import BEIJING
@@ -242,10 +236,11 @@ async def preview(session: AsyncSession, campaign_id: uuid.UUID, care: CareSetti
         raise _refuse(campaign, "预览")
     names = placeholders(campaign.template)
     conditions, params = _missing_conditions(names)
+    policy = policy_for(campaign, care)
     split = await repository.forecast(
         session,
         campaign,
-        policy_for(campaign, care),
+        policy,
         care.frequency_window_days,
         conditions,
         params,
@@ -253,18 +248,27 @@ async def preview(session: AsyncSession, campaign_id: uuid.UUID, care: CareSetti
     )
     samples: list[SampleRendering] = []
     warnings: list[str] = []
+    # Aliyun puts the account's 【signature】 in front of every text, and it counts.
+    sign = care.aliyun_sign_name if care.sms_provider == "aliyun" else ""
     for row in await repository.audience_sample(session, campaign, SAMPLE_SIZE):
         if row.get("msisdn") is None:
             samples.append(SampleRendering(msisdn=row["target"], text=None, error="不是在册客户"))
             continue
         try:
-            rendered = render(campaign.template, row)
+            rendered = message_text(campaign.template, row, policy)
         except MissingValues as exc:
             samples.append(
                 SampleRendering(msisdn=row["target"], text=None, error=f"缺少取值：{exc}")
             )
             continue
-        samples.append(SampleRendering(msisdn=row["target"], text=rendered))
+        samples.append(
+            SampleRendering(
+                msisdn=row["target"],
+                text=rendered,
+                length=optout.length(rendered, sign),
+                segments=optout.segments(rendered, sign),
+            )
+        )
         twice = repeated_surname(rendered, row)
         if twice and not warnings:
             warnings.append(
