@@ -7,6 +7,7 @@ sending re-checks every rule per recipient at the moment it goes out.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.care import access, optout, repository
 from services.care.config import CareSettings
-from services.care.contract import MessageDelivered, TaskCompleted
+from services.care.contract import MessageDelivered, OptOutRequested, TaskCompleted
 from services.care.dispatch import nudge
 from services.care.exceptions import (
     AudienceConflict,
@@ -32,7 +33,7 @@ from services.care.models import (
     Task,
     TaskStatus,
 )
-from services.care.providers.base import DeliveryReceipt
+from services.care.providers.base import DeliveryReceipt, InboundSms
 from services.care.rendering import BUILTINS, MissingValues, placeholders, repeated_surname
 from services.care.schemas import (
     AlertCreate,
@@ -46,6 +47,7 @@ from services.care.schemas import (
     DispatchRow,
     ListEntryError,
     Preview,
+    ReplyReceipt,
     SampleRendering,
     TaskComplete,
 )
@@ -57,6 +59,8 @@ from services.kit.db import after_commit
 from services.kit.events.publish import publish
 from services.kit.values import normalise_msisdn
 from services.profile.contract import ContactLogEntry
+
+logger = logging.getLogger("keepwell.care.service")
 
 EDITABLE = (CampaignStatus.draft, CampaignStatus.preview)
 SAMPLE_SIZE = 5
@@ -464,6 +468,66 @@ async def apply_receipts(session: AsyncSession, receipts: list[DeliveryReceipt])
                 actor="care",
             )
     return applied
+
+
+# ---- customers' replies (uplinks) -----------------------------------------------------
+
+
+async def receive_replies(
+    session: AsyncSession, provider: str, replies: list[InboundSms], keywords: frozenset[str]
+) -> ReplyReceipt:
+    """Record each reply once (by the provider's id: a re-push changes nothing). A reply that
+    is an opt-out keyword turns away every later send to the number from this transaction
+    on, and ``care.opt_out_requested`` asks profile to record the opt-out in the archive."""
+    outcome = ReplyReceipt()
+    now = clock.now()
+    for reply in replies:
+        try:
+            msisdn = normalise_msisdn(reply.phone)
+        except ValueError:
+            logger.warning("reply from %r is not a mainland mobile number; ignored", reply.phone)
+            outcome.ignored += 1
+            continue
+        keyword = optout.keyword_of(reply.content, keywords)
+        # Profile's opt-out already in the copy: its flag decides from now on, and profile,
+        # finding nothing to change, will publish nothing that could settle the reply later.
+        settled = now if keyword and await repository.copy_opted_out(session, msisdn) else None
+        added = await repository.add_reply(
+            session,
+            {
+                "provider": provider,
+                "provider_ref": reply.provider_ref,
+                "msisdn": msisdn,
+                "content": reply.content,
+                "opt_out_keyword": keyword,
+                "dest_code": reply.dest_code,
+                "sign_name": reply.sign_name,
+                "sent_at": reply.sent_at,
+                "received_at": now,
+                "settled_at": settled,
+            },
+        )
+        if added is None:
+            outcome.duplicates += 1
+            continue
+        outcome.received += 1
+        if keyword is None:
+            continue
+        outcome.opt_outs += 1
+        await publish(
+            session,
+            OptOutRequested(
+                msisdn=msisdn,
+                keyword=keyword,
+                content=reply.content,
+                received_at=now,
+                provider=provider,
+                reply_id=reply.provider_ref,
+            ),
+            aggregate_id=msisdn,
+            actor="care",
+        )
+    return outcome
 
 
 # ---- manager tasks --------------------------------------------------------------------
