@@ -87,6 +87,12 @@ class CareSettings(BaseSettings):
     def uplink_secret(self) -> SecretStr:
         return self.uplink_token or self.receipt_token
 
+    @field_validator("uplink_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # ``CARE_UPLINK_TOKEN=`` (an empty line in a compose file) means "not given".
+        return None if value == "" else value
+
     @field_validator("opt_out_hint_categories")
     @classmethod
     def _known_categories(cls, value: list[str]) -> list[str]:
