@@ -264,6 +264,12 @@ async def test_an_opt_out_reply_through_the_sandbox_stops_every_later_send(
 
     # Care sends them nothing from now on, before profile has even heard of it.
     assert not await world.copy_opted_out()
+    author = {"Authorization": f"Bearer {world.token('supervisor', user='S1', team='T1')}"}
+    draft = await world.care.post(
+        "/campaigns", json={"name": "预览", "template": "{honorific}您好"}, headers=author
+    )
+    preview = await world.care.post(f"/campaigns/{draft.json()['id']}/preview", headers=author)
+    assert (preview.json()["suppressed"], preview.json()["will_send"]) == ({"opt_out": 1}, 1)
     made = await send_everything(world, dispatcher, resources, care_settings, automatic_care=True)
     later = (await world.sandbox.get("/messages", params={"offset": seen})).json()
     assert {m["phone"] for m in later} == {OTHER}
