@@ -78,9 +78,11 @@ def servers(settings: Settings) -> list[Child]:
     """The HTTP processes: safe to start before the migrations (no table is read until a
     request comes, and readiness only pings the database)."""
     # The stand-in SMS operator (CARE_SMS_PROVIDER=sandbox, the default), pushing delivery
-    # receipts back to the care service as a real operator would.
-    receipts = f"{settings.url_of('care')}/sms/receipts/sandbox"
-    procs = [Child("sms-sandbox", [*ME, "care", "sandbox", "--receipt-url", receipts])]
+    # receipts and customers' replies back to the care service as a real operator would.
+    care = settings.url_of("care")
+    sandbox = [*ME, "care", "sandbox", "--receipt-url", f"{care}/sms/receipts/sandbox"]
+    sandbox += ["--uplink-url", f"{care}/sms/uplinks/sandbox"]
+    procs = [Child("sms-sandbox", sandbox)]
     procs += [Child(s, [*ME, "serve", s]) for s in SERVICES]
     procs.append(Child("gateway", [*ME, "serve", "gateway"]))
     return procs

@@ -25,6 +25,13 @@ def register(app: typer.Typer, imports: typer.Typer) -> None:
                 "http://127.0.0.1:8003/sms/receipts/sandbox"
             ),
         ] = None,
+        uplink_url: Annotated[
+            str | None,
+            typer.Option(
+                help="Push customers' replies (POST /replies) here, e.g. the care service's "
+                "http://127.0.0.1:8003/sms/uplinks/sandbox"
+            ),
+        ] = None,
     ) -> None:
         """Run the sandbox SMS provider (a stand-in operator) over HTTP."""
         import uvicorn
@@ -35,7 +42,10 @@ def register(app: typer.Typer, imports: typer.Typer) -> None:
 
         care = get_care_settings()
         initial = Control(
-            receipt_url=receipt_url, receipt_token=care.receipt_token.get_secret_value()
+            receipt_url=receipt_url,
+            receipt_token=care.receipt_token.get_secret_value(),
+            uplink_url=uplink_url,
+            uplink_token=care.uplink_secret.get_secret_value(),
         )
         uvicorn.run(
             create_app(initial),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import ClassVar, Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.care.optout import DEFAULT_HINT, DEFAULT_KEYWORDS, has_hint, keywords_of
 from services.kit.config import get_settings
 
 DEVELOPMENT_RECEIPT_TOKEN = "keepwell-development-receipt-token"
@@ -21,6 +22,9 @@ class CareSettings(BaseSettings):
     sandbox_port: int = 8009
     receipt_token: SecretStr = SecretStr(DEVELOPMENT_RECEIPT_TOKEN)
     """Shared secret in the receipt callback URL (``?token=``) for either provider."""
+    uplink_token: SecretStr | None = None
+    """Shared secret in the inbound-SMS (uplink) callback URL; unset, the receipt token.
+    A separate secret keeps a leaked receipt URL from being able to opt customers out."""
 
     aliyun_access_key_id: str = ""
     aliyun_access_key_secret: SecretStr = SecretStr("")
@@ -54,6 +58,16 @@ class CareSettings(BaseSettings):
     complaint_follow_up_hours: float = 24.0
     """The satisfaction follow-up SMS (回访) goes this long after a complaint is closed."""
 
+    opt_out_hint: str = DEFAULT_HINT
+    """Appended to messages of ``opt_out_hint_categories`` whose text names no keyword to
+    reply; it must itself name one of ``opt_out_keywords``."""
+    opt_out_hint_categories: list[str] = ["marketing", "care", "greeting"]
+    """Commercial messages, which must say how to refuse more; alerts and complaint service
+    messages (category ``alert``) are notifications and carry none."""
+    opt_out_keywords: list[str] = list(DEFAULT_KEYWORDS)
+    """A reply that is exactly one of these (after trimming, full-width to half-width, any
+    case) opts the customer out of every SMS."""
+
     PRODUCTION_REQUIRES: ClassVar[tuple[str, ...]] = (
         "sms_provider",
         "receipt_token",
@@ -64,6 +78,40 @@ class CareSettings(BaseSettings):
     """Settings the care processes (service and worker) must be given in production: the
     defaults send nothing (sandbox) or are development secrets. The deployment test checks
     that every care process is given each of them."""
+
+    @property
+    def keywords(self) -> frozenset[str]:
+        return keywords_of(self.opt_out_keywords)
+
+    @property
+    def uplink_secret(self) -> SecretStr:
+        return self.uplink_token or self.receipt_token
+
+    @field_validator("uplink_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # ``CARE_UPLINK_TOKEN=`` (an empty line in a compose file) means "not given".
+        return None if value == "" else value
+
+    @field_validator("opt_out_hint_categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        known = {"marketing", "care", "greeting", "alert"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; known: {sorted(known)}")
+        return value
+
+    @model_validator(mode="after")
+    def _hint_names_a_keyword(self) -> CareSettings:
+        if not self.keywords:
+            raise ValueError("CARE_OPT_OUT_KEYWORDS must name at least one keyword")
+        if not has_hint(self.opt_out_hint, self.keywords):
+            raise ValueError(
+                f"CARE_OPT_OUT_HINT {self.opt_out_hint!r} must tell the customer to reply one "
+                f"of CARE_OPT_OUT_KEYWORDS {sorted(self.keywords)}, e.g. 拒收请回复R"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> CareSettings:
@@ -76,6 +124,10 @@ class CareSettings(BaseSettings):
         token = self.receipt_token.get_secret_value()
         if token == DEVELOPMENT_RECEIPT_TOKEN or len(token) < 32:
             raise ValueError("CARE_RECEIPT_TOKEN must be a secret of your own (32+ bytes)")
+        if self.uplink_token is not None:
+            uplink = self.uplink_token.get_secret_value()
+            if uplink == DEVELOPMENT_RECEIPT_TOKEN or len(uplink) < 32:
+                raise ValueError("CARE_UPLINK_TOKEN must be a secret of your own (32+ bytes)")
         if self.sms_provider == "sandbox":
             raise ValueError("CARE_SMS_PROVIDER=sandbox sends nothing; production needs aliyun")
         return self

@@ -73,6 +73,9 @@ async def upsert(
     if applied:
         # A customer's open calls and visits go with them to their new manager.
         await repository.move_open_tasks(session, snapshot.msisdn, snapshot.manager_id)
+    if snapshot.sms_opt_out:
+        # Profile has the opt-out the customer replied: its flag decides from now on.
+        await repository.settle_opt_out_replies(session, snapshot.msisdn)
     return applied
 
 

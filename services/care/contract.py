@@ -4,6 +4,7 @@ other services import this module and nothing else of care."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from services.complaint.contract import ComplaintClosed, ComplaintOpened
 from services.kit.events import Event
@@ -37,6 +38,24 @@ class TaskCompleted(Event):
     task_id: int
     kind: str
     contact: ContactLogEntry
+
+
+class OptOutRequested(Event):
+    """A customer replied an opt-out keyword (R, TD, 退订...) to our SMS: they want no more.
+
+    Care already sends them nothing; profile records the opt-out in the archive (with a
+    contact-log entry saying why) and publishes ``customer.updated`` as for any change.
+    ``provider`` and ``reply_id`` (the provider's id of the uplink) name the reply once:
+    a re-push by the provider publishes nothing again."""
+
+    event_type = "care.opt_out_requested"
+    producer = PRODUCER
+    msisdn: str
+    keyword: str
+    content: str
+    received_at: datetime
+    provider: str
+    reply_id: str
 
 
 # Care keeps a copy of profile's customers (and acts on some of their changes), and sends a

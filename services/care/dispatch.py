@@ -67,6 +67,7 @@ def build_provider(care: CareSettings, http: httpx.AsyncClient) -> SmsProvider:
                 sign_name=care.aliyun_sign_name,
                 endpoint=care.aliyun_endpoint,
                 receipt_token=care.receipt_token,
+                uplink_token=care.uplink_secret,
                 lookup_settles_seconds=care.aliyun_lookup_settles_seconds,
             ),
             http,
@@ -75,6 +76,7 @@ def build_provider(care: CareSettings, http: httpx.AsyncClient) -> SmsProvider:
         care.sandbox_url,
         http,
         receipt_token=care.receipt_token.get_secret_value(),
+        uplink_token=care.uplink_secret.get_secret_value(),
         max_batch_size=max(care.batch_size, 1),
         # Well inside the lease, so a call never outlives its claim.
         timeout_seconds=min(10.0, care.lease_seconds / 3),

@@ -13,7 +13,7 @@ from services.care import access, automatic, repository, service
 from services.care.config import get_care_settings
 from services.care.dispatch import build_provider
 from services.care.models import CampaignStatus, RecipientState, Rule, TaskStatus
-from services.care.providers.aliyun import RECEIPT_ACK
+from services.care.providers.aliyun import RECEIPT_ACK, UPLINK_ACK
 from services.care.providers.base import ReceiptAuthenticationError, ReceiptFormatError
 from services.care.schemas import (
     AlertCreate,
@@ -29,9 +29,11 @@ from services.care.schemas import (
     PlanResult,
     Preview,
     RecipientRead,
+    ReplyReceipt,
     RuleCreate,
     RuleRead,
     RuleUpdate,
+    SmsReplyRead,
     TaskComplete,
     TaskRead,
 )
@@ -41,6 +43,7 @@ from services.kit.errors import InvalidInput, NotFound, Unauthorized
 from services.kit.idempotency import IdempotentRoute
 from services.kit.masking import mask_msisdn, sees_numbers
 from services.kit.params import MsisdnsQuery
+from services.kit.values import normalise_msisdn
 
 # Partners have no business in care: every route below admits staff only (admin always).
 router = APIRouter(
@@ -299,7 +302,28 @@ async def messages(
     ]
 
 
-Read = TypeVar("Read", TaskRead, MessageRead)
+@router.get(
+    "/sms/replies",
+    summary="A customer's replies to our SMS, newest first",
+    tags=["replies"],
+    description="What the customer answered (through the provider's uplink push): each "
+    "reply once, with the opt-out keyword it is, if any, and when the customer copy first "
+    "showed profile's opt-out (`settled_at`). A manager or supervisor sees only their "
+    "team's customers' replies.",
+)
+async def replies(session: Session, actor: Acting, msisdn: str) -> list[SmsReplyRead]:
+    try:
+        number = normalise_msisdn(msisdn)
+    except ValueError as exc:
+        raise InvalidInput(f"msisdn：{exc}", field="msisdn") from None
+    team = access.scope_of(actor).team_id
+    if team is not None and await repository.customer_team(session, number) != team:
+        return []
+    found = await repository.replies_of(session, number)
+    return [_shown(SmsReplyRead.model_validate(r), actor) for r in found]
+
+
+Read = TypeVar("Read", TaskRead, MessageRead, SmsReplyRead)
 
 
 def _shown(read: Read, actor: Principal) -> Read:
@@ -345,3 +369,35 @@ async def receipts(
     if provider == "aliyun":
         return dict(RECEIPT_ACK)
     return {"received": len(parsed), "applied": applied}
+
+
+@receipts_router.post(
+    "/sms/uplinks/{provider}",
+    summary="Customers' replies (uplinks) from a provider",
+    description="Aliyun's SmsUp HTTP batch push (or the sandbox's, in the same shape): a "
+    "JSON array of `phone_number`, `content`, `send_time`, `dest_code`, `sequence_id`, "
+    "authenticated by `?token=` (`CARE_UPLINK_TOKEN`, else the receipt token). Each reply "
+    "is recorded once by `sequence_id`; one that is an opt-out keyword (R, TD, 退订...) "
+    "stops every later SMS to the number at once and publishes `care.opt_out_requested`. "
+    'Aliyun gets the body it expects, `{"code": 0, "msg": "接收成功"}`, once it is '
+    "committed; any failure answers 5xx, and Aliyun pushes again.",
+)
+async def uplinks(
+    provider: Literal["sandbox", "aliyun"], request: Request, session: Session
+) -> dict[str, Any]:
+    care = get_care_settings().model_copy(update={"sms_provider": provider})
+    if provider == "aliyun" and not (care.aliyun_access_key_id and care.aliyun_sign_name):
+        raise NotFound("本服务未配置阿里云短信", field="provider")
+    parser = build_provider(care, resources(request).http)
+    try:
+        parsed = parser.parse_uplinks(
+            dict(request.headers), await request.body(), dict(request.query_params)
+        )
+    except ReceiptAuthenticationError as exc:
+        raise Unauthorized(str(exc)) from exc
+    except ReceiptFormatError as exc:
+        raise InvalidInput(str(exc), field="body") from exc
+    result: ReplyReceipt = await service.receive_replies(session, provider, parsed, care.keywords)
+    if provider == "aliyun":
+        return dict(UPLINK_ACK)
+    return result.model_dump()

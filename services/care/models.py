@@ -294,5 +294,41 @@ class Task(SQLModel, table=True):
     created_at: datetime = _at()
 
 
+class SmsReply(SQLModel, table=True):
+    """A customer's reply to our SMS (an uplink, 上行短信), once per provider id.
+
+    An opt-out reply (``opt_out_keyword`` set) turns away every later send to the number at
+    once, without waiting for profile: the dispatcher and the preview read it as an SMS
+    opt-out while ``settled_at`` is NULL. It is settled when the customer copy first shows
+    profile's opt-out (or already showed it when the reply came); from then on the archive's
+    flag decides, so an opt-in the customer later gives profile is honoured."""
+
+    __tablename__ = "sms_reply"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_ref"),
+        Index(
+            "ix_sms_reply_pending_opt_out",
+            "msisdn",
+            postgresql_where=text("opt_out_keyword IS NOT NULL AND settled_at IS NULL"),
+        ),
+        {"schema": SCHEMA},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    provider: str = Field(max_length=20)
+    provider_ref: str = Field(max_length=64)
+    """The provider's id of the uplink (Aliyun's sequence_id): a re-push is the same reply."""
+    msisdn: str = Field(max_length=20)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    opt_out_keyword: str | None = Field(default=None, max_length=10)
+    """The keyword the reply consists of (normalised), or None: not an opt-out."""
+    dest_code: str | None = Field(default=None, max_length=32)
+    sign_name: str | None = Field(default=None, max_length=50)
+    sent_at: datetime | None = _at(nullable=True)
+    """When the operator handed it to the provider, as the provider says."""
+    received_at: datetime = _at()
+    settled_at: datetime | None = _at(nullable=True)
+
+
 events = event_tables(SCHEMA)
 idempotency = idempotency_table(SCHEMA)  # Idempotency-Key answers of the create routes

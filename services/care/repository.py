@@ -39,6 +39,7 @@ from services.care.models import (
     Recipient,
     RecipientState,
     Rule,
+    SmsReply,
     Task,
     TaskStatus,
 )
@@ -49,6 +50,16 @@ from services.kit.clock import BEIJING
 R = Recipient.__table__  # type: ignore[attr-defined]
 C = Customer.__table__  # type: ignore[attr-defined]
 CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
+REPLY = SmsReply.__table__  # type: ignore[attr-defined]
+
+
+def pending_opt_out(msisdn: str) -> str:
+    """SQL: the number ``msisdn`` (an SQL expression) replied an opt-out keyword that the
+    customer copy does not show yet. Sends read it as an SMS opt-out (partial index)."""
+    return (
+        f"EXISTS (SELECT 1 FROM care.sms_reply o WHERE o.msisdn = {msisdn} "
+        "AND o.opt_out_keyword IS NOT NULL AND o.settled_at IS NULL)"
+    )
 
 
 # ---- customers (read model) -----------------------------------------------------------
@@ -78,6 +89,50 @@ async def upsert_customer(
         ).returning(C.c.msisdn)
     )
     return result.first() is not None
+
+
+async def settle_opt_out_replies(session: AsyncSession, msisdn: str) -> int:
+    """Opt-out replies of ``msisdn`` the copy now shows as profile's opt-out: from here on
+    the archive's flag decides (an opt-in given to profile later is honoured)."""
+    result = await session.execute(
+        text(
+            """
+            UPDATE care.sms_reply o SET settled_at = now()
+            FROM care.customer c
+            WHERE o.msisdn = :m AND o.opt_out_keyword IS NOT NULL AND o.settled_at IS NULL
+                AND c.msisdn = o.msisdn AND c.sms_opt_out
+            """
+        ),
+        {"m": msisdn},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def copy_opted_out(session: AsyncSession, msisdn: str) -> bool:
+    """Whether the customer copy already shows an SMS opt-out for ``msisdn``."""
+    return bool(await session.scalar(select(C.c.sms_opt_out).where(C.c.msisdn == msisdn)))
+
+
+async def add_reply(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """Record a customer's reply; None when this provider's id of it is recorded already
+    (the provider pushed it again)."""
+    inserted = await session.execute(
+        insert(REPLY)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["provider", "provider_ref"])
+        .returning(REPLY.c.id)
+    )
+    found: int | None = inserted.scalar_one_or_none()
+    return found
+
+
+async def replies_of(session: AsyncSession, msisdn: str) -> list[SmsReply]:
+    rows = await session.execute(
+        select(SmsReply)
+        .where(col(SmsReply.msisdn) == msisdn)
+        .order_by(col(SmsReply.received_at).desc(), col(SmsReply.id).desc())
+    )
+    return list(rows.scalars())
 
 
 async def customer_state(session: AsyncSession, msisdn: str) -> tuple[str, str] | None:
@@ -449,10 +504,11 @@ async def claim_due(
     """
     rows = await session.execute(
         text(
-            """
+            f"""
             SELECT r.id, r.msisdn, r.idempotency_key, r.attempts, r.state AS recipient_state,
                    c.msisdn AS customer_msisdn, c.name, c.gender, c.honorific, c.tier,
-                   c.region, c.city, c.service_level, c.status, c.time_zone, c.sms_opt_out,
+                   c.region, c.city, c.service_level, c.status, c.time_zone,
+                   c.sms_opt_out OR {pending_opt_out("r.msisdn")} AS sms_opt_out,
                    c.do_not_disturb, c.taboos, c.custom, c.manager_name
             FROM care.recipient r LEFT JOIN care.customer c ON c.msisdn = r.msisdn
             WHERE r.campaign_id = :cid AND r.state IN ('queued', 'held') AND r.due_at <= :now
@@ -957,7 +1013,7 @@ async def forecast(
                 WHEN c.msisdn IS NULL THEN 'unknown_customer'
                 WHEN c.target !~ '^1[3-9][0-9]{{9}}$' THEN 'invalid_number'
                 WHEN c.status = 'churned' THEN 'churned'
-                WHEN c.sms_opt_out THEN 'opt_out'
+                WHEN c.sms_opt_out OR {pending_opt_out("c.target")} THEN 'opt_out'
                 WHEN c.do_not_disturb AND :honours_dnd THEN 'do_not_disturb'
                 WHEN c.taboos ?| :taboo_tags THEN 'taboo'
                 WHEN {render_error} THEN 'render_error'

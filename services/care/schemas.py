@@ -156,10 +156,50 @@ class AudienceListRemoval(BaseModel):
     list_size: int
 
 
+class ReplyReceipt(BaseModel):
+    """What one push of customers' replies did."""
+
+    received: int = 0
+    """Replies recorded for the first time."""
+    opt_outs: int = 0
+    """Of those, opt-out keywords: nothing more is sent to these numbers."""
+    duplicates: int = 0
+    """Replies recorded before (the provider pushed them again): nothing changed."""
+    ignored: int = 0
+    """From a number that is not a mainland mobile."""
+
+
+class SmsReplyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    provider: str
+    msisdn: str
+    content: str
+    opt_out_keyword: str | None = Field(
+        description="the opt-out keyword the reply is (normalised), or null"
+    )
+    sent_at: datetime | None
+    received_at: datetime
+    settled_at: datetime | None = Field(
+        description="when the customer copy first showed profile's opt-out; until then the "
+        "reply alone keeps every SMS from the number"
+    )
+
+
 class SampleRendering(BaseModel):
     msisdn: str
-    text: str | None
+    text: str | None = Field(
+        description="the text as the customer would get it, the opt-out hint (拒收请回复R) "
+        "appended where the category needs one and the template gives none"
+    )
     error: str | None = None
+    length: int | None = Field(
+        None, description="characters on the handset, the provider's 【signature】 included"
+    )
+    segments: int | None = Field(
+        None, description="billed messages: one up to 70 characters, else parts of 67"
+    )
 
 
 class Preview(BaseModel):

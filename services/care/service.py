@@ -7,14 +7,15 @@ sending re-checks every rule per recipient at the moment it goes out.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.care import access, repository
+from services.care import access, optout, repository
 from services.care.config import CareSettings
-from services.care.contract import MessageDelivered, TaskCompleted
+from services.care.contract import MessageDelivered, OptOutRequested, TaskCompleted
 from services.care.dispatch import nudge
 from services.care.exceptions import (
     AudienceConflict,
@@ -32,14 +33,8 @@ from services.care.models import (
     Task,
     TaskStatus,
 )
-from services.care.providers.base import DeliveryReceipt
-from services.care.rendering import (
-    BUILTINS,
-    MissingValues,
-    placeholders,
-    render,
-    repeated_surname,
-)
+from services.care.providers.base import DeliveryReceipt, InboundSms
+from services.care.rendering import BUILTINS, MissingValues, placeholders, repeated_surname
 from services.care.schemas import (
     AlertCreate,
     Audience,
@@ -52,10 +47,11 @@ from services.care.schemas import (
     DispatchRow,
     ListEntryError,
     Preview,
+    ReplyReceipt,
     SampleRendering,
     TaskComplete,
 )
-from services.care.suppression import policy_for
+from services.care.suppression import message_text, policy_for
 from services.kit import clock
 from services.kit.auth import Principal
 from services.kit.clock import BEIJING
@@ -63,6 +59,8 @@ from services.kit.db import after_commit
 from services.kit.events.publish import publish
 from services.kit.values import normalise_msisdn
 from services.profile.contract import ContactLogEntry
+
+logger = logging.getLogger("keepwell.care.service")
 
 EDITABLE = (CampaignStatus.draft, CampaignStatus.preview)
 SAMPLE_SIZE = 5
@@ -242,10 +240,11 @@ async def preview(session: AsyncSession, campaign_id: uuid.UUID, care: CareSetti
         raise _refuse(campaign, "预览")
     names = placeholders(campaign.template)
     conditions, params = _missing_conditions(names)
+    policy = policy_for(campaign, care)
     split = await repository.forecast(
         session,
         campaign,
-        policy_for(campaign, care),
+        policy,
         care.frequency_window_days,
         conditions,
         params,
@@ -253,18 +252,27 @@ async def preview(session: AsyncSession, campaign_id: uuid.UUID, care: CareSetti
     )
     samples: list[SampleRendering] = []
     warnings: list[str] = []
+    # Aliyun puts the account's 【signature】 in front of every text, and it counts.
+    sign = care.aliyun_sign_name if care.sms_provider == "aliyun" else ""
     for row in await repository.audience_sample(session, campaign, SAMPLE_SIZE):
         if row.get("msisdn") is None:
             samples.append(SampleRendering(msisdn=row["target"], text=None, error="不是在册客户"))
             continue
         try:
-            rendered = render(campaign.template, row)
+            rendered = message_text(campaign.template, row, policy)
         except MissingValues as exc:
             samples.append(
                 SampleRendering(msisdn=row["target"], text=None, error=f"缺少取值：{exc}")
             )
             continue
-        samples.append(SampleRendering(msisdn=row["target"], text=rendered))
+        samples.append(
+            SampleRendering(
+                msisdn=row["target"],
+                text=rendered,
+                length=optout.length(rendered, sign),
+                segments=optout.segments(rendered, sign),
+            )
+        )
         twice = repeated_surname(rendered, row)
         if twice and not warnings:
             warnings.append(
@@ -460,6 +468,66 @@ async def apply_receipts(session: AsyncSession, receipts: list[DeliveryReceipt])
                 actor="care",
             )
     return applied
+
+
+# ---- customers' replies (uplinks) -----------------------------------------------------
+
+
+async def receive_replies(
+    session: AsyncSession, provider: str, replies: list[InboundSms], keywords: frozenset[str]
+) -> ReplyReceipt:
+    """Record each reply once (by the provider's id: a re-push changes nothing). A reply that
+    is an opt-out keyword turns away every later send to the number from this transaction
+    on, and ``care.opt_out_requested`` asks profile to record the opt-out in the archive."""
+    outcome = ReplyReceipt()
+    now = clock.now()
+    for reply in replies:
+        try:
+            msisdn = normalise_msisdn(reply.phone)
+        except ValueError:
+            logger.warning("reply from %r is not a mainland mobile number; ignored", reply.phone)
+            outcome.ignored += 1
+            continue
+        keyword = optout.keyword_of(reply.content, keywords)
+        # Profile's opt-out already in the copy: its flag decides from now on, and profile,
+        # finding nothing to change, will publish nothing that could settle the reply later.
+        settled = now if keyword and await repository.copy_opted_out(session, msisdn) else None
+        added = await repository.add_reply(
+            session,
+            {
+                "provider": provider,
+                "provider_ref": reply.provider_ref,
+                "msisdn": msisdn,
+                "content": reply.content,
+                "opt_out_keyword": keyword,
+                "dest_code": reply.dest_code,
+                "sign_name": reply.sign_name,
+                "sent_at": reply.sent_at,
+                "received_at": now,
+                "settled_at": settled,
+            },
+        )
+        if added is None:
+            outcome.duplicates += 1
+            continue
+        outcome.received += 1
+        if keyword is None:
+            continue
+        outcome.opt_outs += 1
+        await publish(
+            session,
+            OptOutRequested(
+                msisdn=msisdn,
+                keyword=keyword,
+                content=reply.content,
+                received_at=now,
+                provider=provider,
+                reply_id=reply.provider_ref,
+            ),
+            aggregate_id=msisdn,
+            actor="care",
+        )
+    return outcome
 
 
 # ---- manager tasks --------------------------------------------------------------------

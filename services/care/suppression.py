@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.care.config import CareSettings
 from services.care.models import Campaign, Category
+from services.care.optout import with_hint
 from services.care.providers.base import CN_MOBILE_PATTERN
 from services.care.rendering import MissingValues, render
 
@@ -33,6 +34,11 @@ class Policy:
     customer's own region; an SMS opt-out turns away everything."""
     honours_quiet_hours: bool = True
     """False only for an alert posted as urgent."""
+    opt_out_hint: str | None = None
+    """Appended to the text unless it already says how to refuse more (commercial
+    categories only; a notification carries none)."""
+    keywords: frozenset[str] = frozenset()
+    """The replies that opt out: a template's own hint counts only if it names one."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,20 @@ def policy_for(campaign: Campaign, care: CareSettings) -> Policy:
         cap_exempt=str(campaign.category) in care.cap_exempt_categories,
         honours_do_not_disturb=not alert,
         honours_quiet_hours=not (alert and campaign.urgent),
+        opt_out_hint=(
+            care.opt_out_hint if str(campaign.category) in care.opt_out_hint_categories else None
+        ),
+        keywords=care.keywords,
     )
+
+
+def message_text(template: str, customer: Mapping[str, Any], policy: Policy) -> str:
+    """What the customer's handset shows: the rendered template and, where the category
+    needs one, the opt-out hint. Raises MissingValues like ``render``."""
+    text = render(template, customer)
+    if policy.opt_out_hint is not None:
+        text = with_hint(text, policy.opt_out_hint, policy.keywords)
+    return text
 
 
 def zone_of(name: str | None) -> ZoneInfo:
@@ -115,7 +134,7 @@ def decide(
     if clash:
         return Suppress("taboo", ", ".join(clash))
     try:
-        text = render(template, customer)
+        text = message_text(template, customer, policy)
     except MissingValues as exc:
         return Suppress("render_error", f"missing: {exc}")
     until = quiet_until(

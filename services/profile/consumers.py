@@ -1,4 +1,5 @@
-"""Profile's handlers of other services' events: each reported contact joins the log."""
+"""Profile's handlers of other services' events: each reported contact joins the log, and
+an opt-out a customer replied to care's SMS is recorded in the archive."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.care.contract import OptOutRequested
 from services.kit.events import Envelope
 from services.kit.events.consumer import Consumer
 from services.profile import service
@@ -29,3 +31,18 @@ async def record_contact(session: AsyncSession, payload: Any, envelope: Envelope
 
 for _type in CONTACT_EVENT_TYPES:
     consumer.handles_type(_type)(record_contact)
+
+
+@consumer.handles(OptOutRequested)
+async def opt_out_requested(session: AsyncSession, event: OptOutRequested, _: Envelope) -> None:
+    recorded = await service.record_opt_out_reply(
+        session,
+        msisdn=event.msisdn,
+        keyword=event.keyword,
+        content=event.content,
+        received_at=event.received_at,
+        reply_ref=f"reply:{event.provider}:{event.reply_id}",
+    )
+    if not recorded:
+        # Care sends the number nothing either way; failing would hold up later events.
+        logger.warning("opt-out reply from a number not on file ignored")

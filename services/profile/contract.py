@@ -191,5 +191,8 @@ CONTACT_EVENT_TYPES: tuple[str, ...] = (
     "complaint.step_recorded",
 )
 
-# What profile's consumers handle: every contact event.
-CONSUMES: frozenset[str] = frozenset(CONTACT_EVENT_TYPES)
+OPT_OUT_REQUESTED = "care.opt_out_requested"
+"""A customer replied an opt-out keyword to care's SMS: the archive records the opt-out."""
+
+# What profile's consumers handle: every contact event, and opt-outs customers reply.
+CONSUMES: frozenset[str] = frozenset(CONTACT_EVENT_TYPES) | {OPT_OUT_REQUESTED}

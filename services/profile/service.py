@@ -495,6 +495,62 @@ async def record_reported_contact(session: AsyncSession, entry: ContactLogEntry)
     return True
 
 
+OPTED_OUT_BY_REPLY = "客户短信回复「{content}」（退订关键词 {keyword}），已设为拒收短信"
+ALREADY_OPTED_OUT = "客户短信回复「{content}」（退订关键词 {keyword}），此前已拒收短信"
+
+
+async def record_opt_out_reply(
+    session: AsyncSession,
+    *,
+    msisdn: str,
+    keyword: str,
+    content: str,
+    received_at: datetime,
+    reply_ref: str,
+) -> bool:
+    """A customer's opt-out reply to care's SMS: the archive records the SMS opt-out (as of
+    the reply) and publishes ``customer.updated``; the contact log says why, once per reply
+    (``reply_ref``). False for a number not on file."""
+    customer = await repo.get_customer(session, normalise_msisdn(msisdn), for_update=True)
+    if customer is None:
+        return False
+    assert customer.id is not None
+    at = received_at if received_at.tzinfo is not None else received_at.replace(tzinfo=UTC)
+    note = ALREADY_OPTED_OUT if customer.sms_opt_out else OPTED_OUT_BY_REPLY
+    logged = await repo.insert_contact(
+        session,
+        {
+            "customer_id": customer.id,
+            "channel": ContactChannel.sms.value,
+            "direction": ContactDirection.inbound.value,
+            "at": at,
+            "by": "care",
+            "outcome": ContactOutcome.refused.value,
+            "note": note.format(content=content, keyword=keyword),
+            "source": "care",
+            "source_ref": reply_ref,
+            "created_at": clock.now(),
+        },
+    )
+    if logged is None or customer.sms_opt_out:
+        return True  # this reply is recorded already, or there is nothing to change
+    customer.sms_opt_out = True
+    customer.sms_opt_out_at = at
+    customer.version += 1
+    customer.updated_at = clock.now()
+    await session.flush()
+    manager = await repo.manager_of(session, customer.manager_id)
+    await publish(
+        session,
+        CustomerUpdated(
+            changed=["sms_opt_out", "sms_opt_out_at"], customer=snapshot_of(customer, manager)
+        ),
+        aggregate_id=customer.msisdn,
+        actor="care",
+    )
+    return True
+
+
 async def list_contacts(
     session: AsyncSession, principal: Principal, msisdn: str, cursor: str | None, limit: int
 ) -> tuple[list[ContactLog], str, str | None]:

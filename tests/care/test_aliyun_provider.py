@@ -632,3 +632,76 @@ def test_receipts_refused_when_no_token_is_configured() -> None:
 def test_malformed_authentic_receipts_raise_format_error(body: bytes) -> None:
     with pytest.raises(ReceiptFormatError):
         _receipt_provider().parse_receipts({}, body, {"token": "r3ceipt-t0ken"})
+
+
+# --------------------------------------------------------------------------------------
+# Customers' replies (SmsUp, HTTP batch push)
+# --------------------------------------------------------------------------------------
+
+# As Aliyun's SmsUp documents it: sequence_id a number in the older pages, a string now.
+UPLINK_BODY = json.dumps(
+    [
+        {
+            "phone_number": "13800000001",
+            "send_time": "2024-05-01 10:02:00",
+            "content": "R",
+            "sign_name": "客户关怀",
+            "dest_code": "1234",
+            "sequence_id": 1234567890,
+        },
+        {
+            "phone_number": "13800000002",
+            "content": "退订",
+            "send_time": "2024-05-01 10:03:00",
+            "dest_code": "1234",
+            "sequence_id": "1234567891",
+        },
+    ],
+    ensure_ascii=False,
+).encode("utf-8")
+
+
+def _uplink_provider(**overrides: Any) -> AliyunSmsProvider:
+    given = {"uplink_token": SecretStr("upl1nk-t0ken"), **overrides}
+    config = _config("https://dysmsapi.aliyuncs.com", **given)
+    return AliyunSmsProvider(config, httpx.AsyncClient())
+
+
+def test_uplinks_parse_with_their_own_token_in_the_callback_url() -> None:
+    first, second = _uplink_provider().parse_uplinks({}, UPLINK_BODY, {"token": "upl1nk-t0ken"})
+    beijing = timezone(timedelta(hours=8))
+    assert (first.provider_ref, first.phone, first.content) == ("1234567890", "13800000001", "R")
+    assert first.sent_at == datetime(2024, 5, 1, 10, 2, tzinfo=beijing)
+    assert (first.dest_code, first.sign_name) == ("1234", "客户关怀")
+    assert (second.provider_ref, second.content, second.sign_name) == ("1234567891", "退订", None)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "query"),
+    [
+        ({}, {"token": "r3ceipt-t0ken"}),  # the receipt URL's secret opts nobody out
+        ({}, {}),
+        ({"uplink_token": None}, {"token": "anything"}),  # unconfigured: fail closed
+    ],
+)
+def test_forged_uplinks_are_rejected(overrides: dict[str, Any], query: dict[str, str]) -> None:
+    with pytest.raises(ReceiptAuthenticationError):
+        _uplink_provider(**overrides).parse_uplinks({}, UPLINK_BODY, query)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"phone_number": "13800000001", "content": "R", "sequence_id": 1}',
+        b'[{"content": "R", "sequence_id": 1}]',
+        b'[{"phone_number": "13800000001", "sequence_id": 1}]',
+        b'[{"phone_number": "13800000001", "content": "R"}]',
+        b'[{"phone_number": "13800000001", "content": "R", "sequence_id": true}]',
+        b'[{"phone_number": "13800000001", "content": "R", "sequence_id": 1, '
+        b'"send_time": "2024/05/01"}]',
+    ],
+)
+def test_malformed_authentic_uplinks_raise_format_error(body: bytes) -> None:
+    with pytest.raises(ReceiptFormatError):
+        _uplink_provider().parse_uplinks({}, body, {"token": "upl1nk-t0ken"})

@@ -48,7 +48,11 @@ async def test_preview_counts_the_audience_and_shows_what_cannot_be_rendered(
     assert preview["will_send"] == 1
     assert preview["render_errors"] == 1
     samples = {s["msisdn"]: s for s in preview["samples"]}
-    assert samples["13800000001"]["text"] == "张先生您好，您的会员编号A001，李经理为您服务。"
+    assert (
+        samples["13800000001"]["text"]
+        == "张先生您好，您的会员编号A001，李经理为您服务。拒收请回复R"
+    )
+    assert (samples["13800000001"]["length"], samples["13800000001"]["segments"]) == (31, 1)
     assert samples["13800000002"]["text"] is None
     assert "member_no" in samples["13800000002"]["error"]
 

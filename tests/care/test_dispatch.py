@@ -50,8 +50,8 @@ async def test_a_campaign_reaches_every_customer_once_with_a_personal_message(
 
     sent = (await sandbox.get("/messages")).json()
     assert sorted(m["text"] for m in sent) == [
-        "刘先生您好，李经理祝您生活愉快。",
-        "王女士您好，李经理祝您生活愉快。",
+        "刘先生您好，李经理祝您生活愉快。拒收请回复R",
+        "王女士您好，李经理祝您生活愉快。拒收请回复R",
     ]
     assert set((await states(engine, campaign_id)).values()) == {"sent"}
     assert await campaign_status(engine, campaign_id) == "completed"

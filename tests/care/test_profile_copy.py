@@ -135,8 +135,8 @@ async def test_a_tagged_campaign_reaches_the_tagged_customers_in_their_managers_
     assert await dispatcher.run(campaign_id, seconds=30) == "done"
     sent = (await sandbox.get("/messages")).json()
     assert sorted(m["text"] for m in sent) == [
-        "王先生您好，李娜祝您生活愉快。",
-        "陈女士您好，王晓磊祝您生活愉快。",
+        "王先生您好，李娜祝您生活愉快。拒收请回复R",
+        "陈女士您好，王晓磊祝您生活愉快。拒收请回复R",
     ]
     assert sorted(await sent_phones(sandbox)) == ["13800000001", "13800000004"]
 

@@ -37,6 +37,7 @@ PUBLIC = {
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
     ("POST", "/sms/receipts/{provider}"),  # care: the SMS provider, with its own token
+    ("POST", "/sms/uplinks/{provider}"),  # care: customers' replies, the provider's token
 }
 
 MSISDN = "13812345678"

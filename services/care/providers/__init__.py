@@ -2,15 +2,18 @@
 
 from services.care.providers.aliyun import (
     RECEIPT_ACK,
+    UPLINK_ACK,
     AliyunSmsConfig,
     AliyunSmsProvider,
     classify_error,
+    parse_sms_up,
     percent_encode,
     sign_v1,
     sign_v3,
 )
 from services.care.providers.base import (
     DeliveryReceipt,
+    InboundSms,
     LookupResult,
     ReceiptAuthenticationError,
     ReceiptError,
@@ -24,9 +27,11 @@ from services.care.providers.base import (
 
 __all__ = [
     "RECEIPT_ACK",
+    "UPLINK_ACK",
     "AliyunSmsConfig",
     "AliyunSmsProvider",
     "DeliveryReceipt",
+    "InboundSms",
     "LookupResult",
     "ReceiptAuthenticationError",
     "ReceiptError",
@@ -37,6 +42,7 @@ __all__ = [
     "SmsMessage",
     "SmsProvider",
     "classify_error",
+    "parse_sms_up",
     "percent_encode",
     "sign_v1",
     "sign_v3",

@@ -43,6 +43,19 @@ whose token does not match (constant-time comparison). The token is also accepte
 the sender knows the URL: serve it over HTTPS only, keep the token out of logs, rotate it
 like any credential, and consider an IP allow-list at the edge. Aliyun states receipts are
 not idempotent (pushes are retried after 1, 5 and 10 minutes), so consumers must dedupe.
+
+Customers' replies (SmsUp, HTTP batch push)
+-------------------------------------------
+With "上行消息接收 HTTP 批量推送" enabled in the console, Aliyun POSTs the replies
+customers send to our messages as a JSON array to a second configured URL, each item
+``{"phone_number", "content", "send_time" ("2017-09-01 00:00:00", Beijing), "dest_code",
+"sequence_id", "sign_name"}`` (``sequence_id`` a number in older documents, a string in
+newer ones), and expects HTTP 200 with ``{"code": 0, "msg": "接收成功"}``; any other
+status or a timeout is pushed again after 1, 5 and 10 minutes. Like receipts it is
+unsigned, so it is authenticated the same way, by a shared secret in the URL we register
+(``CARE_UPLINK_TOKEN``, else the receipt token), and ``sequence_id`` makes a re-push
+harmless. Polling the MNS queue (``Alicom-Queue-...-SmsUp``) is the other mechanism Aliyun
+offers; the push needs no long-running consumer and its retries cover our downtime.
 """
 
 from __future__ import annotations
@@ -65,6 +78,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.care.providers.base import (
     DeliveryReceipt,
+    InboundSms,
     LookupResult,
     ReceiptAuthenticationError,
     ReceiptFormatError,
@@ -82,6 +96,9 @@ RECEIPT_TOKEN_HEADER: Final = "x-keepwell-receipt-token"
 
 RECEIPT_ACK: Final[dict[str, Any]] = {"code": 0, "msg": "接收成功"}
 """Body Aliyun expects (with HTTP 200) from the receipt endpoint; anything else is re-pushed."""
+
+UPLINK_ACK: Final[dict[str, Any]] = {"code": 0, "msg": "接收成功"}
+"""Body Aliyun expects (with HTTP 200) from the uplink (SmsUp) endpoint."""
 
 # Receipt times carry no zone; Aliyun reports them in Beijing time, which has no DST.
 _BEIJING: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -297,6 +314,10 @@ class AliyunSmsConfig(BaseModel):
     """Shared secret embedded in the receipt callback URL; receipts are refused without it."""
 
     receipt_token_param: str = "token"
+
+    uplink_token: SecretStr | None = None
+    """Shared secret embedded in the uplink (SmsUp) callback URL; replies are refused
+    without it."""
 
     connect_timeout: float = 3.0
     read_timeout: float = 5.0
@@ -562,21 +583,40 @@ class AliyunSmsProvider:
         return [_parse_report(item, index) for index, item in enumerate(payload)]
 
     def _authenticate_receipt(self, headers: Mapping[str, str], query: Mapping[str, str]) -> None:
-        expected = self._config.receipt_token
+        self._authenticate(self._config.receipt_token, headers, query, "短信回执")
+
+    def _authenticate(
+        self,
+        expected: SecretStr | None,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        what: str,
+    ) -> None:
         if expected is None:
             # Fail closed: an unconfigured token must not turn into "accept everything".
-            raise ReceiptAuthenticationError("未配置短信回执令牌，拒绝处理回执")
+            raise ReceiptAuthenticationError(f"未配置{what}令牌，拒绝处理")
         presented = query.get(self._config.receipt_token_param)
         if presented is None:
             presented = next(
                 (v for k, v in headers.items() if k.lower() == RECEIPT_TOKEN_HEADER), None
             )
         if presented is None:
-            raise ReceiptAuthenticationError("短信回执缺少鉴权令牌")
+            raise ReceiptAuthenticationError(f"{what}缺少鉴权令牌")
         if not hmac.compare_digest(
             presented.encode("utf-8"), expected.get_secret_value().encode("utf-8")
         ):
-            raise ReceiptAuthenticationError("短信回执鉴权令牌不匹配")
+            raise ReceiptAuthenticationError(f"{what}鉴权令牌不匹配")
+
+    # ---- customers' replies ------------------------------------------------------
+
+    def parse_uplinks(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        query: Mapping[str, str] | None = None,
+    ) -> list[InboundSms]:
+        self._authenticate(self._config.uplink_token, headers, query or {}, "上行短信")
+        return parse_sms_up(body)
 
 
 def send_dates(attempted_at: datetime) -> list[str]:
@@ -639,18 +679,57 @@ def _parse_report(item: object, index: int) -> DeliveryReceipt:
     )
 
 
+def parse_sms_up(body: bytes) -> list[InboundSms]:
+    """One SmsUp push (a JSON array of replies); raises ReceiptFormatError when it is not
+    of the documented shape."""
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReceiptFormatError(f"上行短信不是合法的 UTF-8 JSON：{exc}") from exc
+    if not isinstance(payload, list):
+        raise ReceiptFormatError("上行短信应为 JSON 数组")
+    return [_parse_up(item, index) for index, item in enumerate(payload)]
+
+
+def _parse_up(item: object, index: int) -> InboundSms:
+    if not isinstance(item, dict):
+        raise ReceiptFormatError(f"第 {index} 条上行短信不是 JSON 对象")
+    phone, content, sequence = (
+        item.get("phone_number"),
+        item.get("content"),
+        item.get("sequence_id"),
+    )
+    if not isinstance(phone, str) or not phone:
+        raise ReceiptFormatError(f"第 {index} 条上行短信缺少 phone_number")
+    if not isinstance(content, str):
+        raise ReceiptFormatError(f"第 {index} 条上行短信缺少 content")
+    # A number in the older documents, a string in the newer: the same id either way.
+    if isinstance(sequence, bool) or not isinstance(sequence, int | str) or not str(sequence):
+        raise ReceiptFormatError(f"第 {index} 条上行短信缺少 sequence_id")
+    if len(str(sequence)) > 64:
+        raise ReceiptFormatError(f"第 {index} 条上行短信的 sequence_id 过长")
+    return InboundSms(
+        provider_ref=str(sequence),
+        phone=phone,
+        content=content,
+        sent_at=_parse_time(item.get("send_time"), "send_time", index, "上行短信"),
+        dest_code=_opt_str(item.get("dest_code")),
+        sign_name=_opt_str(item.get("sign_name")),
+    )
+
+
 def _opt_str(value: object) -> str | None:
     if value is None or value == "":
         return None
     return str(value)
 
 
-def _parse_time(value: object, field: str, index: int) -> datetime | None:
+def _parse_time(value: object, field: str, index: int, what: str = "回执") -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ReceiptFormatError(f"第 {index} 条回执的 {field} 不是字符串")
+        raise ReceiptFormatError(f"第 {index} 条{what}的 {field} 不是字符串")
     try:
         return datetime.strptime(value, _RECEIPT_TIME_FORMAT).replace(tzinfo=_BEIJING)
     except ValueError as exc:
-        raise ReceiptFormatError(f"第 {index} 条回执的 {field} 格式错误：{value}") from exc
+        raise ReceiptFormatError(f"第 {index} 条{what}的 {field} 格式错误：{value}") from exc

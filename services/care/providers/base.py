@@ -2,7 +2,8 @@
 
 The dispatch worker owns retries and idempotency bookkeeping; a provider only turns one
 attempt into a `SendResult` per message, says which sends of unknown outcome it accepted,
-and turns a provider's delivery-receipt push into `DeliveryReceipt`s. Keeping the
+turns a provider's delivery-receipt push into `DeliveryReceipt`s and its push of the
+customers' replies (uplink, 上行短信) into `InboundSms`. Keeping the
 classification (transient vs permanent) inside the provider is deliberate: only the provider
 knows which of its error codes are worth another attempt.
 """
@@ -108,8 +109,25 @@ class DeliveryReceipt(BaseModel):
     reported_at: datetime | None = None
 
 
+class InboundSms(BaseModel):
+    """A customer's reply (an uplink, 上行短信) as the provider pushed it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider_ref: str = Field(min_length=1, max_length=64)
+    """The provider's id of this uplink (Aliyun's ``sequence_id``): a re-push repeats it."""
+    phone: str
+    """As the provider gave it; care normalises it."""
+    content: str
+    sent_at: datetime | None = None
+    """When the operator handed the reply to the provider (Aliyun's ``send_time``)."""
+    dest_code: str | None = None
+    """The extension the customer replied to (Aliyun's ``dest_code``)."""
+    sign_name: str | None = None
+
+
 class ReceiptError(Exception):
-    """Base for receipt push problems; the HTTP layer should answer non-2xx."""
+    """Base for receipt and uplink push problems; the HTTP layer should answer non-2xx."""
 
 
 class ReceiptAuthenticationError(ReceiptError):
@@ -156,4 +174,14 @@ class SmsProvider(Protocol):
         Raises `ReceiptAuthenticationError` when authenticity fails and
         `ReceiptFormatError` when the body is malformed.
         """
+        ...
+
+    def parse_uplinks(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        query: Mapping[str, str] | None = None,
+    ) -> list[InboundSms]:
+        """Authenticate and parse one push of customers' replies (uplinks), with the same
+        errors as `parse_receipts`."""
         ...

@@ -2,7 +2,8 @@
 
 Besides sending, it answers lookups ("did you accept this idempotency key?"), which lets the
 dispatcher settle a send whose outcome is unknown (a worker killed mid-call, a read timeout)
-without sending it again.
+without sending it again. Customers' replies it pushes in Aliyun's SmsUp shape, so the
+receiver is exercised as Aliyun will call it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from datetime import datetime
 
 import httpx
 
+from services.care.providers.aliyun import parse_sms_up
 from services.care.providers.base import (
     DeliveryReceipt,
+    InboundSms,
     LookupResult,
     ReceiptAuthenticationError,
     ReceiptFormatError,
@@ -40,12 +43,14 @@ class SandboxSmsProvider:
         client: httpx.AsyncClient,
         *,
         receipt_token: str,
+        uplink_token: str | None = None,
         max_batch_size: int = 1000,
         timeout_seconds: float = 10.0,
     ) -> None:
         self._url = base_url.rstrip("/")
         self._client = client
         self._receipt_token = receipt_token
+        self._uplink_token = uplink_token if uplink_token is not None else receipt_token
         self._timeout = httpx.Timeout(timeout_seconds, connect=2.0)
         self.max_batch_size = max_batch_size
 
@@ -123,6 +128,17 @@ class SandboxSmsProvider:
             ]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ReceiptFormatError(f"沙箱回执格式错误：{exc}") from exc
+
+    def parse_uplinks(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        query: Mapping[str, str] | None = None,
+    ) -> list[InboundSms]:
+        presented = (query or {}).get("token", "")
+        if not hmac.compare_digest(presented.encode(), self._uplink_token.encode()):
+            raise ReceiptAuthenticationError("上行短信鉴权令牌不匹配")
+        return parse_sms_up(body)
 
 
 def _transport(message: SmsMessage, exc: httpx.HTTPError, *, outcome_unknown: bool) -> SendResult:

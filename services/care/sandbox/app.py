@@ -5,6 +5,13 @@ already seen (that is a duplicate our dispatcher must never cause), can be told 
 slow down, answers "did you get this key?" lookups, and can push delivery receipts to a
 callback URL, authenticated the way the care service expects (``?token=``).
 
+``POST /replies`` plays a customer answering our SMS (拒收请回复R: the customer sends R):
+the reply is pushed to the uplink URL as Aliyun pushes SmsUp messages (a JSON array of
+``phone_number``, ``content``, ``send_time``, ``dest_code``, ``sequence_id``,
+``sign_name``; ``?token=``), and pushed again until the receiver answers 200, as Aliyun
+re-pushes; ``POST /replies/{sequence_id}/push`` pushes one again, as Aliyun does when our
+answer was lost.
+
 State lives in the process's memory: it is a fake operator, not part of our data.
 """
 
@@ -20,15 +27,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.kit import clock
 
 logger = logging.getLogger("keepwell.care.sandbox")
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+SIGN_NAME = "Keepwell"
+DEST_CODE = "8009"
 
 FailMode = Literal["none", "transient", "permanent"]
 
@@ -74,6 +86,9 @@ class Control(BaseModel):
     the dispatcher's re-driver exists for."""
     receipt_url: str | None = None
     receipt_token: str | None = None
+    uplink_url: str | None = None
+    """Where customers' replies are pushed (the care service's /sms/uplinks/sandbox)."""
+    uplink_token: str | None = None
     keep: int = Field(200_000, ge=0)
     """How many message records to keep for listing (counts cover all of them)."""
 
@@ -86,6 +101,8 @@ class ControlUpdate(BaseModel):
     hold_after: int | None = Field(None, ge=0)
     receipt_url: str | None = None
     receipt_token: str | None = None
+    uplink_url: str | None = None
+    uplink_token: str | None = None
     keep: int | None = Field(None, ge=0)
 
 
@@ -105,6 +122,33 @@ class Stats(BaseModel):
     failed: int
     held: int
     """Send calls waiting for ``hold_after`` to be cleared."""
+
+
+class ReplyCreate(BaseModel):
+    """A customer sending an SMS to us: usually an answer to one of ours."""
+
+    phone: str = Field(pattern=r"^1[3-9]\d{9}$")
+    content: str = Field(min_length=1, max_length=500)
+    dest_code: str = DEST_CODE
+
+
+class Reply(BaseModel):
+    """An uplink as Aliyun pushes it (SmsUp), plus whether our receiver has taken it."""
+
+    phone_number: str
+    content: str
+    send_time: str
+    """Beijing time, ``2017-09-01 00:00:00``, as Aliyun writes it."""
+    dest_code: str
+    sequence_id: int
+    sign_name: str
+    pushes: int = 0
+    """Push attempts so far (a failed one is tried again every second)."""
+    accepted: bool = False
+    """The receiver answered 200 to a push of it."""
+
+    def pushed(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"pushes", "accepted"})
 
 
 class LookupRequest(BaseModel):
@@ -131,6 +175,13 @@ class State:
     released: asyncio.Event = field(default_factory=asyncio.Event)
     sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     receipts: deque[dict[str, Any]] = field(default_factory=deque)
+    replies: dict[int, Reply] = field(default_factory=dict)
+    """Sequence id -> every reply customers sent, in order."""
+    uplinks: deque[int] = field(default_factory=deque)
+    """Sequence ids waiting to be pushed."""
+    reply_sequence: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(1_000_000_001)
+    )
 
 
 def _share(key: str) -> float:
@@ -141,14 +192,16 @@ def _share(key: str) -> float:
 def create_app(initial: Control | None = None) -> FastAPI:
     state = State(control=initial or Control())
     receipt_wakeup = asyncio.Event()
+    uplink_wakeup = asyncio.Event()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        pusher = asyncio.create_task(push_receipts())
+        pushers = [asyncio.create_task(push_receipts()), asyncio.create_task(push_uplinks())]
         try:
             yield
         finally:
-            pusher.cancel()
+            for pusher in pushers:
+                pusher.cancel()
 
     app = FastAPI(title="Keepwell SMS sandbox", version="1", lifespan=lifespan)
 
@@ -229,6 +282,64 @@ def create_app(initial: Control | None = None) -> FastAPI:
                         state.receipts.extendleft(reversed(batch))
                         await asyncio.sleep(1.0)
 
+    async def push_uplinks() -> None:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            while True:
+                await uplink_wakeup.wait()
+                uplink_wakeup.clear()
+                while state.uplinks and state.control.uplink_url:
+                    batch = [state.uplinks.popleft() for _ in range(min(100, len(state.uplinks)))]
+                    replies = [state.replies[n] for n in batch if n in state.replies]
+                    for reply in replies:
+                        reply.pushes += 1
+                    try:
+                        response = await client.post(
+                            state.control.uplink_url,
+                            params={"token": state.control.uplink_token or ""},
+                            json=[r.pushed() for r in replies],
+                        )
+                        response.raise_for_status()
+                    except httpx.HTTPError:
+                        logger.warning("uplink push failed; retrying", exc_info=True)
+                        state.uplinks.extendleft(reversed(batch))
+                        await asyncio.sleep(1.0)
+                        continue
+                    for reply in replies:
+                        reply.accepted = True
+
+    def queue_uplink(sequence_id: int) -> None:
+        state.uplinks.append(sequence_id)
+        uplink_wakeup.set()
+
+    @app.post("/replies", status_code=201)
+    async def reply(body: ReplyCreate) -> Reply:
+        """A customer replies (e.g. R to a message that said 拒收请回复R); pushed at once."""
+        sequence_id = next(state.reply_sequence)
+        record = Reply(
+            phone_number=body.phone,
+            content=body.content,
+            send_time=clock.now().astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+            dest_code=body.dest_code,
+            sequence_id=sequence_id,
+            sign_name=SIGN_NAME,
+        )
+        state.replies[sequence_id] = record
+        queue_uplink(sequence_id)
+        return record
+
+    @app.get("/replies")
+    async def replies(phone: str | None = None) -> list[Reply]:
+        return [r for r in state.replies.values() if phone is None or r.phone_number == phone]
+
+    @app.post("/replies/{sequence_id}/push")
+    async def push_again(sequence_id: int) -> Reply:
+        """Push a reply again, as Aliyun does when our answer to it was lost."""
+        record = state.replies.get(sequence_id)
+        if record is None:
+            raise HTTPException(404, f"no reply {sequence_id}")
+        queue_uplink(sequence_id)
+        return record
+
     @app.post(
         "/send",
         openapi_extra={
@@ -296,6 +407,8 @@ def create_app(initial: Control | None = None) -> FastAPI:
             state.released.set()
         else:
             state.released.clear()
+        if state.control.uplink_url and state.uplinks:
+            uplink_wakeup.set()
         return state.control
 
     @app.post("/reset")
@@ -304,6 +417,8 @@ def create_app(initial: Control | None = None) -> FastAPI:
         state.repeats.clear()
         state.records.clear()
         state.receipts.clear()
+        state.replies.clear()
+        state.uplinks.clear()
         state.calls = state.accepted = state.failed = 0
         state.control = Control()
         state.released.set()
