@@ -1,7 +1,7 @@
 """customers' replies to our SMS (uplinks): opt-out by reply
 
 Revision ID: b4d1e7a9c3f0
-Revises: ce152efd305e
+Revises: a41c7e9b3f58
 Created: 2026-12-02 09:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "b4d1e7a9c3f0"
-down_revision: str | None = "ce152efd305e"
+down_revision: str | None = "a41c7e9b3f58"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
