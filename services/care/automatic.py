@@ -446,7 +446,10 @@ async def service_message(
         kind=CampaignKind.auto,
         category=Category.alert,
         template=template,
-        occasion="complaint",
+        # No occasion: an occasion means one greeting per customer ever, and a customer gets
+        # a complaint's acknowledgement, closure and follow-up, for every complaint they
+        # make. ``plan_key`` already makes each message once.
+        occasion=None,
         plan_key=plan_key,
         audience={"source": "list"},
         send_at=send_at,

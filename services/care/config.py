@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import ClassVar, Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.care.optout import DEFAULT_HINT, DEFAULT_KEYWORDS, has_hint, keywords_of
@@ -57,6 +57,8 @@ class CareSettings(BaseSettings):
     cap_exempt_categories: list[str] = ["greeting", "alert"]
     complaint_follow_up_hours: float = 24.0
     """The satisfaction follow-up SMS (回访) goes this long after a complaint is closed."""
+    complaint_satisfaction_reply_days: float = Field(7.0, gt=0)
+    """A score 1-5 replied this long after the follow-up reached the customer answers it."""
 
     opt_out_hint: str = DEFAULT_HINT
     """Appended to messages of ``opt_out_hint_categories`` whose text names no keyword to

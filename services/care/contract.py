@@ -58,6 +58,22 @@ class OptOutRequested(Event):
     reply_id: str
 
 
+class SatisfactionReplied(Event):
+    """A customer answered a complaint's satisfaction follow-up (回访) by SMS: a score 1-5,
+    replied within the window after the follow-up reached them. ``complaint_id`` is the
+    complaint that follow-up was about; the complaint service records the answer."""
+
+    event_type = "care.satisfaction_replied"
+    producer = PRODUCER
+    msisdn: str
+    complaint_id: str
+    satisfaction: int
+    content: str
+    received_at: datetime
+    provider: str
+    reply_id: str
+
+
 # Care keeps a copy of profile's customers (and acts on some of their changes), and sends a
 # complaint's service messages (acknowledgement, closure, satisfaction follow-up).
 CONSUMES: frozenset[str] = frozenset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -124,6 +125,29 @@ async def add_reply(session: AsyncSession, values: dict[str, Any]) -> int | None
     )
     found: int | None = inserted.scalar_one_or_none()
     return found
+
+
+FOLLOW_UP_KEY = re.compile(r"complaint:(?P<complaint>[^:]+):\d+:follow_up")
+"""The plan key of a complaint's satisfaction follow-up (services.care.consumers)."""
+
+
+async def follow_up_answered(session: AsyncSession, msisdn: str, since: datetime) -> str | None:
+    """The complaint whose satisfaction follow-up reached ``msisdn`` last, if one was sent
+    since ``since``: the one a score the customer replies now answers."""
+    plan_key = await session.scalar(
+        select(Campaign.plan_key)  # type: ignore[call-overload]
+        .join(Recipient, col(Recipient.campaign_id) == col(Campaign.id))
+        .where(
+            col(Recipient.msisdn) == msisdn,
+            col(Recipient.sent_at) >= since,
+            col(Recipient.state).in_([RecipientState.sent, RecipientState.delivered]),
+            col(Campaign.plan_key).like("complaint:%:follow_up"),
+        )
+        .order_by(col(Recipient.sent_at).desc())
+        .limit(1)
+    )
+    found = FOLLOW_UP_KEY.fullmatch(plan_key) if plan_key else None
+    return found["complaint"] if found else None
 
 
 async def replies_of(session: AsyncSession, msisdn: str) -> list[SmsReply]:

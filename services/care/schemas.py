@@ -163,6 +163,8 @@ class ReplyReceipt(BaseModel):
     """Replies recorded for the first time."""
     opt_outs: int = 0
     """Of those, opt-out keywords: nothing more is sent to these numbers."""
+    satisfaction: int = 0
+    """Of those, scores 1-5 answering a complaint's satisfaction follow-up."""
     duplicates: int = 0
     """Replies recorded before (the provider pushed them again): nothing changed."""
     ignored: int = 0

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.care import access, optout, repository
-from services.care.config import CareSettings
-from services.care.contract import MessageDelivered, OptOutRequested, TaskCompleted
+from services.care.config import CareSettings, get_care_settings
+from services.care.contract import (
+    MessageDelivered,
+    OptOutRequested,
+    SatisfactionReplied,
+    TaskCompleted,
+)
 from services.care.dispatch import nudge
 from services.care.exceptions import (
     AudienceConflict,
@@ -512,6 +518,7 @@ async def receive_replies(
             continue
         outcome.received += 1
         if keyword is None:
+            outcome.satisfaction += await _answer_follow_up(session, provider, reply, msisdn, now)
             continue
         outcome.opt_outs += 1
         await publish(
@@ -528,6 +535,40 @@ async def receive_replies(
             actor="care",
         )
     return outcome
+
+
+def score_of(reply: str) -> int | None:
+    """The satisfaction score a reply is (the follow-up asks for 1-5): "5", "５", "4分"."""
+    word = optout.normalise(reply).removesuffix("分")
+    return int(word) if len(word) == 1 and word in "12345" else None
+
+
+async def _answer_follow_up(
+    session: AsyncSession, provider: str, reply: InboundSms, msisdn: str, now: datetime
+) -> int:
+    """A score replied after a complaint's follow-up reached the customer: tell complaint."""
+    score = score_of(reply.content)
+    if score is None:
+        return 0
+    since = now - timedelta(days=get_care_settings().complaint_satisfaction_reply_days)
+    complaint_id = await repository.follow_up_answered(session, msisdn, since)
+    if complaint_id is None:
+        return 0
+    await publish(
+        session,
+        SatisfactionReplied(
+            msisdn=msisdn,
+            complaint_id=complaint_id,
+            satisfaction=score,
+            content=reply.content,
+            received_at=now,
+            provider=provider,
+            reply_id=reply.provider_ref,
+        ),
+        aggregate_id=complaint_id,
+        actor="care",
+    )
+    return 1
 
 
 # ---- manager tasks --------------------------------------------------------------------

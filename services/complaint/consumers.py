@@ -1,10 +1,12 @@
-"""Complaint's handlers of profile's customer events: the customer copy a new ticket reads."""
+"""Complaint's handlers: profile's customer events (the customer copy a new ticket reads)
+and the satisfaction scores customers reply to care's follow-up SMS."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.complaint import repository
+from services.care.contract import SatisfactionReplied
+from services.complaint import repository, service
 from services.complaint.contract import PRODUCER
 from services.kit.events import Envelope
 from services.kit.events.consumer import Consumer
@@ -33,3 +35,10 @@ async def apply_customer_event(
 ) -> None:
     """Every customer event carries the full snapshot: keep it if it is newer."""
     await repository.upsert_customers(session, [event.customer])
+
+
+@consumer.handles(SatisfactionReplied)
+async def satisfaction_replied(
+    session: AsyncSession, event: SatisfactionReplied, _: Envelope
+) -> None:
+    await service.satisfaction_by_reply(session, event)

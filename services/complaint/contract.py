@@ -96,7 +96,10 @@ class ComplaintEscalated(Event):
 
 # Profile's customer events feed ``complaint.customer`` (who the customer is, their tier,
 # manager and team: what a new ticket needs).
+SATISFACTION_REPLIED = "care.satisfaction_replied"
+"""A customer's score replied by SMS to a closed complaint's follow-up: recorded on it."""
+
 CONSUMES: frozenset[str] = frozenset(
     e.event_type
     for e in (CustomerCreated, CustomerUpdated, TierChanged, ManagerReassigned, CustomerChurned)
-)
+) | {SATISFACTION_REPLIED}

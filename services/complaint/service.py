@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.care.contract import SatisfactionReplied
 from services.complaint import repository as repo
 from services.complaint import sla
 from services.complaint.calendar import (
@@ -951,6 +952,42 @@ async def record_satisfaction(
     )
     await _publish_contact(session, ticket, entry, principal, channel, direction="inbound")
     return ticket
+
+
+SMS_REPLY = Principal(user_id="system:sms-reply", role=Role.operator)
+"""Who records a satisfaction score the customer replied by SMS."""
+
+
+async def satisfaction_by_reply(session: AsyncSession, event: SatisfactionReplied) -> bool:
+    """The customer's score replied to the follow-up closes the loop, as one recorded by the
+    handler would; unless the ticket is no longer theirs or no longer closed (reopened
+    since): then the reply is only logged. Whether it was recorded."""
+    found = int(event.complaint_id) if event.complaint_id.isdigit() else None
+    ticket = await repo.get_ticket(session, Scope(), found) if found is not None else None
+    if (
+        found is None
+        or ticket is None
+        or ticket.msisdn != event.msisdn
+        or ticket.state is not State.closed
+    ):
+        logger.info(
+            "satisfaction reply for complaint %s not recorded: %s",
+            event.complaint_id,
+            "no such ticket of this customer"
+            if ticket is None or ticket.msisdn != event.msisdn
+            else f"the ticket is {ticket.state.value}",
+        )
+        return False
+    reason = f"短信回复：{event.content}" if event.satisfaction <= 2 else None
+    await record_satisfaction(
+        session,
+        SMS_REPLY,
+        found,
+        Satisfaction(satisfaction=event.satisfaction, reason=reason),
+        channel="sms",
+        now=event.received_at,
+    )
+    return True
 
 
 async def reassign(

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.care import automatic
 from services.care.app import create_app as create_care_app
-from services.care.config import CareSettings
+from services.care.config import CareSettings, get_care_settings
 from services.care.dispatch import Dispatcher
 from services.care.models import Category, RuleKind
 from services.care.schemas import RuleCreate
@@ -51,14 +51,20 @@ class World:
     care: httpx.AsyncClient
     care_url: str
     sandbox: httpx.AsyncClient
+    complaint: httpx.AsyncClient
     profile_relay: Relay
     care_relay: Relay
+    complaint_relay: Relay
     engine: AsyncEngine
     token: Callable[..., str]
 
     async def events(self) -> None:
-        """Every event delivered, both ways, until nothing is left."""
-        while await self.care_relay.run() + await self.profile_relay.run():
+        """Every event delivered, every way, until nothing is left."""
+        while (
+            await self.care_relay.run()
+            + await self.profile_relay.run()
+            + await self.complaint_relay.run()
+        ):
             pass
 
     async def reply(self, content: str, phone: str = REPLIER) -> dict[str, Any]:
@@ -133,6 +139,7 @@ async def world(
         serve(create_complaint_app(settings)) as complaint_url,
         httpx.AsyncClient(base_url=profile_url, headers=admin) as profile,
         httpx.AsyncClient(base_url=care_url, headers=admin) as care,
+        httpx.AsyncClient(base_url=complaint_url, headers=admin) as complaint,
         httpx.AsyncClient(timeout=10) as http,
     ):
         urls = {
@@ -147,8 +154,12 @@ async def world(
             care=care,
             care_url=care_url,
             sandbox=sandbox,
+            complaint=complaint,
             profile_relay=Relay("profile", sessions, http, settings, service_url=urls.__getitem__),
             care_relay=Relay("care", sessions, http, settings, service_url=urls.__getitem__),
+            complaint_relay=Relay(
+                "complaint", sessions, http, settings, service_url=urls.__getitem__
+            ),
             engine=engine,
             token=token,
         )
@@ -431,3 +442,90 @@ async def test_uplinks_need_the_token_and_a_number_not_on_file_is_kept_out_of_se
     assert taken.json() == {"received": 1, "opt_outs": 1, "duplicates": 0, "ignored": 0}
     await world.events()  # profile has no such customer: it logs and moves on
     assert [r["msisdn"] for r in await world.replies()] == ["13800000009"]
+
+
+FIX = {"description": "修复基站", "owner": "net-ops", "due_on": "2999-01-01"}
+
+
+async def closed_complaint(world: World) -> dict[str, Any]:
+    """A complaint of the replier's, taken through the four steps and closed."""
+    opened = await world.complaint.post(
+        "/complaints",
+        json={
+            "msisdn": REPLIER,
+            "channel": "hotline",
+            "category": "network_signal",
+            "description": "家里信号差，经常断线。",
+            "needs": ["be_heard", "fix_now"],
+        },
+    )
+    assert opened.status_code == 201, opened.text
+    ticket: dict[str, Any] = opened.json()
+    for action, body in (
+        ("acknowledge", {"emotion": "客户着急，先致歉并倾听"}),
+        ("clarify", {"findings": "基站故障", "responsibility": "ours"}),
+        ("agree", {"agreed": ["三天内修复基站"], "actions": [FIX]}),
+        ("track", None),
+        ("close", {"satisfaction": 3}),
+    ):
+        if body is None:  # every agreed action done
+            detail = (await world.complaint.get(f"/complaints/{ticket['id']}")).json()
+            body = {"actions": [{"action_id": a["id"], "done": True} for a in detail["actions"]]}
+        done = await world.complaint.post(
+            f"/complaints/{ticket['id']}/{action}", json={"version": ticket["version"], **body}
+        )
+        assert done.status_code == 200, (action, done.text)
+        ticket = done.json()
+    return ticket
+
+
+async def test_a_score_replied_to_the_follow_up_records_the_customers_satisfaction(
+    world: World,
+    dispatcher: Dispatcher,
+    care_settings: CareSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CARE_COMPLAINT_FOLLOW_UP_HOURS", "0")  # the follow-up goes at once
+    get_care_settings.cache_clear()
+    # A score from a customer no follow-up asked is only a reply.
+    await world.reply("5", phone=OTHER)
+    ticket = await closed_complaint(world)
+    await world.events()  # complaint.closed reaches care: the closure SMS and the follow-up
+    await dispatcher.redrive()
+    async with world.engine.connect() as conn:
+        campaigns = (
+            await conn.execute(
+                text("SELECT id, plan_key FROM care.campaign WHERE plan_key LIKE 'complaint:%'")
+            )
+        ).all()
+    for campaign_id, _ in campaigns:
+        await dispatcher.run(campaign_id, seconds=30)
+    follow_up = next(m for m in await sent_texts(world) if "满意" in m)
+    assert "请回复1-5分" in follow_up and "拒收" not in follow_up  # a service message
+
+    # The customer answers 4 (full width, with 分), and the ticket has it.
+    await world.reply("４分")
+    await world.events()
+    detail = (await world.complaint.get(f"/complaints/{ticket['id']}")).json()
+    assert (detail["state"], detail["satisfaction"]) == ("closed", 4)
+    answer = detail["steps"][-1]
+    assert (answer["step"], answer["by"]) == ("satisfaction", "system:sms-reply")
+    [event] = await world.outbox("care.satisfaction_replied")
+    assert (event["complaint_id"], event["satisfaction"]) == (str(ticket["id"]), 4)
+    # Not an opt-out, and the archive logs the answer as an inbound SMS contact.
+    assert await world.outbox("care.opt_out_requested") == []
+    contacts = (await world.profile.get(f"/customers/{REPLIER}/contacts")).json()["items"]
+    assert any(
+        c["direction"] == "inbound" and c["channel"] == "sms" and c["source"] == "complaint"
+        for c in contacts
+    ), contacts
+
+    # An unhappy score needs a reason: the reply itself is kept as one.
+    await world.reply("1")
+    await world.events()
+    detail = (await world.complaint.get(f"/complaints/{ticket['id']}")).json()
+    assert (detail["satisfaction"], detail["satisfaction_reason"]) == (1, "短信回复：1")
+
+
+async def sent_texts(world: World) -> list[str]:
+    return [m["text"] for m in (await world.sandbox.get("/messages")).json()]
