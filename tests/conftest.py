@@ -89,7 +89,7 @@ async def redis(infra: Infra) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-async def _empty_everything(infra: Infra) -> None:
+async def empty_everything(infra: Infra) -> None:
     conn = await asyncpg.connect(libpq_url(infra.database_url))
     try:
         tables = await conn.fetchval(
@@ -114,7 +114,7 @@ def isolated(request: pytest.FixtureRequest) -> Iterator[None]:
     purpose: it runs between tests, outside the session's event loop."""
     yield
     if "infra" in request.fixturenames:
-        asyncio.run(_empty_everything(request.getfixturevalue("infra")))
+        asyncio.run(empty_everything(request.getfixturevalue("infra")))
 
 
 @pytest.fixture

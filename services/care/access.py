@@ -7,7 +7,8 @@ One rule per principal, applied inside the queries:
 - manager: reads what their supervisor reads; changes only the campaigns they created;
 - partner: nothing in care.
 Recipients and tasks are limited to the customers of the caller's team, whichever campaign
-they come from: a company-wide campaign shows each team only its own customers.
+they come from: a company-wide campaign shows each team only its own customers. A manager
+reads their team's tasks and closes only their own; a supervisor closes their team's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from services.kit.errors import Forbidden
 @dataclass(frozen=True)
 class Scope:
     team_id: str | None = None  # None: every team
-    manager_id: str | None = None  # tasks: only this manager's
+    manager_id: str | None = None  # tasks: closed only by this manager
 
 
 def scope_of(principal: Principal) -> Scope:

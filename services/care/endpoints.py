@@ -245,10 +245,12 @@ async def plan_day(
 
 @router.get(
     "/tasks",
-    summary="Care tasks (a manager sees their own, a supervisor their team's)",
+    summary="Care tasks of the caller's team's customers (admin and operator: all)",
     tags=["tasks"],
-    description="Filters combine. `msisdn` is repeatable: the batched read of up to 100 "
-    "customers' tasks (the gateway's loader); `limit` caps the whole answer.",
+    description="Managers and supervisors see the tasks of their team's customers (a "
+    "manager closes only their own); `manager_id` narrows to one manager's. Filters "
+    "combine. `msisdn` is repeatable: the batched read of up to 100 customers' tasks (the "
+    "gateway's loader); `limit` caps the whole answer.",
 )
 async def tasks(
     session: Session,
@@ -260,10 +262,9 @@ async def tasks(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[TaskRead]:
-    scope = access.scope_of(actor)
-    manager_id = scope.manager_id or manager_id
+    team = access.scope_of(actor).team_id
     found = await repository.list_tasks(
-        session, status, manager_id, due_by, limit, offset, scope.team_id, msisdn
+        session, status, manager_id, due_by, limit, offset, team, msisdn
     )
     return [_shown(TaskRead.model_validate(t), actor) for t in found]
 

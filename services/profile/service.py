@@ -445,7 +445,8 @@ async def add_contact(
     ``source_ref`` returns the entry recorded the first time)."""
     if principal.role is Role.partner:
         raise Forbidden("合作方不能写入维护记录")
-    customer, _ = await _visible_customer(session, principal, parse_msisdn(msisdn))
+    customer, manager = await _visible_customer(session, principal, parse_msisdn(msisdn))
+    _check_may_edit(principal, customer, team_of(manager))  # a colleague's customer: read only
     assert customer.id is not None
     source = f"user:{principal.user_id}"
     values = {

@@ -83,8 +83,9 @@ async def load_usage(batch: UsageBatch, session: Session, _: Feeder) -> UsageBat
     "/warnings",
     tags=["warnings"],
     summary="Warnings you may see, highest risk first (open and in progress unless `status`)",
-    description="A manager sees their own warnings, a supervisor the team's, admin and "
-    "operator all; partners none (403). Every filter given applies. `msisdn` is repeatable: "
+    description="Managers and supervisors see their team's warnings (a manager whose token "
+    "names no team: their own; `manager_id` narrows to one manager's), admin and operator "
+    "all; partners none (403). Every filter given applies. `msisdn` is repeatable: "
     "the batched read of up to 100 customers' warnings (the gateway's loader), with `status` "
     "and `signal` as usual; `limit` caps the whole answer (at most 500), so a loader asks "
     "enough for all of them.",
@@ -192,8 +193,8 @@ async def get_risk(
     summary="Risk scores of several subscribers in one call",
     description="The batched form of `GET /subscribers/{msisdn}/risk`: a list of the same "
     "`RiskRead` objects, one per requested number that read would answer, in the order "
-    "asked (duplicates once). Left out: numbers that are not customers (404 there) and "
-    "customers with an open warning outside your scope (403 there). At most 100 numbers; "
+    "asked (duplicates once). Left out: numbers that are not customers and customers "
+    "outside your scope (another team's), both 404 there. At most 100 numbers; "
     "answered in a fixed number of queries, whatever their count.",
 )
 async def get_risks(msisdn: MsisdnsQuery, session: Session, principal: Acting) -> list[RiskRead]:
@@ -320,7 +321,7 @@ async def report_churn_reasons(
 
 
 # Who may call what (services/kit/access.py) where no gate above says: the scope of each
-# read and change is the service's (a manager's own warnings, a supervisor's team's).
+# read and change is the service's (reads: the team's; follow-ups: a manager their own).
 ROUTE_ROLES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("GET", "/warnings"): STAFF,
     ("GET", "/warnings/{warning_id}"): STAFF,

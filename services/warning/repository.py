@@ -576,10 +576,10 @@ async def open_warnings_of_many(session: AsyncSession, msisdns: Sequence[str]) -
     return list((await session.execute(statement)).scalars())
 
 
-async def customers_among(session: AsyncSession, msisdns: Sequence[str]) -> set[str]:
-    """Which of these numbers are in the customer copy."""
-    statement = select(col(Customer.msisdn)).where(col(Customer.msisdn).in_(msisdns))
-    return set((await session.execute(statement)).scalars())
+async def customers_among(session: AsyncSession, msisdns: Sequence[str]) -> dict[str, Customer]:
+    """Those of these numbers that are in the customer copy, by number."""
+    statement = select(Customer).where(col(Customer.msisdn).in_(msisdns))
+    return {c.msisdn: c for c in (await session.execute(statement)).scalars()}
 
 
 async def add_contact(session: AsyncSession, contact: Contact) -> Contact:

@@ -35,6 +35,7 @@ from services.warning.exceptions import (
 from services.warning.models import (
     ChurnReason,
     Contact,
+    Customer,
     Outcome,
     RuleSet,
     Severity,
@@ -83,25 +84,33 @@ def business_today() -> date:
 
 
 def scope_of(principal: Principal) -> Scope:
-    """Managers see their own warnings, supervisors their team's, admins and operators all."""
+    """Whose warnings a principal reads: admins and operators all, supervisors and managers
+    their team's (a manager whose token names no team: their own). Changes are narrower
+    for managers (:func:`_check_may_change`)."""
     match principal.role:
         case Role.admin | Role.operator:
             return Scope()
+        case Role.supervisor | Role.manager if principal.team_id:
+            return Scope(team_id=principal.team_id)
         case Role.manager:
             return Scope(manager_id=principal.user_id)
-        case Role.supervisor if principal.team_id:
-            return Scope(team_id=principal.team_id)
         case Role.supervisor:
             raise NotYourWarning("主管的令牌须注明团队")
     raise NotYourWarning(f"角色 {principal.role.value} 无权查看预警")
 
 
-def _check_scope(principal: Principal, warning: Warning) -> None:
-    scope = scope_of(principal)
-    if scope.manager_id is not None and warning.manager_id != scope.manager_id:
+def _check_readable(principal: Principal, warning: Warning) -> None:
+    if not _in_scope(scope_of(principal), warning):
+        # Not 403: another team's warning is not the caller's to know of.
+        raise WarningNotFound(f"找不到预警 {warning.id}")
+
+
+def _check_may_change(principal: Principal, warning: Warning) -> None:
+    """Managers follow up only the warnings assigned to them; supervisors their team's (the
+    read scope already limits them to it); admins and operators any."""
+    _check_readable(principal, warning)
+    if principal.role is Role.manager and warning.manager_id != principal.user_id:
         raise NotYourWarning(f"预警 {warning.id} 已分配给其他客户经理")
-    if scope.team_id is not None and warning.team_id != scope.team_id:
-        raise NotYourWarning(f"预警 {warning.id} 属于其他团队")
 
 
 # -- usage --------------------------------------------------------------------------------------
@@ -365,7 +374,7 @@ async def get_warning(session: AsyncSession, warning_id: int, principal: Princip
     warning = await repo.get_warning(session, warning_id)
     if warning is None:
         raise WarningNotFound(f"找不到预警 {warning_id}")
-    _check_scope(principal, warning)
+    _check_readable(principal, warning)
     return warning
 
 
@@ -373,7 +382,7 @@ async def _for_update(session: AsyncSession, warning_id: int, principal: Princip
     warning = await repo.get_warning(session, warning_id, lock=True)
     if warning is None:
         raise WarningNotFound(f"找不到预警 {warning_id}")
-    _check_scope(principal, warning)
+    _check_may_change(principal, warning)
     return warning
 
 
@@ -397,7 +406,7 @@ async def record_customer_contact(
     if not warnings:
         raise WarningNotFound(f"客户 {msisdn} 没有未处理的预警", field="msisdn")
     for warning in warnings:
-        _check_scope(principal, warning)
+        _check_may_change(principal, warning)
     return await _record(session, warnings, data, principal)
 
 
@@ -578,11 +587,11 @@ async def resolve_for_churn(
 
 
 async def risk_of(session: AsyncSession, msisdn: str, principal: Principal) -> RiskRead:
+    scope = scope_of(principal)
+    customer = await repo.get_customer(session, msisdn)
     warnings = await repo.open_warnings_of(session, msisdn)
-    if not warnings and await repo.get_customer(session, msisdn) is None:
+    if not _risk_visible(scope, customer, warnings):
         raise CustomerNotFound(f"{msisdn} 不是在册客户", field="msisdn")
-    for w in warnings:
-        _check_scope(principal, w)
     return _risk_read(msisdn, warnings, validate_bands(bands_of(await current_rules(session))))
 
 
@@ -590,8 +599,8 @@ async def risks_of(
     session: AsyncSession, msisdns: Sequence[str], principal: Principal
 ) -> list[RiskRead]:
     """:func:`risk_of` for several numbers in three queries whatever their count: one risk
-    per number the single read would answer (a customer, none of whose open warnings is
-    outside the caller's scope), in the order asked; the others are left out."""
+    per number the single read would answer (a customer in the caller's scope), in the
+    order asked; the others are left out."""
     scope = scope_of(principal)
     if not msisdns:
         return []
@@ -600,21 +609,27 @@ async def risks_of(
         found[w.msisdn].append(w)
     customers = await repo.customers_among(session, msisdns)
     bands = validate_bands(bands_of(await current_rules(session)))
-    risks = []
-    for msisdn in msisdns:
-        warnings = found.get(msisdn, [])
-        if not warnings and msisdn not in customers:
-            continue
-        if any(not _in_scope(scope, w) for w in warnings):
-            continue
-        risks.append(_risk_read(msisdn, warnings, bands))
-    return risks
+    return [
+        _risk_read(msisdn, found.get(msisdn, []), bands)
+        for msisdn in msisdns
+        if _risk_visible(scope, customers.get(msisdn), found.get(msisdn, []))
+    ]
 
 
-def _in_scope(scope: Scope, warning: Warning) -> bool:
-    return (scope.manager_id is None or warning.manager_id == scope.manager_id) and (
-        scope.team_id is None or warning.team_id == scope.team_id
+def _in_scope(scope: Scope, row: Warning | Customer) -> bool:
+    return (scope.manager_id is None or row.manager_id == scope.manager_id) and (
+        scope.team_id is None or row.team_id == scope.team_id
     )
+
+
+def _risk_visible(scope: Scope, customer: Customer | None, warnings: Sequence[Warning]) -> bool:
+    """A customer's risk is for whoever may read the customer (their manager and team in the
+    copy); a number missing from the copy, for whoever may read all its open warnings. The
+    others get 404, as for a number that is not a customer: another team's customers are
+    not the caller's to know of."""
+    if customer is not None:
+        return _in_scope(scope, customer)
+    return bool(warnings) and all(_in_scope(scope, w) for w in warnings)
 
 
 def _risk_read(msisdn: str, warnings: Sequence[Warning], bands: list[Band]) -> RiskRead:

@@ -56,7 +56,8 @@ async def test_tasks_of_several_numbers_with_the_other_filters_and_the_scope(
     async with app_client(app, **staff("supervisor", "s2", "t2")) as s2:
         assert await numbers(s2, ALL) == [T2_CUSTOMER]
     async with app_client(app, **staff("manager", "m1", "t1")) as m1:
-        assert await numbers(m1, ALL) == [T1_CUSTOMER]
+        assert await numbers(m1, ALL) == [T1_CUSTOMER, T1_OTHER]  # the team's
+        assert await numbers(m1, [*ALL, ("manager_id", "m1")]) == [T1_CUSTOMER]
 
 
 async def test_messages_of_several_numbers_across_campaigns_scoped_like_recipients(

@@ -116,7 +116,7 @@ async def test_a_false_alarm_may_be_closed_without_a_contact(
     assert response.status_code == 200 and response.json()["outcome"] == "false_alarm"
 
 
-async def test_managers_see_their_own_supervisors_their_team_operators_all(
+async def test_managers_and_supervisors_see_their_teams_managers_follow_up_their_own(
     world: World, app_client: Callable[..., Any]
 ) -> None:
     ids = await _three_warnings(world)
@@ -127,15 +127,17 @@ async def test_managers_see_their_own_supervisors_their_team_operators_all(
             assert response.status_code == 200
             return {w["msisdn"] for w in response.json()}
 
-    assert await visible(role="manager", user="M0001") == {M1}
+    assert await visible(role="manager", user="M0001", team="T001") == {M1, M2}
+    assert await visible(role="manager", user="M0001") == {M1}  # no team in the token
     assert await visible(role="supervisor", user="S1", team="T001") == {M1, M2}
     assert await visible(role="operator", user="ops") == {M1, M2, M3}
-    async with app_client(create_app(), role="manager", user="M0001") as client:
-        other = await client.post(
+    async with app_client(create_app(), role="manager", user="M0001", team="T001") as client:
+        colleague = await client.post(
             f"/warnings/{ids[M2]}/contacts", json={"channel": "call", "outcome": "reached"}
         )
-        assert other.status_code == 403
-        assert (await client.get(f"/warnings/{ids[M3]}")).status_code == 403
+        assert colleague.status_code == 403 and colleague.json()["code"] == "not_your_warning"
+        assert (await client.get(f"/warnings/{ids[M2]}")).status_code == 200
+        assert (await client.get(f"/warnings/{ids[M3]}")).status_code == 404
     async with app_client(create_app(), role="partner", user="p") as client:
         assert (await client.get("/warnings")).status_code == 403
 

@@ -64,7 +64,12 @@ async def test_warnings_of_several_numbers_with_the_other_filters_and_the_scope(
             M2,
         }
     async with app_client(create_app(), role="manager", user="M0001", team="T001") as client:
-        assert {w["msisdn"] for w in (await client.get("/warnings", params=ALL)).json()} == {M1}
+        assert {w["msisdn"] for w in (await client.get("/warnings", params=ALL)).json()} == {
+            M1,
+            M2,
+        }
+        mine = await client.get("/warnings", params=[*ALL, ("manager_id", "M0001")])
+        assert {w["msisdn"] for w in mine.json()} == {M1}
 
 
 async def test_risk_of_several_numbers_is_the_single_read_for_each_visible_one(
@@ -79,12 +84,14 @@ async def test_risk_of_several_numbers_is_the_single_read_for_each_visible_one(
             assert single.json() == risk
         assert risks[-1]["score"] == 0 and risks[-1]["components"] == []
     async with app_client(create_app(), role="manager", user="M0001", team="T001") as client:
-        mine = (await client.get("/risk", params=ALL)).json()
-        # The single read refuses M2 and M3 (their open warnings are another manager's).
-        assert [r["msisdn"] for r in mine] == [M1, QUIET]
-        assert (await client.get(f"/subscribers/{M2}/risk")).status_code == 403
+        team = (await client.get("/risk", params=ALL)).json()
+        # The single read does not find M3: another team's customer.
+        assert [r["msisdn"] for r in team] == [M1, M2, QUIET]
+        assert (await client.get(f"/subscribers/{M3}/risk")).status_code == 404
     async with app_client(create_app(), role="supervisor", user="S2", team="T002") as client:
-        assert [r["msisdn"] for r in (await client.get("/risk", params=ALL)).json()] == [M3, QUIET]
+        # Nor T001's customers, with or without warnings.
+        assert [r["msisdn"] for r in (await client.get("/risk", params=ALL)).json()] == [M3]
+        assert (await client.get(f"/subscribers/{QUIET}/risk")).status_code == 404
     async with app_client(create_app(), role="partner", user="p") as client:
         assert (await client.get("/risk", params=ALL)).status_code == 403
 
