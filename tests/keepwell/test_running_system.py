@@ -4,9 +4,11 @@ when they cannot reach the database, Redis or a service."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,3 +139,17 @@ def test_run_refuses_to_start_beside_a_live_run_of_the_same_data_dir(tmp_path: P
     assert found.returncode == 1
     assert f"already running on {tmp_path} (pid {me})" in " ".join(found.stderr.split())
     assert not (tmp_path / "postgres").exists()  # nothing was started
+
+
+def test_imports_off_a_terminal_end_with_a_plain_summary_line(infra: Any, tmp_path: Path) -> None:
+    env = clean_env(tmp_path, DATABASE_URL=infra.database_url, REDIS_URL=infra.redis_url)
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    for what, file in (("usage", "usage-2026-12-01.csv"), ("customers", "customers.csv")):
+        found = keepwell("import", what, str(examples / file), env=env)
+        assert found.returncode in (0, 2), found.stderr  # 2: customers with bad rows
+        assert "\x1b[" not in found.stderr and "━" not in found.stderr  # no bar drawn
+        summary = [line for line in found.stderr.splitlines() if line.startswith(f"{file}: ")]
+        assert len(summary) == 1, found.stderr
+        assert re.fullmatch(
+            rf"{re.escape(file)}: \d+ rows \([\d.]+ k?B\) in [\d.]+ s, [\d,]+ rows/s", summary[0]
+        ), summary[0]
