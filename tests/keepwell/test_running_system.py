@@ -141,6 +141,42 @@ def test_run_refuses_to_start_beside_a_live_run_of_the_same_data_dir(tmp_path: P
     assert not (tmp_path / "postgres").exists()  # nothing was started
 
 
+def test_a_benchmark_whose_database_server_is_unreachable_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    url = f"postgresql://postgres:secret@127.0.0.1:{port}/keepwell"
+    found = keepwell("bench", "events", "--quick", env=clean_env(tmp_path, DATABASE_URL=url))
+    assert found.returncode == 1
+    [line] = found.stderr.strip().splitlines()
+    assert line.startswith(
+        "error: bench events: cannot create a scratch database on DATABASE_URL's server "
+        f"postgresql://postgres:***@127.0.0.1:{port}/keepwell"
+    )
+    assert "unset DATABASE_URL" in line and "secret" not in line
+    assert found.stdout == ""
+
+
+def test_a_bad_benchmark_argument_is_one_line(tmp_path: Path) -> None:
+    for args in (["campaign", "--recipients", "0"], ["campaign", "--recipients", "many"], ["x"]):
+        found = keepwell("bench", *args, env=clean_env(tmp_path))
+        assert found.returncode == 2, found.stderr
+        [line] = found.stderr.strip().splitlines()
+        assert line.startswith("error: keepwell bench"), line
+
+
+def test_a_benchmark_never_takes_the_running_systems_servers(tmp_path: Path) -> None:
+    me = os.getpid()  # this test process stands in for the running supervisor
+    running = f"postgresql://postgres@127.0.0.1:{free_port()}/keepwell"
+    record(tmp_path, me, runfile.process_start_time(me), DATABASE_URL=running)
+    # The server `bench all` would hand down: unreachable, so the bench stops at once.
+    shared = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    found = keepwell("bench", "events", env=clean_env(tmp_path, KEEPWELL_BENCH_POSTGRES_URL=shared))
+    assert found.returncode == 1
+    assert f"embedded {shared}" in found.stderr
+    assert running not in found.stderr
+
+
 def test_imports_off_a_terminal_end_with_a_plain_summary_line(infra: Any, tmp_path: Path) -> None:
     env = clean_env(tmp_path, DATABASE_URL=infra.database_url, REDIS_URL=infra.redis_url)
     examples = Path(__file__).resolve().parents[2] / "examples"
