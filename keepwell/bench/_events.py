@@ -48,6 +48,9 @@ async def run(found: Scratch, *, events: int, aggregates: int, relays: int, batc
     total = events
     assert found.database_url is not None
     database_url = found.database_url
+    # The relay's development key, here and in the consumer's process: the bench's own,
+    # not the one of a system run from this directory.
+    os.environ["KEEPWELL_DATA_DIR"] = str(found.dir / "data")
     async with AsyncExitStack() as stack:
         await asyncio.to_thread(migrations.upgrade, database_url)
         engine = create_engine(database_url, pool_size=relays + 2)
