@@ -12,11 +12,16 @@ from typing import Annotated, Any
 
 import typer
 
+from keepwell.bench._report import BenchGroup
 from services.kit.config import SCHEMAS, SERVICES, get_settings
 
 app = typer.Typer(help="Keepwell: VIP customer retention backend.", no_args_is_help=True)
 imports = typer.Typer(help="Bulk imports (CSV or JSON lines), idempotent.", no_args_is_help=True)
-bench = typer.Typer(help="Benchmarks; each prints one JSON document.", no_args_is_help=True)
+bench = typer.Typer(
+    cls=BenchGroup,
+    help="Benchmarks on scratch servers of their own; each prints one JSON document.",
+    no_args_is_help=True,
+)
 app.add_typer(imports, name="import")
 app.add_typer(bench, name="bench")
 events = typer.Typer(help="Event deliveries: dead letters and replay.", no_args_is_help=True)
@@ -38,8 +43,9 @@ def _find_running_system(
 
     Commands reach the system that `keepwell run` started here (its URLs are in
     KEEPWELL_DATA_DIR/run.json) unless DATABASE_URL, REDIS_URL or service URLs are set."""
-    # `run` decides for itself (it refuses to start beside a live run of the same data dir).
-    if ctx.invoked_subcommand != "run":
+    # `run` decides for itself (it refuses to start beside a live run of the same data dir);
+    # a benchmark uses scratch servers of its own, never a running system's.
+    if ctx.invoked_subcommand not in ("run", "bench"):
         from services.kit.runfile import apply_to_environ
 
         if apply_to_environ() is not None:
@@ -423,9 +429,15 @@ def main() -> None:
     try:
         app(args=args, prog_name="keepwell")
     except Exception as exc:
+        from keepwell.bench._scratch import BenchFailed
         from keepwell.unreachable import explain
         from services.kit.errors import DomainError
 
+        if isinstance(exc, BenchFailed) and not debug:
+            # A benchmark that cannot run (or was given a bad argument) says why in one line.
+            hint = "; --debug shows the traceback" if exc.exit_code == 1 else ""
+            typer.echo(f"error: {exc}{hint}", err=True)
+            raise SystemExit(exc.exit_code) from None
         if isinstance(exc, DomainError) and not debug:
             # Bad input to a command: what is wrong, as the API would say it.
             typer.echo(f"error: {exc.message}", err=True)

@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 import migrations
+from keepwell.compiled import compile_sources
 from services.kit import runfile
 from services.kit.config import SERVICES, Settings
 from services.kit.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -97,21 +98,6 @@ def workers() -> list[Child]:
 
 def children(settings: Settings) -> list[Child]:
     return servers(settings) + workers()
-
-
-def compile_sources() -> None:
-    """Byte-compile our own packages (the installed ones are compiled at install). Every
-    child imports them; with PYTHONDONTWRITEBYTECODE set, as on many CI and container
-    images, each would otherwise compile every module again at every start. Up-to-date
-    files are skipped, so this costs little once done."""
-    import compileall
-
-    root = Path(__file__).resolve().parent.parent
-    for package in ("keepwell", "services", "gateway", "migrations"):
-        try:
-            compileall.compile_dir(root / package, quiet=2, workers=1)
-        except OSError:  # a read-only tree: the children compile in memory, as before
-            return
 
 
 def run_env(settings: Settings, data_dir: Path, infra_env: dict[str, str]) -> dict[str, str]:

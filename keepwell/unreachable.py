@@ -25,7 +25,7 @@ def _modules(tb: TracebackType | None) -> Iterator[str]:
         tb = tb.tb_next
 
 
-def _masked(url: str) -> str:
+def masked(url: str) -> str:
     """The URL without its password."""
     parts = urlsplit(url)
     if parts.password is None:
@@ -74,8 +74,14 @@ def _kind(exc: BaseException) -> str | None:
     return None
 
 
-def _reason(exc: BaseException) -> str:
-    last = list(_chain(exc))[-1]
+def innermost(exc: BaseException) -> BaseException:
+    """The exception at the end of ``exc``'s chain of causes (the first to be raised)."""
+    return list(_chain(exc))[-1]
+
+
+def innermost_reason(exc: BaseException) -> str:
+    """The first line of what the innermost exception of the chain says."""
+    last = innermost(exc)
     text = str(last).strip().splitlines()[0] if str(last).strip() else type(last).__name__
     return text
 
@@ -98,9 +104,9 @@ def explain(exc: BaseException) -> str | None:
 
     settings = get_settings()
     if kind == "database":
-        where, var = _masked(settings.database_url), "DATABASE_URL"
+        where, var = masked(settings.database_url), "DATABASE_URL"
     elif kind == "redis":
-        where, var = _masked(settings.redis_url), "REDIS_URL"
+        where, var = masked(settings.redis_url), "REDIS_URL"
     else:
         where, var = _http_url(exc), "KEEPWELL_<SERVICE>_URL"
         for service in SERVICES:
@@ -115,4 +121,5 @@ def explain(exc: BaseException) -> str | None:
             if stale is not None
             else f" (no running system recorded in {recorded})"
         )
-    return f"error: cannot reach {where}: {_reason(exc)}; {hint}; --debug shows the traceback"
+    reason = innermost_reason(exc)
+    return f"error: cannot reach {where}: {reason}; {hint}; --debug shows the traceback"

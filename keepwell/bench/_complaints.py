@@ -9,7 +9,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -18,11 +17,12 @@ from typing import Any
 import httpx
 
 import migrations
-from keepwell.bench._scratch import scratch_database
+from keepwell.bench._report import Figure, Result
+from keepwell.bench._scratch import Scratch
 from services.kit import clock
 from services.kit.auth import Principal, Role, issue_token
 from services.kit.config import Settings
-from services.kit.embedded import EmbeddedRedis, free_port
+from services.kit.embedded import free_port
 
 CATEGORIES = ["network_signal", "billing", "service_attitude", "tariff", "points", "other"]
 CUSTOMERS = 5000
@@ -40,10 +40,14 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     )
 
 
-async def _until_up(url: str, within: float = 120) -> None:
+async def _until_up(
+    url: str, process: subprocess.Popen[bytes] | None = None, within: float = 120
+) -> None:
     deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=1) as client:
         while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"{url}: its process exited with code {process.returncode}")
             try:
                 if (await client.get(f"{url}/healthz")).status_code == 200:
                     return
@@ -275,21 +279,23 @@ async def _sweep(database_url: str, redis_url: str, sweepers: int) -> dict[str, 
 
 
 async def run(
-    requests: int, concurrency: int, tickets: int, past_due: int, sweepers: int
-) -> dict[str, Any]:
-    scratch = Path(tempfile.mkdtemp(prefix="kw-bench-complaints-"))
+    found: Scratch, *, requests: int, concurrency: int, tickets: int, past_due: int, sweepers: int
+) -> Result:
+    assert found.database_url is not None and found.redis_url is not None
+    scratch, database_url, redis_url = found.dir, found.database_url, found.redis_url
+    began = time.monotonic()
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        phases[name] = round(time.monotonic() - began, 1)
+
     async with AsyncExitStack() as stack:
-        database_url = await stack.enter_async_context(scratch_database("kw_bench_complaints"))
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:
-            redis = await asyncio.to_thread(EmbeddedRedis.start, scratch / "redis")
-            stack.callback(redis.stop)
-            redis_url = redis.url
-        await asyncio.to_thread(migrations.upgrade, database_url)
         ports = {name: free_port() for name in ("profile", "warning", "care", "complaint")}
         env = {
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
+            # Development keys of the bench's own, not those of a system run from here.
+            "KEEPWELL_DATA_DIR": str(scratch / "data"),
             "KEEPWELL_LOG_LEVEL": "WARNING",
             # As many connections as requests in flight (pool plus overflow).
             "KEEPWELL_DB_POOL_SIZE": str(max(10, (concurrency + 1) // 2)),
@@ -299,14 +305,7 @@ async def run(
         }
         os.environ.update(env)
         settings = Settings()
-        await _prepare(database_url, settings)
         running: list[subprocess.Popen[bytes]] = []
-        for name in ports:
-            running.append(_spawn(["serve", name], env, scratch / f"{name}.log"))
-        # The complaint worker relays complaint.opened to warning's and care's consumers (as
-        # in production; care turns it into the acknowledgement SMS, its dispatch is not run).
-        worker = _spawn(["worker", "complaint"], env, scratch / "worker.log")
-        running.append(worker)
 
         def stop_all() -> None:
             for p in running:
@@ -319,30 +318,49 @@ async def run(
                     p.kill()
 
         stack.callback(stop_all)
-        for port in ports.values():
-            await _until_up(f"http://127.0.0.1:{port}")
+        # The services import their code while the database is migrated (they read no
+        # table before a request), as under `keepwell run`.
+        for name in ports:
+            running.append(_spawn(["serve", name], env, scratch / f"{name}.log"))
+        await asyncio.to_thread(migrations.upgrade, database_url)
+        await _prepare(database_url, settings)
+        phase("migrated")
+        # The complaint worker relays complaint.opened to warning's and care's consumers (as
+        # in production; care turns it into the acknowledgement SMS, its dispatch is not run).
+        worker = _spawn(["worker", "complaint"], env, scratch / "worker.log")
+        running.append(worker)
+        for port, process in zip(ports.values(), running, strict=False):
+            await _until_up(f"http://127.0.0.1:{port}", process)
+        phase("services_up")
         token = issue_token(
             Principal(user_id="bench", role=Role.operator), settings, ttl_seconds=3600
         )
         opening = await _open_tickets(
             f"http://127.0.0.1:{ports['complaint']}", token, requests, concurrency
         )
-        # Let the relay catch up, then measure how far it got.
-        await asyncio.sleep(5)
+        phase("tickets_opened")
+        # Give the relay up to 5 s to catch up, then measure how far it got.
         from sqlalchemy import text
 
         from services.kit.db import create_engine
 
         engine = create_engine(database_url, pool_size=1)
+        waited = time.monotonic()
         async with engine.connect() as conn:
-            delivered = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FILTER (WHERE status = 'delivered'), count(*)"
-                        " FROM complaint.delivery"
+            while True:
+                delivered = (
+                    await conn.execute(
+                        text(
+                            "SELECT count(*) FILTER (WHERE status = 'delivered'), count(*)"
+                            " FROM complaint.delivery"
+                        )
                     )
-                )
-            ).one()
+                ).one()
+                await conn.rollback()  # the next look sees what committed since
+                if delivered[0] == delivered[1] or time.monotonic() - waited >= 5:
+                    break
+                await asyncio.sleep(0.25)
+            caught_up = time.monotonic() - waited
             warnings = (
                 await conn.execute(
                     text("SELECT count(*) FROM warning.warning WHERE signal = 'complaint'")
@@ -350,6 +368,9 @@ async def run(
             ).scalar_one()
         await engine.dispose()
         opening["events_delivered_5s_after"] = f"{delivered[0]}/{delivered[1]}"
+        opening["events_delivered_after_seconds"] = (
+            round(caught_up, 1) if delivered[0] == delivered[1] else None
+        )
         opening["complaint_warnings_open"] = warnings
         # (b) the sweep: the worker's own cron sweep stopped, so only the two sweepers run.
         worker.terminate()
@@ -357,12 +378,13 @@ async def run(
         started = time.perf_counter()
         await _load_open_tickets(database_url, settings, tickets, past_due)
         load_seconds = time.perf_counter() - started
+        phase("tickets_loaded")
         sweep = await _sweep(database_url, redis_url, sweepers)
+        phase("swept")
         sweep.update(open_tickets=tickets, past_due=past_due, sweepers=sweepers)
         sweep["load_seconds"] = round(load_seconds, 1)
     cores = os.cpu_count()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {
+    details = {
         "when": clock.now().isoformat(timespec="seconds"),
         "setup": (
             "complaint, warning, care and profile services each a uvicorn process; the "
@@ -370,7 +392,7 @@ async def run(
             f"during (a); {cores} cores shared with everything else on the machine (other "
             "test runs included): figures are indicative"
         ),
-        "load_average_1m_at_end": round(load, 2) if load is not None else None,
+        "phases_at_seconds": phases,
         "open_tickets_http": opening,
         "sla_sweep": sweep,
         "targets": {
@@ -384,3 +406,13 @@ async def run(
             and sweep["duplicates"] == 0,
         },
     }
+    return Result(
+        headline=Figure(
+            "requests_per_second", opening["requests_per_second"], "tickets opened/s over HTTP"
+        ),
+        comparison=Figure("target_requests_per_second", 250, "tickets opened/s, the target"),
+        # The sweep: an alert written twice; a past-due ticket no sweeper escalated.
+        duplicates=sweep["duplicates"],
+        lost=past_due - sweep["tickets_escalated"],
+        details=details,
+    )

@@ -7,13 +7,13 @@ import multiprocessing
 import os
 import time
 from contextlib import AsyncExitStack
-from typing import Any
 
 import httpx
 from sqlalchemy import text
 
 import migrations
-from keepwell.bench._scratch import scratch_database
+from keepwell.bench._report import Figure, Result
+from keepwell.bench._scratch import Scratch
 from services.kit.config import Settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
 from services.kit.embedded import free_port
@@ -27,6 +27,7 @@ def _serve_probe(database_url: str, port: int) -> None:
     import uvicorn
 
     os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("KEEPWELL_LOG_LEVEL", "WARNING")  # no access line per delivery
     settings = Settings()
     uvicorn.run(ProbeConsumer().app(settings), host="127.0.0.1", port=port, log_level="warning")
 
@@ -43,9 +44,14 @@ async def _wait_until_up(url: str) -> None:
     raise TimeoutError(f"probe consumer at {url} did not start")
 
 
-async def run(total: int, aggregates: int, relays: int, batch: int) -> dict[str, Any]:
+async def run(found: Scratch, *, events: int, aggregates: int, relays: int, batch: int) -> Result:
+    total = events
+    assert found.database_url is not None
+    database_url = found.database_url
+    # The relay's development key, here and in the consumer's process: the bench's own,
+    # not the one of a system run from this directory.
+    os.environ["KEEPWELL_DATA_DIR"] = str(found.dir / "data")
     async with AsyncExitStack() as stack:
-        database_url = await stack.enter_async_context(scratch_database("kw_bench_events"))
         await asyncio.to_thread(migrations.upgrade, database_url)
         engine = create_engine(database_url, pool_size=relays + 2)
         stack.push_async_callback(engine.dispose)
@@ -118,17 +124,26 @@ async def run(total: int, aggregates: int, relays: int, batch: int) -> dict[str,
                 )
             ).one()
         await probe.drop_tables(engine)
-    return {
-        "events": total,
-        "aggregates": aggregates,
-        "relays": relays,
-        "seconds": round(seconds, 2),
-        "events_per_second": round(total / seconds, 1),
-        "produce_seconds": round(produced_seconds, 2),
-        "produced_per_second": round(total / produced_seconds, 1),
-        "applied": row.applied,
-        "applied_twice": row.applied - row.distinct_events,
-        "lost": total - row.distinct_events,
-        "lag_p50_seconds": round(float(row.p50), 3),
-        "lag_p99_seconds": round(float(row.p99), 3),
-    }
+    end_to_end = round(total / seconds, 1)
+    produced = round(total / produced_seconds, 1)
+    return Result(
+        # How many events a second reach their consumer's effect, next to how many a second
+        # the producers wrote: a ratio near 1 means the relays keep up with the writes.
+        headline=Figure("events_per_second", end_to_end, "events/s, publish to effect"),
+        comparison=Figure("produced_per_second", produced, "events/s written to the outbox"),
+        duplicates=row.applied - row.distinct_events,
+        lost=total - row.distinct_events,
+        details={
+            "events": total,
+            "aggregates": aggregates,
+            "relays": relays,
+            "seconds": round(seconds, 2),
+            "events_per_second": end_to_end,
+            "produce_seconds": round(produced_seconds, 2),
+            "produced_per_second": produced,
+            "applied": row.applied,
+            "applied_twice": row.applied - row.distinct_events,
+            "lag_p50_seconds": round(float(row.p50), 3),
+            "lag_p99_seconds": round(float(row.p99), 3),
+        },
+    )

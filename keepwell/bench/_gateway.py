@@ -7,7 +7,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from keepwell.bench._report import Figure, Result
+from keepwell.bench._scratch import Scratch
 from services.kit.config import SERVICES
 from services.kit.embedded import free_port
 
@@ -47,12 +48,26 @@ CUSTOMER_PAGE = """
 """
 
 
-def _env(data_dir: Path) -> dict[str, str]:
+def _env(found: Scratch, customers: int) -> dict[str, str]:
+    """The environment of a system of the bench's own, on its scratch servers: nothing of a
+    system this shell points at (its URLs, `eval "$(keepwell env)"`) is passed down."""
+    assert found.database_url is not None and found.redis_url is not None
     sandbox = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (
+            k.startswith("KEEPWELL_")
+            and (k.endswith(("_URL", "_PORT")) or k == "KEEPWELL_DATA_DIR")
+        )
+        and k != "CARE_SANDBOX_URL"
+    }
     env.update(
+        DATABASE_URL=found.database_url,
+        REDIS_URL=found.redis_url,
         KEEPWELL_ENV="development",
-        KEEPWELL_DATA_DIR=str(data_dir),
+        KEEPWELL_DATA_DIR=str(found.dir / "data"),
+        KEEPWELL_DEMO_CUSTOMERS=str(customers),
         KEEPWELL_WORKER_METRICS_BASE_PORT=str(free_port()),
         CARE_SANDBOX_PORT=str(sandbox),
         CARE_SANDBOX_URL=f"http://127.0.0.1:{sandbox}",
@@ -61,9 +76,17 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-async def _until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+async def _until(
+    check: Callable[[], Awaitable[bool]],
+    within: float,
+    what: str,
+    alive: Callable[[], None] | None = None,
+) -> None:
+    """Wait for ``check``; ``alive`` raises at once when a process it depends on has died."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
+        if alive is not None:
+            alive()
         try:
             if await check():
                 return
@@ -93,8 +116,8 @@ def _summary(latencies: list[float], errors: int, seconds: float) -> dict[str, A
 
 
 ROUNDS = 5
-"""Each side runs in this many alternating rounds, so a slow drift of the machine (a
-background job, the demo settling) falls on both alike."""
+"""Each side runs in this many alternating rounds (by default), so a slow drift of the
+machine (a background job, the demo settling) falls on both alike."""
 
 
 async def _load(
@@ -107,8 +130,9 @@ async def _load(
     latencies: list[float] = []
     errors = 0
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        for _ in range(concurrency):  # warm connections and caches, not measured
-            await send(client)
+        # Warm as many connections as there will be requests in flight, and the caches;
+        # not measured.
+        await asyncio.gather(*(send(client) for _ in range(concurrency)), return_exceptions=True)
         deadline = time.monotonic() + seconds
 
         async def worker() -> None:
@@ -134,24 +158,36 @@ async def _compare(
     sides: tuple[Callable[[httpx.AsyncClient], Awaitable[bool]], ...],
     concurrency: int,
     seconds: float,
+    rounds: int,
 ) -> list[dict[str, Any]]:
-    """Each side's summary over ``ROUNDS`` alternating rounds of ``seconds / ROUNDS``."""
+    """Each side's summary over ``rounds`` alternating rounds of ``seconds / rounds``."""
     totals: list[tuple[list[float], int, float]] = [([], 0, 0.0) for _ in sides]
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for i, send in enumerate(sides):
-            latencies, errors, elapsed = await _load(send, concurrency, seconds / ROUNDS)
+            latencies, errors, elapsed = await _load(send, concurrency, seconds / rounds)
             seen, failed, spent = totals[i]
             totals[i] = (seen + latencies, failed + errors, spent + elapsed)
     return [_summary(*t) for t in totals]
 
 
-async def run(url: str | None, concurrency: int, seconds: float) -> dict[str, Any]:
-    scratch = Path(tempfile.mkdtemp(prefix="kw-bench-gateway-"))
-    env = _env(scratch / "data") if url is None else dict(os.environ)
+async def run(
+    found: Scratch,
+    url: str | None,
+    *,
+    concurrency: int,
+    seconds: float,
+    customers: int,
+    rounds: int = ROUNDS,
+) -> Result:
+    scratch = found.dir
+    env = _env(found, customers) if url is None else dict(os.environ)
     processes: list[subprocess.Popen[bytes]] = []
-    log = (scratch / "system.log").open("ab")
+    log_file = scratch / "system.log"
+    log = log_file.open("ab")
     try:
         started_here = url is None
+        began = time.monotonic()
+        phases: dict[str, float] = {}
         if url is None:
             processes.append(_spawn(["-m", "keepwell", "run"], env, log))
             url = f"http://127.0.0.1:{env['KEEPWELL_GATEWAY_PORT']}"
@@ -161,27 +197,35 @@ async def run(url: str | None, concurrency: int, seconds: float) -> dict[str, An
         floor = f"http://127.0.0.1:{floor_port}"
         async with httpx.AsyncClient(timeout=5) as probe:
 
-            async def ready() -> bool:
+            def alive() -> None:
                 for p in processes:
                     if p.poll() is not None:
-                        raise RuntimeError(f"a process exited early; see {scratch / 'system.log'}")
+                        raise RuntimeError(
+                            f"a process exited early (code {p.returncode}); see {log_file}"
+                        )
+
+            async def ready() -> bool:
                 body = (
                     await probe.post(f"{url}/graphql", json={"query": "{ health { ready } }"})
                 ).json()
                 return all(h["ready"] for h in body["data"]["health"])
 
-            await _until(ready, 180, "the system")
+            # A system of its own takes a while to start; a running one answers at once.
+            if started_here:
+                await _until(ready, 180, "the system", alive)
+            else:
+                await _until(ready, 10, f"the gateway at {url}", alive)
+            phases["ready_seconds"] = round(time.monotonic() - began, 1)
             if started_here:
                 # The demo's first days (detection over 30 days, follow-ups, care) run in
                 # the background after ready: measured beside them, figures mean little.
-                log_file = scratch / "system.log"
-                await _until(
-                    lambda: _done(log_file.read_text(errors="replace")),
-                    300,
-                    "the demo's first days",
-                )
-            await _until(lambda: _ok(probe.get(f"{floor}/docs")), 30, "the floor endpoints")
-        return await _measure(url, floor, env, concurrency, seconds)
+                async def played() -> bool:
+                    return await _done(log_file.read_text(errors="replace"))
+
+                await _until(played, 300, "the demo's first days", alive)
+                phases["demo_played_seconds"] = round(time.monotonic() - began, 1)
+            await _until(lambda: _ok(probe.get(f"{floor}/docs")), 30, "the floor endpoints", alive)
+        measured = await _measure(url, floor, env, concurrency, seconds, rounds)
     finally:
         for p in processes:
             p.terminate()
@@ -191,6 +235,22 @@ async def run(url: str | None, concurrency: int, seconds: float) -> dict[str, An
             except subprocess.TimeoutExpired:
                 p.kill()
         log.close()
+    first = measured["queries"]["customer_360"]
+    failed = sum(
+        q[side]["errors"] for q in measured["queries"].values() for side in ("gateway", "floor")
+    )
+    return Result(
+        headline=Figure(
+            "customer_360_p50_ms", first["gateway"].get("p50_ms"), "ms through the gateway"
+        ),
+        comparison=Figure(
+            "customer_360_floor_p50_ms", first["floor"].get("p50_ms"), "ms, the same calls by hand"
+        ),
+        # A request that got no right answer (an error status, or errors in the body).
+        lost=failed,
+        database=None if started_here else f"the running system behind {url}",
+        details={**measured, "customers": customers if started_here else None, **phases},
+    )
 
 
 async def _done(text: str) -> bool:
@@ -214,7 +274,7 @@ async def _ok(response: Awaitable[httpx.Response]) -> bool:
 
 
 async def _measure(
-    url: str, floor: str, env: dict[str, str], concurrency: int, seconds: float
+    url: str, floor: str, env: dict[str, str], concurrency: int, seconds: float, rounds: int
 ) -> dict[str, Any]:
     from gateway.config import GatewaySettings
     from gateway.identity import development_token
@@ -271,7 +331,7 @@ async def _measure(
     }
     results: dict[str, Any] = {}
     for name, (through_gateway, direct) in mix.items():
-        g, f = await _compare((through_gateway, direct), concurrency, seconds)
+        g, f = await _compare((through_gateway, direct), concurrency, seconds, rounds)
         ratio = round(g["p50_ms"] / f["p50_ms"], 2) if g.get("p50_ms") and f.get("p50_ms") else None
         results[name] = {
             "gateway": g,
@@ -280,10 +340,9 @@ async def _measure(
             "meets_target": ratio is not None and ratio <= 1.5,
         }
     return {
-        "benchmark": "gateway",
         "concurrency": concurrency,
         "seconds_per_side": seconds,
-        "rounds": ROUNDS,
+        "rounds": rounds,
         "target": "gateway p50 <= 1.5 x floor p50, per query, at concurrency 16",
         "queries": results,
     }

@@ -1,9 +1,10 @@
 """``keepwell bench campaign``: a campaign to N recipients through real workers and the sandbox.
 
 Everything runs as in production, each part its own process: arq workers (``keepwell worker
-care``) and the sandbox provider (``keepwell care sandbox``) over HTTP. The benchmark uses a
-scratch database on the configured PostgreSQL server and an embedded Redis of its own, so a
-running system is never touched. It runs the campaign twice: undisturbed, and with one
+care``) and the sandbox provider (``keepwell care sandbox``) over HTTP. The benchmark uses
+the scratch servers every benchmark gets (``_scratch.py``: a new database, on DATABASE_URL's
+server or an embedded one, and an embedded Redis of its own), so a running system is never
+touched. It runs the campaign twice: undisturbed, and with one
 worker killed (SIGKILL) halfway and a new one started. Each run reports messages per second
 and checks the two things that matter: nothing sent twice, nothing lost.
 """
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from keepwell.bench._report import QUICK_HELP, Figure, Result, size_help
+from keepwell.bench._scratch import Scratch
 from services.kit import clock
 
 if TYPE_CHECKING:
@@ -24,52 +27,93 @@ if TYPE_CHECKING:
 
 
 TEMPLATE = "{honorific}您好，{manager_name}祝您生活愉快。"
+FULL = {"recipients": 100_000, "workers": 2, "batch_size": 500, "jobs": 8, "lease_seconds": 10}
+QUICK = {"recipients": 2_000, "workers": 1, "batch_size": 100, "jobs": 4, "lease_seconds": 4}
 
 
 def register(bench: typer.Typer) -> None:
     @bench.command("campaign")
     def campaign(
-        recipients: Annotated[int, typer.Option(help="Audience size.")] = 100_000,
-        workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
-        batch_size: Annotated[int, typer.Option(help="Recipients per provider call.")] = 500,
-        jobs: Annotated[int, typer.Option(help="Dispatch jobs per campaign.")] = 8,
+        recipients: Annotated[
+            int | None,
+            typer.Option(min=1, help=size_help("Audience size.", "recipients", FULL, QUICK)),
+        ] = None,
+        workers: Annotated[
+            int | None,
+            typer.Option(min=1, help=size_help("Worker processes.", "workers", FULL, QUICK)),
+        ] = None,
+        batch_size: Annotated[
+            int | None,
+            typer.Option(
+                min=1, help=size_help("Recipients per provider call.", "batch_size", FULL, QUICK)
+            ),
+        ] = None,
+        jobs: Annotated[
+            int | None,
+            typer.Option(min=1, help=size_help("Dispatch jobs per campaign.", "jobs", FULL, QUICK)),
+        ] = None,
+        lease_seconds: Annotated[
+            int | None,
+            typer.Option(
+                min=1,
+                help=size_help(
+                    "How long a claimed batch is a worker's (a killed one's comes back after it).",
+                    "lease_seconds",
+                    FULL,
+                    QUICK,
+                ),
+            ),
+        ] = None,
         kill: Annotated[bool, typer.Option(help="Also run with a worker killed midway.")] = True,
+        quick: Annotated[bool, typer.Option("--quick", help=QUICK_HELP)] = False,
     ) -> None:
         """Dispatch a campaign to the sandbox, unthrottled; prints JSON."""
-        import asyncio
-        import json
+        from keepwell.bench._report import run_bench, sized
 
-        result = asyncio.run(_run(recipients, workers, batch_size, jobs, kill))
-        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        size = sized(
+            quick,
+            FULL,
+            QUICK,
+            recipients=recipients,
+            workers=workers,
+            batch_size=batch_size,
+            jobs=jobs,
+            lease_seconds=lease_seconds,
+        )
+        run_bench("campaign", lambda found: _run(found, kill=kill, **size), quick=quick, redis=True)
 
 
 async def _run(
-    recipients: int, workers: int, batch_size: int, jobs: int, kill: bool
-) -> dict[str, object]:
-    import shutil
-    import tempfile
+    found: Scratch,
+    *,
+    recipients: int,
+    workers: int,
+    batch_size: int,
+    jobs: int,
+    lease_seconds: int,
+    kill: bool,
+) -> Result:
     import time
 
     import httpx
 
-    from services.kit.config import get_settings
-    from services.kit.embedded import EmbeddedRedis, free_port
-    from services.kit.testing import create_scratch_database, drop_database
+    from services.kit.embedded import free_port
 
-    settings = get_settings()
-    database_url = await create_scratch_database(settings.database_url, "kw_bench_care")
-    scratch = Path(tempfile.mkdtemp(prefix="kw-bench-care-"))
-    redis = EmbeddedRedis.start(scratch / "redis")
+    assert found.database_url is not None and found.redis_url is not None
+    database_url = found.database_url
+    scratch = found.dir
     sandbox_port = free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     env = {
         "DATABASE_URL": database_url,
-        "REDIS_URL": redis.url,
+        "REDIS_URL": found.redis_url,
+        # Development keys of the bench's own, not those of a system run from this directory.
+        "KEEPWELL_DATA_DIR": str(scratch / "data"),
         "CARE_SANDBOX_URL": sandbox_url,
         "CARE_BATCH_SIZE": str(batch_size),
         "CARE_DISPATCH_CONCURRENCY": str(jobs),
         "CARE_RATE_PER_SECOND": "0",
-        "CARE_LEASE_SECONDS": "10",
+        "CARE_LEASE_SECONDS": str(lease_seconds),
         "CARE_REDRIVE_EVERY_SECONDS": "1",
         "CARE_STALL_SECONDS": "2",
         # The benchmark measures dispatch at any hour of the day.
@@ -84,28 +128,51 @@ async def _run(
             await _migrate(database_url)
             await _load_customers(database_url, recipients)
             loaded = time.monotonic() - started
-            await _until(lambda: _answers(client, "/healthz"), 180, "the sandbox to start")
-            runs: dict[str, object] = {}
+            await _until(
+                lambda: _answers(client, "/healthz"), 180, "the sandbox to start", [sandbox]
+            )
+            runs: dict[str, dict[str, object]] = {}
             for name in ["undisturbed", *(["worker_killed"] if kill else [])]:
                 runs[name] = await _campaign_run(
                     client, database_url, env, scratch, workers, recipients, name == "worker_killed"
                 )
-        first = runs["undisturbed"]
-        assert isinstance(first, dict)
-        return {
-            **first,
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+    first, second = runs["undisturbed"], runs.get("worker_killed")
+
+    def count(key: str) -> int:
+        return sum(int(str(r[key])) for r in runs.values())
+
+    return Result(
+        headline=Figure("messages_per_second", _rate(first), "messages/s to the sandbox"),
+        comparison=(
+            Figure(
+                "messages_per_second_worker_killed",
+                _rate(second),
+                "messages/s, a worker killed midway",
+            )
+            if second is not None
+            else None
+        ),
+        # Over both runs: a message the sandbox got twice, a recipient never sent to.
+        duplicates=count("duplicates"),
+        lost=count("lost"),
+        details={
+            "recipients": recipients,
             "customers_loaded_seconds": round(loaded, 2),
             "workers": workers,
             "batch_size": batch_size,
             "jobs_per_campaign": jobs,
-            "worker_killed": runs.get("worker_killed"),
-        }
-    finally:
-        sandbox.terminate()
-        sandbox.wait()
-        redis.stop()
-        await drop_database(database_url)
-        shutil.rmtree(scratch, ignore_errors=True)
+            "lease_seconds": lease_seconds,
+            "undisturbed": first,
+            "worker_killed": second,
+        },
+    )
+
+
+def _rate(run: dict[str, object] | None) -> float | None:
+    return None if run is None else float(str(run["messages_per_second"]))
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -132,12 +199,23 @@ async def _answers(client: httpx.AsyncClient, url: str) -> bool:
         return False
 
 
-async def _until(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+async def _until(
+    condition: Callable[[], Awaitable[bool]],
+    within: float,
+    what: str,
+    watched: list[subprocess.Popen[bytes]] | None = None,
+) -> None:
+    """Wait for ``condition``; fail at once if a process it waits on has exited."""
     import asyncio
     import time
 
     deadline = time.monotonic() + within
     while not await condition():
+        for process in watched or []:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"waiting for {what}: a process exited with code {process.returncode}"
+                )
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         await asyncio.sleep(0.2)
@@ -218,8 +296,8 @@ async def _campaign_run(
 
     procs = [start_worker(n) for n in range(workers)]
     async with httpx.AsyncClient() as probe:
-        for url in metrics_urls:
-            await _until(lambda u=url: _answers(probe, u), 180, "a worker to start")  # type: ignore[misc]
+        for url, process in zip(metrics_urls, procs, strict=True):
+            await _until(lambda u=url: _answers(probe, u), 180, "a worker to start", [process])  # type: ignore[misc]
 
     settings = get_settings().model_copy(
         update={"database_url": database_url, "redis_url": env["REDIS_URL"]}

@@ -6,20 +6,43 @@ from typing import Annotated
 
 import typer
 
+from keepwell.bench._report import QUICK_HELP, size_help
+
+FULL = {"events": 100_000, "aggregates": 10_000, "relays": 2, "batch": 100}
+QUICK = {"events": 2_000, "aggregates": 200, "relays": 2, "batch": 100}
+
 
 def register(bench: typer.Typer) -> None:
     @bench.command("events")
     def events(
-        events: Annotated[int, typer.Option(help="How many events to produce.")] = 100_000,
-        aggregates: Annotated[int, typer.Option(help="Spread over this many aggregates.")] = 10_000,
-        relays: Annotated[int, typer.Option(help="Relays running at once.")] = 2,
-        batch: Annotated[int, typer.Option(help="Events per producing transaction.")] = 100,
+        events: Annotated[
+            int | None,
+            typer.Option(min=1, help=size_help("Events to produce.", "events", FULL, QUICK)),
+        ] = None,
+        aggregates: Annotated[
+            int | None,
+            typer.Option(
+                min=1,
+                help=size_help("Spread over this many aggregates.", "aggregates", FULL, QUICK),
+            ),
+        ] = None,
+        relays: Annotated[
+            int | None,
+            typer.Option(min=1, help=size_help("Relays running at once.", "relays", FULL, QUICK)),
+        ] = None,
+        batch: Annotated[
+            int | None,
+            typer.Option(
+                min=1, help=size_help("Events per producing transaction.", "batch", FULL, QUICK)
+            ),
+        ] = None,
+        quick: Annotated[bool, typer.Option("--quick", help=QUICK_HELP)] = False,
     ) -> None:
         """Events per second from publish to the consumer's effect, and the lag."""
-        import asyncio
-        import json
-
         from keepwell.bench._events import run
+        from keepwell.bench._report import run_bench, sized
 
-        result = asyncio.run(run(events, aggregates, relays, batch))
-        typer.echo(json.dumps(result, indent=2))
+        size = sized(
+            quick, FULL, QUICK, events=events, aggregates=aggregates, relays=relays, batch=batch
+        )
+        run_bench("events", lambda found: run(found, **size), quick=quick)

@@ -57,9 +57,7 @@ def register(app: typer.Typer, imports: typer.Typer) -> None:
         from services.profile.ops import run_import
 
         console = Console(stderr=True)
-        summary = asyncio.run(
-            run_import(get_settings().database_url, file, file.stat().st_size, actor, console)
-        )
+        summary = asyncio.run(run_import(get_settings().database_url, file, actor, console))
         for issue in summary.errors[:show_errors]:
             column = f" {issue.column}" if issue.column else ""
             console.print(f"line {issue.line}{column}: {issue.reason}", markup=False)

@@ -261,7 +261,8 @@ async def import_file(
     actor: str,
     on_bytes: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    """Import a CSV or JSON-lines file in one transaction."""
+    """Import a CSV or JSON-lines file in one transaction; ``on_bytes`` is told the size of
+    each line as it is read (progress against the file's size, without reading it twice)."""
     fmt = format_of(path.name)
     with path.open(encoding="utf-8-sig", newline="") as handle:
 

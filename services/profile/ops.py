@@ -6,31 +6,19 @@ from datetime import date
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from services.kit.bulk import raw_connection
+from services.kit.progress import file_progress
 from services.profile.importer import import_file
 from services.profile.schemas import ImportSummary, RecomputeSummary, SnapshotTaken
 
 
-async def run_import(
-    database_url: str, path: Path, size: int, actor: str, console: Console
-) -> ImportSummary:
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"importing {path.name}", total=size)
-
-        def advance(n: int) -> None:
-            progress.advance(task, n)
-
+async def run_import(database_url: str, path: Path, actor: str, console: Console) -> ImportSummary:
+    """Import a file, with a progress bar on a terminal and a summary line on ``console``."""
+    with file_progress(path, console) as progress:
         async with raw_connection(database_url) as conn:
-            summary = await import_file(conn, path, actor=actor, on_bytes=advance)
-        progress.update(task, description=f"imported {path.name}")
+            summary = await import_file(conn, path, actor=actor, on_bytes=progress.line)
+        progress.finished(summary.rows)
     return summary
 
 

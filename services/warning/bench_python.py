@@ -78,7 +78,8 @@ def evaluate(rows: list[Any], customer: Any | None, day: date, t: Thresholds) ->
                 previous = x.day
                 best = max(best, run)
             else:
-                run, previous = 0, None
+                # A call ends the silence: only a run no call followed counts.
+                run, previous, best = 0, None, 0
         if best >= r["days"]:
             hits.add("zero_calls")
 

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from services.kit.bulk import copy_rows, raw_connection
 from services.kit.config import get_settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
 from services.kit.errors import chinese_message
 from services.kit.http import create_http_client
+from services.kit.progress import FileProgress, file_progress
 from services.profile.client import customer_snapshots
 from services.warning import repository, service
 from services.warning.config import get_warning_settings
@@ -43,13 +43,23 @@ async def run_detection_command(day: date | None) -> DetectionResult:
         await engine.dispose()
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, record or a parse error) for a CSV with a header or JSON lines."""
+def _records(
+    path: Path, progress: FileProgress | None = None
+) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, record or a parse error) for a CSV with a header or JSON lines;
+    ``progress`` is told of every line read."""
     with path.open(encoding="utf-8-sig", newline="") as f:
         first = f.readline()
         f.seek(0)
+
+        def lines() -> Iterator[str]:
+            for line in f:
+                if progress is not None:
+                    progress.line(len(line.encode()))
+                yield line
+
         if first.lstrip().startswith("{"):
-            for number, line in enumerate(f, 1):
+            for number, line in enumerate(lines(), 1):
                 if not line.strip():
                     continue
                 try:
@@ -57,7 +67,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
                 except json.JSONDecodeError as exc:
                     yield number, f"not valid JSON: {exc.msg}"
             return
-        reader = csv.DictReader(f)
+        reader = csv.DictReader(lines())
         for record in reader:
             # An empty cell of an optional column means "not reported": its default applies.
             yield (
@@ -96,22 +106,16 @@ async def _flush(conn: Any, batch: list[tuple[Any, ...]]) -> int:
 
 
 async def import_usage_file(path: Path, batch_rows: int) -> dict[str, Any]:
+    """Import a usage file: a progress bar on a terminal (bytes read against the file's
+    size), then a summary line on stderr."""
     settings = get_settings()
     errors: list[RowError] = []
-    imported = 0
+    imported = rows = 0
     batch: list[tuple[Any, ...]] = []
-    with path.open("rb") as f:
-        lines = sum(1 for _ in f)
-    async with raw_connection(settings.database_url) as conn:
-        with Progress(
-            TextColumn("usage"),
-            BarColumn(),
-            TextColumn("{task.fields[rows]} rows, {task.fields[bad]} bad"),
-            TimeRemainingColumn(),
-            transient=True,
-        ) as progress:
-            task = progress.add_task("import", total=lines, rows=0, bad=0)
-            for number, record in _records(path):
+    with file_progress(path) as progress:
+        async with raw_connection(settings.database_url) as conn:
+            for number, record in _records(path, progress):
+                rows += 1
                 parsed = _parse(number, record)
                 if isinstance(parsed, RowError):
                     errors.append(parsed)
@@ -120,10 +124,9 @@ async def import_usage_file(path: Path, batch_rows: int) -> dict[str, Any]:
                 if len(batch) >= batch_rows:
                     imported += await _flush(conn, batch)
                     batch = []
-                    progress.update(task, completed=number, rows=imported, bad=len(errors))
             if batch:
                 imported += await _flush(conn, batch)
-            progress.update(task, completed=lines, rows=imported, bad=len(errors))
+        progress.finished(rows)
     return {"imported": imported, "errors": errors}
 
 

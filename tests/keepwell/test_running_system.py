@@ -4,9 +4,11 @@ when they cannot reach the database, Redis or a service."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,3 +139,53 @@ def test_run_refuses_to_start_beside_a_live_run_of_the_same_data_dir(tmp_path: P
     assert found.returncode == 1
     assert f"already running on {tmp_path} (pid {me})" in " ".join(found.stderr.split())
     assert not (tmp_path / "postgres").exists()  # nothing was started
+
+
+def test_a_benchmark_whose_database_server_is_unreachable_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    url = f"postgresql://postgres:secret@127.0.0.1:{port}/keepwell"
+    found = keepwell("bench", "events", "--quick", env=clean_env(tmp_path, DATABASE_URL=url))
+    assert found.returncode == 1
+    [line] = found.stderr.strip().splitlines()
+    assert line.startswith(
+        "error: bench events: cannot create a scratch database on DATABASE_URL's server "
+        f"postgresql://postgres:***@127.0.0.1:{port}/keepwell"
+    )
+    assert "unset DATABASE_URL" in line and "secret" not in line
+    assert found.stdout == ""
+
+
+def test_a_bad_benchmark_argument_is_one_line(tmp_path: Path) -> None:
+    for args in (["campaign", "--recipients", "0"], ["campaign", "--recipients", "many"], ["x"]):
+        found = keepwell("bench", *args, env=clean_env(tmp_path))
+        assert found.returncode == 2, found.stderr
+        [line] = found.stderr.strip().splitlines()
+        assert line.startswith("error: keepwell bench"), line
+
+
+def test_a_benchmark_never_takes_the_running_systems_servers(tmp_path: Path) -> None:
+    me = os.getpid()  # this test process stands in for the running supervisor
+    running = f"postgresql://postgres@127.0.0.1:{free_port()}/keepwell"
+    record(tmp_path, me, runfile.process_start_time(me), DATABASE_URL=running)
+    # The server `bench all` would hand down: unreachable, so the bench stops at once.
+    shared = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    found = keepwell("bench", "events", env=clean_env(tmp_path, KEEPWELL_BENCH_POSTGRES_URL=shared))
+    assert found.returncode == 1
+    assert f"embedded {shared}" in found.stderr
+    assert running not in found.stderr
+
+
+def test_imports_off_a_terminal_end_with_a_plain_summary_line(infra: Any, tmp_path: Path) -> None:
+    env = clean_env(tmp_path, DATABASE_URL=infra.database_url, REDIS_URL=infra.redis_url)
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    for what, file in (("usage", "usage-2026-12-01.csv"), ("customers", "customers.csv")):
+        found = keepwell("import", what, str(examples / file), env=env)
+        assert found.returncode in (0, 2), found.stderr  # 2: customers with bad rows
+        assert "\x1b[" not in found.stderr and "━" not in found.stderr  # no bar drawn
+        summary = [line for line in found.stderr.splitlines() if line.startswith(f"{file}: ")]
+        assert len(summary) == 1, found.stderr
+        assert re.fullmatch(
+            rf"{re.escape(file)}: \d+ rows \([\d.]+ k?B\) in [\d.]+ s, [\d,]+ rows/s", summary[0]
+        ), summary[0]
