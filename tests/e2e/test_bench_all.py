@@ -14,7 +14,7 @@ import pytest
 
 from services.kit.testing import Infra
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.once]
 
 BENCHMARKS = {"campaign", "complaints", "detect", "events", "gateway", "import-customers"}
 COMMON = ("bench", "quick", "headline", "comparison", "ratio", "duplicates", "lost", "machine")
