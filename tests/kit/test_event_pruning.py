@@ -11,13 +11,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import FromClause, Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner
 
 from services.kit.config import Settings
-from services.kit.db import create_sessionmaker, session_scope
+from services.kit.db import create_sessionmaker, libpq_url, session_scope
 from services.kit.errors import Conflict
 from services.kit.events import event_tables
 from services.kit.events.admin import list_deliveries, replay
@@ -27,7 +29,7 @@ from services.kit.events.prune import Pruned, prune, prune_inbox, prune_outbox
 from services.kit.events.publish import publish
 from services.kit.events.relay import Relay, RelayPolicy
 from services.kit.events.tables import DeliveryStatus
-from services.kit.testing import ProbeConsumer, ProbePinged, serve
+from services.kit.testing import Infra, ProbeConsumer, ProbePinged, serve
 
 PROFILE = event_tables("profile")
 PROBE = ProbeConsumer()
@@ -300,3 +302,49 @@ async def test_a_service_prunes_its_own_outbox_and_inbox(world: World) -> None:
     pruned = await prune(create_sessionmaker(world.engine), "profile", older_than=WEEK)
     assert (pruned.events, pruned.deliveries, pruned.inbox, pruned.complete) == (1, 1, 1, True)
     assert await world.count(event_tables("profile").inbox) == 1
+
+
+def test_the_command_prunes_now_and_refuses_to_keep_less_than_the_retention(
+    infra: Infra,
+) -> None:
+    from keepwell.cli import app
+
+    async def given() -> None:
+        conn = await asyncpg.connect(libpq_url(infra.database_url))
+        try:
+            await conn.execute(
+                "INSERT INTO warning.outbox (id, type, version, aggregate_id, occurred_at, payload)"
+                " VALUES (gen_random_uuid(), 'warning.raised', 1, 'w1', now() - interval '9 days',"
+                " '{}'), (gen_random_uuid(), 'warning.raised', 1, 'w2', now(), '{}')"
+            )
+            await conn.execute(
+                "INSERT INTO care.inbox (event_id, producer, type, processed_at) VALUES"
+                " (gen_random_uuid(), 'profile', 'customer.created', now() - interval '9 days')"
+            )
+        finally:
+            await conn.close()
+
+    async def left() -> tuple[int, int]:
+        conn = await asyncpg.connect(libpq_url(infra.database_url))
+        try:
+            return (
+                await conn.fetchval("SELECT count(*) FROM warning.outbox"),
+                await conn.fetchval("SELECT count(*) FROM care.inbox"),
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(given())
+    runner = CliRunner()
+
+    refused = runner.invoke(app, ["events", "prune", "--older-than-days", "3"])
+    assert refused.exit_code == 2 and "KEEPWELL_EVENT_RETENTION_DAYS" in refused.output
+    kept_longer = runner.invoke(app, ["events", "prune", "--older-than-days", "10"])
+    assert kept_longer.exit_code == 0, kept_longer.output
+    assert asyncio.run(left()) == (2, 1)
+
+    done = runner.invoke(app, ["events", "prune", "--service", "warning", "--service", "care"])
+    assert done.exit_code == 0, done.output
+    assert "warning: 1 events, 0 deliveries, 0 attempts, 0 inbox rows" in done.output
+    assert "care: 0 events, 0 deliveries, 0 attempts, 1 inbox rows" in done.output
+    assert asyncio.run(left()) == (1, 0)
