@@ -3,7 +3,7 @@
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends
@@ -93,48 +93,44 @@ class Consumer:
         on. An event older than ``retention`` (default: the setting) that the inbox does
         not know is ``expired``: the inbox forgets what it applied after the retention, so
         it could be a second delivery (services/kit/events/prune.py)."""
-        expired = await self._expired(session, batch, retention)
-        fresh = [e for e in batch if e.id not in expired]
+        settled = await self._settle_old(session, batch, retention)
+        fresh = [e for e in batch if e.id not in settled]
         try:
             async with session.begin_nested():
                 applied = await self._apply_all(session, fresh)
         except Exception:
             logger.info("a batch of %d events failed; retrying one at a time", len(fresh))
             applied = await self._apply_each(session, fresh)
-        if not expired:
+        if not settled:
             return applied
         by_id = {r.id: r for r in applied}
-        return [
-            by_id.get(str(e.id))
-            or EventResult(
-                id=str(e.id),
-                status="expired",
-                error=EXPIRED_ERROR,
-            )
-            for e in batch
-        ]
+        return [settled.get(e.id) or by_id[str(e.id)] for e in batch]
 
-    async def _expired(
+    async def _settle_old(
         self, session: AsyncSession, batch: list[Envelope], retention: timedelta | None
-    ) -> set[uuid.UUID]:
+    ) -> dict[uuid.UUID, EventResult]:
+        """The results of the events older than the retention, from one look at the inbox:
+        known, a duplicate; unknown, expired. Neither goes on to the inbox insert: an old
+        row that pruning deletes between that look and an insert would let the event in."""
         since = accepts_since(retention or timedelta(days=get_settings().event_retention_days))
-        old = [
-            e.id
-            for e in batch
-            if (e.occurred_at if e.occurred_at.tzinfo else e.occurred_at.replace(tzinfo=UTC))
-            < since
-        ]
+        old = [e.id for e in batch if _aware(e.occurred_at) < since]
         if not old:
-            return set()
+            return {}
         inbox = self.inbox.c
-        known = await session.execute(select(inbox.event_id).where(inbox.event_id.in_(old)))
-        gone = set(old) - set(known.scalars())
-        if gone:
+        known = set(
+            (await session.execute(select(inbox.event_id).where(inbox.event_id.in_(old)))).scalars()
+        )
+        if len(known) < len(old):
             logger.warning(
                 "%d events older than the retention and not in %s's inbox refused as expired",
-                len(gone), self.service,
+                len(old) - len(known), self.service,
             )  # fmt: skip
-        return gone
+        return {
+            event_id: EventResult(id=str(event_id), status="duplicate")
+            if event_id in known
+            else EventResult(id=str(event_id), status="expired", error=EXPIRED_ERROR)
+            for event_id in old
+        }
 
     async def _apply_all(self, session: AsyncSession, batch: list[Envelope]) -> list[EventResult]:
         if not batch:
@@ -227,3 +223,7 @@ class Consumer:
             )
 
         return router
+
+
+def _aware(instant: datetime) -> datetime:
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
