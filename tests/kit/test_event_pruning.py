@@ -18,6 +18,7 @@ from sqlalchemy import FromClause, Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
+from services.kit import clock
 from services.kit.config import Settings
 from services.kit.db import create_sessionmaker, libpq_url, session_scope
 from services.kit.errors import Conflict
@@ -25,7 +26,7 @@ from services.kit.events import event_tables
 from services.kit.events.admin import list_deliveries, replay
 from services.kit.events.consumer import EXPIRED_ERROR
 from services.kit.events.contracts import subscribe, unsubscribe
-from services.kit.events.prune import Pruned, prune, prune_inbox, prune_outbox
+from services.kit.events.prune import INBOX_GRACE, Pruned, prune, prune_inbox, prune_outbox
 from services.kit.events.publish import publish
 from services.kit.events.relay import Relay, RelayPolicy
 from services.kit.events.tables import DeliveryStatus
@@ -130,11 +131,15 @@ class World:
     async def prune(self, batch_size: int = 1000) -> Pruned:
         """Profile's outbox side and the probe's inbox side, as their workers would."""
         sessionmaker = create_sessionmaker(self.engine)
-        sent = await prune_outbox(sessionmaker, "profile", older_than=WEEK, batch_size=batch_size)
+        cutoff = clock.now() - WEEK
+        sent = await prune_outbox(sessionmaker, "profile", before=cutoff, batch_size=batch_size)
         received = await prune_inbox(
-            sessionmaker, PROBE.schema, older_than=WEEK, batch_size=batch_size
+            sessionmaker, PROBE.schema, before=cutoff - INBOX_GRACE, batch_size=batch_size
         )
-        return Pruned("profile", sent.events, sent.deliveries, sent.attempts, received.inbox)
+        return Pruned(
+            "profile", sent.events, sent.deliveries, sent.attempts, received.inbox,
+            batches=sent.batches + received.batches,
+        )  # fmt: skip
 
 
 @pytest.fixture
@@ -282,6 +287,7 @@ async def test_a_long_backlog_goes_in_many_short_batches(world: World) -> None:
     await world.age(30, *range(7))
     pruned = await world.prune(batch_size=2)
     assert (pruned.events, pruned.deliveries, pruned.inbox) == (7, 7, 7)
+    assert pruned.batches == 4 + 4  # 2, 2, 2 and 1 of each, a transaction each
     assert await world.events_left() == []
 
 

@@ -76,14 +76,16 @@ class Pruned:
     complete: bool = True
     """False when the run stopped at ``max_seconds`` with old rows left for the next."""
     seconds: float = 0.0
+    batches: int = 0
+    longest_batch_seconds: float = 0.0
+    """The longest transaction of the run: how long its row locks were held at most."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 # The oldest events that are safe to prune: every delivery delivered before the cutoff (an
-# event with no subscriber at all has none). Rows someone holds (a producer's insert of its
-# deliveries holds a key share) are skipped.
+# event with no subscriber at all has none). Rows another transaction holds are skipped.
 _OUTBOX_CANDIDATES = """
 SELECT o.seq FROM {schema}.outbox o
 WHERE o.occurred_at < :cutoff
@@ -162,25 +164,27 @@ async def prune_outbox(
     sessionmaker: async_sessionmaker[AsyncSession],
     schema: str,
     *,
-    older_than: timedelta,
+    before: datetime,
     batch_size: int = BATCH_SIZE,
     max_seconds: float = MAX_RUN_SECONDS,
 ) -> Pruned:
-    """Delete ``schema``'s delivered events older than ``older_than``, with their
-    deliveries and attempts, one batch per transaction."""
+    """Delete ``schema``'s events that occurred before ``before`` and whose every delivery
+    was delivered before it, with their deliveries and attempts, one batch per
+    transaction."""
     started = time.monotonic()
-    cutoff = clock.now() - older_than
-    events = deliveries = attempts = 0
+    events = deliveries = attempts = batches = 0
+    longest = 0.0
+    complete = True
     while True:
         if time.monotonic() - started > max_seconds:
-            return Pruned(schema, events, deliveries, attempts, complete=False,
-                          seconds=_since(started))  # fmt: skip
+            complete = False
+            break
+        batch_started = time.monotonic()
         async with sessionmaker() as session, session.begin():
             seqs = list(
                 (
                     await session.execute(
-                        _sql(_OUTBOX_CANDIDATES, schema),
-                        {"cutoff": cutoff, "limit": batch_size},
+                        _sql(_OUTBOX_CANDIDATES, schema), {"cutoff": before, "limit": batch_size}
                     )
                 ).scalars()
             )
@@ -192,9 +196,11 @@ async def prune_outbox(
             row = (
                 await session.execute(
                     _sql(_DELETE_EVENTS, schema),
-                    {"seqs": seqs, "locked": locked, "cutoff": cutoff},
+                    {"seqs": seqs, "locked": locked, "cutoff": before},
                 )
             ).one()
+        batches += 1
+        longest = max(longest, time.monotonic() - batch_started)
         events += row.events
         deliveries += row.deliveries
         attempts += row.attempts
@@ -202,34 +208,45 @@ async def prune_outbox(
             # The last batch: what is left is not old enough, or held by someone (a replay
             # in flight) and kept now; the next run looks again.
             break
-    return Pruned(schema, events, deliveries, attempts, seconds=_since(started))
+    return Pruned(
+        schema, events, deliveries, attempts, complete=complete, seconds=_since(started),
+        batches=batches, longest_batch_seconds=round(longest, 3),
+    )  # fmt: skip
 
 
 async def prune_inbox(
     sessionmaker: async_sessionmaker[AsyncSession],
     schema: str,
     *,
-    older_than: timedelta,
+    before: datetime,
     batch_size: int = BATCH_SIZE,
     max_seconds: float = MAX_RUN_SECONDS,
 ) -> Pruned:
-    """Delete ``schema``'s inbox rows processed more than ``older_than`` (plus
-    :data:`INBOX_GRACE`) ago, one batch per transaction."""
+    """Delete ``schema``'s inbox rows processed before ``before``, one batch per
+    transaction."""
     started = time.monotonic()
-    cutoff = clock.now() - older_than - INBOX_GRACE
-    deleted = 0
+    deleted = batches = 0
+    longest = 0.0
+    complete = True
     while True:
         if time.monotonic() - started > max_seconds:
-            return Pruned(schema, inbox=deleted, complete=False, seconds=_since(started))
+            complete = False
+            break
+        batch_started = time.monotonic()
         async with sessionmaker() as session, session.begin():
             result = await session.execute(
-                _sql(_DELETE_INBOX, schema), {"cutoff": cutoff, "limit": batch_size}
+                _sql(_DELETE_INBOX, schema), {"cutoff": before, "limit": batch_size}
             )
+        batches += 1
+        longest = max(longest, time.monotonic() - batch_started)
         count: int = result.rowcount  # type: ignore[attr-defined]
         deleted += count
         if count < batch_size:
             break
-    return Pruned(schema, inbox=deleted, seconds=_since(started))
+    return Pruned(
+        schema, inbox=deleted, complete=complete, seconds=_since(started), batches=batches,
+        longest_batch_seconds=round(longest, 3),
+    )  # fmt: skip
 
 
 async def prune(
@@ -240,16 +257,17 @@ async def prune(
     batch_size: int = BATCH_SIZE,
     max_seconds: float = MAX_RUN_SECONDS,
 ) -> Pruned:
-    """Prune one service's own event tables: its outbox (with deliveries and attempts),
-    then its inbox. ``older_than`` must not be less than the retention its consumer runs
-    with (``KEEPWELL_EVENT_RETENTION_DAYS``), or the inbox forgets events it still accepts."""
+    """Prune one service's own event tables of what is older than ``older_than``: its
+    outbox (with deliveries and attempts), then its inbox (kept :data:`INBOX_GRACE`
+    longer). ``older_than`` must not be less than the retention its consumer runs with
+    (``KEEPWELL_EVENT_RETENTION_DAYS``), or the inbox forgets events it still accepts."""
     started = time.monotonic()
+    cutoff = clock.now() - older_than
     sent = await prune_outbox(
-        sessionmaker, schema, older_than=older_than, batch_size=batch_size,
-        max_seconds=max_seconds,
-    )  # fmt: skip
+        sessionmaker, schema, before=cutoff, batch_size=batch_size, max_seconds=max_seconds
+    )
     received = await prune_inbox(
-        sessionmaker, schema, older_than=older_than, batch_size=batch_size,
+        sessionmaker, schema, before=cutoff - INBOX_GRACE, batch_size=batch_size,
         max_seconds=max(0.0, max_seconds - sent.seconds),
     )  # fmt: skip
     pruned = Pruned(
@@ -260,6 +278,8 @@ async def prune(
         received.inbox,
         complete=sent.complete and received.complete,
         seconds=_since(started),
+        batches=sent.batches + received.batches,
+        longest_batch_seconds=max(sent.longest_batch_seconds, received.longest_batch_seconds),
     )
     logger.info(
         "pruned %s's events older than %s: %d events, %d deliveries, %d attempts, "
