@@ -1,4 +1,5 @@
-"""``keepwell bench events``: produce -> relay -> effect in a consumer, end to end."""
+"""``keepwell bench events``: produce -> relay -> effect in a consumer, end to end, then
+the event tables' rows and sizes before and after pruning the older part."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ def register(bench: typer.Typer) -> None:
         aggregates: Annotated[int, typer.Option(help="Spread over this many aggregates.")] = 10_000,
         relays: Annotated[int, typer.Option(help="Relays running at once.")] = 2,
         batch: Annotated[int, typer.Option(help="Events per producing transaction.")] = 100,
+        prune_share: Annotated[
+            float,
+            typer.Option(min=0.0, max=1.0, help="Share of the events (the oldest) to prune."),
+        ] = 0.5,
     ) -> None:
-        """Events per second from publish to the consumer's effect, and the lag."""
+        """Events per second from publish to the consumer's effect, and the lag; then the
+        event tables' rows and sizes before and after pruning the oldest events."""
         import asyncio
         import json
 
         from keepwell.bench._events import run
 
-        result = asyncio.run(run(events, aggregates, relays, batch))
+        result = asyncio.run(run(events, aggregates, relays, batch, prune_share))
         typer.echo(json.dumps(result, indent=2))
