@@ -1,11 +1,13 @@
 """The body of ``keepwell bench events`` (kept apart so the CLI starts fast).
 
-After the events are applied, the oldest ``prune_share`` of them are pruned as if the
-retention ended there (the same batched deletes the workers run, with the cut-off at that
-event), and the event tables' rows and sizes are reported before the prune, right after it
-and after a plain VACUUM (what autovacuum does next). A DELETE frees space inside the
-table files for the next rows, it does not shrink the files: the sizes stay, and the next
-events fill the freed pages instead of growing the tables."""
+After the events are applied, about the oldest ``prune_share`` of them are pruned as if
+the retention ended there (the same batched deletes the workers run, with the cut-off at
+the time the event at that position by sequence was delivered; with several relays a few
+earlier events were delivered after it and stay), and the event tables' rows and sizes
+are reported before the prune, right after it and after a plain VACUUM (what autovacuum
+does next). A DELETE frees space inside the table files for the next rows, it does not
+shrink the files: the sizes stay, and the next events fill the freed pages instead of
+growing the tables."""
 
 from __future__ import annotations
 

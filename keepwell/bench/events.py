@@ -17,7 +17,7 @@ def register(bench: typer.Typer) -> None:
         batch: Annotated[int, typer.Option(help="Events per producing transaction.")] = 100,
         prune_share: Annotated[
             float,
-            typer.Option(min=0.0, max=1.0, help="Share of the events (the oldest) to prune."),
+            typer.Option(min=0.0, max=1.0, help="About this share, the oldest, is pruned."),
         ] = 0.5,
     ) -> None:
         """Events per second from publish to the consumer's effect, and the lag; then the
