@@ -24,7 +24,7 @@ bench = typer.Typer(
 )
 app.add_typer(imports, name="import")
 app.add_typer(bench, name="bench")
-events = typer.Typer(help="Event deliveries: dead letters and replay.", no_args_is_help=True)
+events = typer.Typer(help="Event deliveries: dead letters, replay, pruning.", no_args_is_help=True)
 app.add_typer(events, name="events")
 
 Service = StrEnum("Service", {s: s for s in SERVICES})  # type: ignore[misc]
@@ -373,6 +373,60 @@ def events_replay(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"{delivery}: {status}")
+
+
+@events.command("prune")
+def events_prune(
+    service: Annotated[
+        list[Service] | None, typer.Option(help="Only these services' event tables.")
+    ] = None,
+    older_than_days: Annotated[
+        int | None,
+        typer.Option(
+            help="Keep this many days (default KEEPWELL_EVENT_RETENTION_DAYS); never fewer.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Delete delivered events (with their deliveries and attempts) and inbox rows older
+    than the retention now, in short batches, as every worker does each hour."""
+    import math
+    from datetime import timedelta
+
+    from services.kit.db import create_engine, create_sessionmaker
+    from services.kit.events.prune import Pruned, prune
+
+    settings = get_settings()
+    retention = settings.event_retention_days
+    days = retention if older_than_days is None else older_than_days
+    if days < retention:
+        # The consumers accept events up to the retention old that their inbox does not
+        # know: an inbox pruned sooner could let such an event be applied twice.
+        raise typer.BadParameter(
+            f"{days} is less than KEEPWELL_EVENT_RETENTION_DAYS ({retention}): the inboxes "
+            "must remember events as long as the consumers accept them; lower the setting "
+            "for every process instead",
+            param_hint="--older-than-days",
+        )
+    chosen = [str(s) for s in service] if service else list(SERVICES)
+
+    async def run_prune() -> list[Pruned]:
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            sessionmaker = create_sessionmaker(engine)
+            return [
+                await prune(sessionmaker, s, older_than=timedelta(days=days), max_seconds=math.inf)
+                for s in chosen
+            ]
+        finally:
+            await engine.dispose()
+
+    for pruned in asyncio.run(run_prune()):
+        typer.echo(
+            f"{pruned.schema}: {pruned.events} events, {pruned.deliveries} deliveries, "
+            f"{pruned.attempts} attempts, {pruned.inbox} inbox rows older than {days} days "
+            f"({pruned.seconds:.1f} s)"
+        )
 
 
 @events.command("catalogue")

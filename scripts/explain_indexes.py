@@ -1,11 +1,13 @@
-"""EXPLAIN (ANALYZE) of the list queries before and after the indexes of 2026-12-02.
+"""EXPLAIN (ANALYZE) of the list queries and of the event tables' pruning, before and after
+the indexes of 2026-12-02.
 
 Not a test: loads ~1M rows per table into a scratch database (an embedded PostgreSQL under
 a temporary directory, or the server of $DATABASE_URL) and prints, per query, the plan and
 time without the new index ("before": dropped inside a transaction that is rolled back) and
-with it ("after"). Findings are written up in docs/indexes.md.
+with it ("after", also rolled back: the pruning statements delete). Findings are written up
+in docs/indexes.md.
 
-    .venv/bin/python scripts/explain_indexes.py [--rows 1000000]
+    .venv/bin/python scripts/explain_indexes.py [--rows 1000000] [--only lists|events]
 """
 
 from __future__ import annotations
@@ -78,6 +80,32 @@ FROM generate_series(1, {rows}) i;
 ANALYZE;
 """
 
+# 14 days of profile events (a nightly feed's worth each day), oldest first, each with three
+# deliveries, all delivered but one in a thousand (pending or dead), one delivery in ten
+# with a failed attempt first; warning's inbox of as many events over the same days.
+LOAD_EVENTS = """
+INSERT INTO profile.outbox (id, type, version, aggregate_id, occurred_at, payload)
+SELECT gen_random_uuid(), 'customer.updated', 1, (13800000000 + i)::text,
+  now() - interval '14 days' * ({rows} - i) / {rows}, '{{"changed": ["tier"]}}'
+FROM generate_series(1, {rows}) i;
+INSERT INTO profile.delivery (event_seq, subscriber, aggregate_id, status, attempts,
+  next_attempt_at, delivered_at)
+SELECT o.seq, s.name, o.aggregate_id,
+  CASE WHEN o.seq % 1000 = 0 AND s.name = 'service:care' THEN 'dead'
+       WHEN o.seq % 1000 = 500 AND s.name = 'service:care' THEN 'pending' ELSE 'delivered' END,
+  1, o.occurred_at, o.occurred_at + interval '1 second'
+FROM profile.outbox o
+CROSS JOIN (VALUES ('service:warning'), ('service:care'), ('service:complaint')) AS s(name);
+INSERT INTO profile.delivery_attempt (delivery_id, at, status_code, error, milliseconds)
+SELECT d.id, d.delivered_at - interval '1 second', 503, 'HTTP 503', 30
+FROM profile.delivery d WHERE d.id % 10 = 0;
+INSERT INTO warning.inbox (event_id, producer, type, processed_at)
+SELECT gen_random_uuid(), 'profile', 'customer.updated',
+  now() - interval '14 days' * ({rows} - i) / {rows}
+FROM generate_series(1, {rows}) i;
+ANALYZE;
+"""
+
 BEFORE = [
     "DROP INDEX profile.ix_customer_tags",
     "DROP INDEX profile.ix_customer_name_trgm",
@@ -88,6 +116,49 @@ BEFORE = [
     "DROP INDEX care.ix_recipient_provider_message",
 ]
 """The schema as the previous migrations left it."""
+
+BEFORE_EVENTS = [
+    "DROP INDEX profile.ix_profile_outbox_occurred_at",
+    "DROP INDEX warning.ix_warning_inbox_processed_at",
+]
+"""The event tables as the migrations before pruning left them."""
+
+_CUTOFF = "now() - interval '7 days'"
+_CANDIDATES = f"""SELECT o.seq FROM profile.outbox o
+  WHERE o.occurred_at < {_CUTOFF}
+    AND NOT EXISTS (SELECT 1 FROM profile.delivery d WHERE d.event_seq = o.seq
+      AND (d.status <> 'delivered' OR d.delivered_at IS NULL OR d.delivered_at >= {_CUTOFF}))
+  ORDER BY o.occurred_at LIMIT 1000 FOR UPDATE OF o SKIP LOCKED"""
+
+# (name, the statements that undo the new indexes (none: not concerned), the query)
+EVENT_CASES: list[tuple[str, list[str], str]] = [
+    ("prune: the next 1000 events to prune", BEFORE_EVENTS, _CANDIDATES),
+    (
+        "prune: the next 1000 events, when none is old enough (a run's last look)",
+        BEFORE_EVENTS,
+        _CANDIDATES.replace("interval '7 days'", "interval '15 days'"),
+    ),
+    (
+        "prune: delete 1000 events with their deliveries and attempts",
+        [],
+        f"""WITH doomed AS ({_CANDIDATES.replace(" FOR UPDATE OF o SKIP LOCKED", "")}),
+          attempts AS (DELETE FROM profile.delivery_attempt a USING profile.delivery d, doomed
+            WHERE d.event_seq = doomed.seq AND a.delivery_id = d.id RETURNING a.id),
+          deliveries AS (DELETE FROM profile.delivery d USING doomed
+            WHERE d.event_seq = doomed.seq RETURNING d.id),
+          events AS (DELETE FROM profile.outbox o USING doomed WHERE o.seq = doomed.seq
+            RETURNING o.seq)
+          SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM deliveries),
+            (SELECT count(*) FROM attempts)""",
+    ),
+    (
+        "prune: delete the next 1000 inbox rows",
+        BEFORE_EVENTS,
+        f"""DELETE FROM warning.inbox WHERE event_id IN (SELECT event_id FROM warning.inbox
+          WHERE processed_at < {_CUTOFF} ORDER BY processed_at LIMIT 1000
+          FOR UPDATE SKIP LOCKED)""",
+    ),
+]
 
 # (name, whether the new indexes concern it, the query)
 CASES: list[tuple[str, list[str], str]] = [
@@ -161,6 +232,18 @@ CASES: list[tuple[str, list[str], str]] = [
 ]
 
 
+async def rolled_back(conn: asyncpg.Connection, undo: list[str], query: str) -> tuple[str, float]:
+    """EXPLAIN (ANALYZE) ``query`` after ``undo``, in a transaction rolled back after."""
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        for statement in undo:
+            await conn.execute(statement)
+        return await explain(conn, query)
+    finally:
+        await tx.rollback()
+
+
 async def explain(conn: asyncpg.Connection, query: str) -> tuple[str, float]:
     rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF) {query}")
     plan = "\n".join(r[0] for r in rows)
@@ -168,7 +251,7 @@ async def explain(conn: asyncpg.Connection, query: str) -> tuple[str, float]:
     return plan, float(found.group(1)) if found else -1.0
 
 
-async def main(rows: int) -> None:
+async def main(rows: int, only: str | None) -> None:
     server = None
     if os.environ.get("DATABASE_URL"):
         url = os.environ["DATABASE_URL"]
@@ -180,17 +263,18 @@ async def main(rows: int) -> None:
         await asyncio.to_thread(migrations.upgrade, scratch, SERVICES)
         conn = await asyncpg.connect(scratch.replace("postgresql+asyncpg", "postgresql"))
         print(f"loading {rows} rows per table ...", flush=True)
-        await conn.execute(LOAD.format(rows=rows))
-        for name, undo, query in CASES:
+        cases: list[tuple[str, list[str], str]] = []
+        if only in (None, "lists"):
+            await conn.execute(LOAD.format(rows=rows))
+            cases += [(name, BEFORE if undo else [], query) for name, undo, query in CASES]
+        if only in (None, "events"):
+            await conn.execute(LOAD_EVENTS.format(rows=rows))
+            cases += EVENT_CASES
+        for name, undo, query in cases:
             query = query.format(rows=rows)
-            await explain(conn, query)  # warm the cache for both runs alike
-            tx = conn.transaction()
-            await tx.start()
-            for statement in BEFORE if undo else []:
-                await conn.execute(statement)
-            before, before_ms = await explain(conn, query)
-            await tx.rollback()
-            after, after_ms = await explain(conn, query)
+            await rolled_back(conn, [], query)  # warm the cache for both runs alike
+            before, before_ms = await rolled_back(conn, undo, query)
+            after, after_ms = await rolled_back(conn, [], query)
             print(f"\n## {name}: {before_ms:.2f} ms -> {after_ms:.2f} ms")
             if undo:
                 print("### before\n" + before)
@@ -204,4 +288,6 @@ async def main(rows: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    asyncio.run(main(parser.parse_args().rows))
+    parser.add_argument("--only", choices=["lists", "events"])
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.rows, arguments.only))

@@ -1,5 +1,5 @@
-"""The indexes behind the hot list filters exist as the queries need them (the plans with
-and without them, on 1M rows, are in docs/indexes.md)."""
+"""The indexes behind the hot list filters and the event tables' pruning exist as the
+queries need them (the plans with and without them, on 1M rows, are in docs/indexes.md)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ EXPECTED = {
         "(provider_message_id, provider)",
         "WHERE (provider_message_id IS NOT NULL)",
     ),
+} | {
+    # pruning the event tables takes the oldest rows first, in every service's schema
+    (schema, f"ix_{schema}_{table}_{column}"): (f"({column})",)
+    for schema in ("profile", "warning", "care", "complaint")
+    for table, column in (("outbox", "occurred_at"), ("inbox", "processed_at"))
 }
 
 

@@ -1,4 +1,13 @@
-"""The body of ``keepwell bench events`` (kept apart so the CLI starts fast)."""
+"""The body of ``keepwell bench events`` (kept apart so the CLI starts fast).
+
+After the events are applied, about the oldest ``prune_share`` of them are pruned as if
+the retention ended there (the same batched deletes the workers run, with the cut-off at
+the time the event at that position by sequence was delivered; with several relays a few
+earlier events were delivered after it and stay), and the event tables' rows and sizes
+are reported before the prune, right after it and after a plain VACUUM (what autovacuum
+does next). A DELETE frees space inside the table files for the next rows, it does not
+shrink the files: the sizes stay, and the next events fill the freed pages instead of
+growing the tables."""
 
 from __future__ import annotations
 
@@ -7,9 +16,11 @@ import multiprocessing
 import os
 import time
 from contextlib import AsyncExitStack
+from typing import Any
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
 from keepwell.bench._report import Figure, Result
@@ -17,6 +28,7 @@ from keepwell.bench._scratch import Scratch
 from services.kit.config import Settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
 from services.kit.embedded import free_port
+from services.kit.events.prune import prune_inbox, prune_outbox
 from services.kit.events.publish import publish
 from services.kit.events.relay import Relay, RelayPolicy
 from services.kit.testing import ProbeConsumer, ProbePinged
@@ -44,7 +56,86 @@ async def _wait_until_up(url: str) -> None:
     raise TimeoutError(f"probe consumer at {url} did not start")
 
 
-async def run(found: Scratch, *, events: int, aggregates: int, relays: int, batch: int) -> Result:
+EVENT_TABLES = ("profile.outbox", "profile.delivery", "profile.delivery_attempt", "probe.inbox")
+
+
+async def _sizes(engine: AsyncEngine) -> dict[str, dict[str, int]]:
+    """Rows and total size on disk (table, indexes, TOAST) of each event table."""
+    sizes: dict[str, dict[str, int]] = {}
+    async with engine.connect() as conn:
+        for table in EVENT_TABLES:
+            row = (
+                await conn.execute(
+                    text(
+                        f"SELECT count(*) AS rows, pg_total_relation_size('{table}') AS bytes"
+                        f" FROM {table}"
+                    )
+                )
+            ).one()
+            sizes[table] = {"rows": row.rows, "bytes": row.bytes}
+    return sizes
+
+
+async def _prune(engine: AsyncEngine, total: int, share: float) -> dict[str, Any]:
+    """Prune the oldest ``share`` of the events as if the retention ended at the first
+    event after them: the cut-offs are the time that event was delivered (outbox: events
+    that occurred and were delivered before it) and the time its inbox row was written
+    (inbox)."""
+    sessionmaker = create_sessionmaker(engine)
+    before = await _sizes(engine)
+    async with engine.connect() as conn:
+        boundary = (
+            await conn.execute(
+                text(
+                    "SELECT d.delivered_at, i.processed_at FROM profile.outbox o"
+                    " JOIN profile.delivery d ON d.event_seq = o.seq"
+                    " JOIN probe.inbox i ON i.event_id = o.id"
+                    " ORDER BY o.seq OFFSET :n LIMIT 1"
+                ),
+                {"n": min(total - 1, int(total * share))},
+            )
+        ).one()
+    sent = await prune_outbox(sessionmaker, "profile", before=boundary.delivered_at)
+    received = await prune_inbox(sessionmaker, "probe", before=boundary.processed_at)
+    after = await _sizes(engine)
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in EVENT_TABLES:
+            await conn.execute(text(f"VACUUM {table}"))
+    vacuumed = await _sizes(engine)
+    return {
+        "share": share,
+        "events": sent.events,
+        "deliveries": sent.deliveries,
+        "attempts": sent.attempts,
+        "inbox": received.inbox,
+        "seconds": round(sent.seconds + received.seconds, 2),
+        "rows_per_second": round(
+            (sent.events + sent.deliveries + sent.attempts + received.inbox)
+            / max(sent.seconds + received.seconds, 1e-9)
+        ),
+        "batches": sent.batches + received.batches,
+        "longest_batch_seconds": max(sent.longest_batch_seconds, received.longest_batch_seconds),
+        "tables": {
+            table: {
+                "before": before[table],
+                "after": after[table],
+                "after_vacuum": vacuumed[table],
+            }
+            for table in EVENT_TABLES
+        },
+    }
+
+
+async def run(
+    found: Scratch,
+    *,
+    events: int,
+    aggregates: int,
+    relays: int,
+    batch: int,
+    prune_share: float = 0.5,
+) -> Result:
     total = events
     assert found.database_url is not None
     database_url = found.database_url
@@ -123,6 +214,7 @@ async def run(found: Scratch, *, events: int, aggregates: int, relays: int, batc
                     )
                 )
             ).one()
+        pruned = await _prune(engine, total, prune_share)
         await probe.drop_tables(engine)
     end_to_end = round(total / seconds, 1)
     produced = round(total / produced_seconds, 1)
@@ -145,5 +237,6 @@ async def run(found: Scratch, *, events: int, aggregates: int, relays: int, batc
             "applied_twice": row.applied - row.distinct_events,
             "lag_p50_seconds": round(float(row.p50), 3),
             "lag_p99_seconds": round(float(row.p99), 3),
+            "prune": pruned,
         },
     )

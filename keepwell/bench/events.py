@@ -1,4 +1,5 @@
-"""``keepwell bench events``: produce -> relay -> effect in a consumer, end to end."""
+"""``keepwell bench events``: produce -> relay -> effect in a consumer, end to end, then
+the event tables' rows and sizes before and after pruning the older part."""
 
 from __future__ import annotations
 
@@ -36,13 +37,18 @@ def register(bench: typer.Typer) -> None:
                 min=1, help=size_help("Events per producing transaction.", "batch", FULL, QUICK)
             ),
         ] = None,
+        prune_share: Annotated[
+            float,
+            typer.Option(min=0.0, max=1.0, help="About this share, the oldest, is pruned."),
+        ] = 0.5,
         quick: Annotated[bool, typer.Option("--quick", help=QUICK_HELP)] = False,
     ) -> None:
-        """Events per second from publish to the consumer's effect, and the lag."""
+        """Events per second from publish to the consumer's effect, and the lag; then the
+        event tables' rows and sizes before and after pruning the oldest events."""
         from keepwell.bench._events import run
         from keepwell.bench._report import run_bench, sized
 
         size = sized(
             quick, FULL, QUICK, events=events, aggregates=aggregates, relays=relays, batch=batch
         )
-        run_bench("events", lambda found: run(found, **size), quick=quick)
+        run_bench("events", lambda found: run(found, **size, prune_share=prune_share), quick=quick)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 import httpx
@@ -237,7 +238,12 @@ def create_service_app(
     if consumer is not None:
         # Only the relay may deliver events: a token signed with the relay's key.
         app.include_router(
-            consumer.router(db_session, require_caller(Signer.relay)), responses=ERROR_RESPONSES
+            consumer.router(
+                db_session,
+                require_caller(Signer.relay),
+                retention=timedelta(days=settings.event_retention_days),
+            ),
+            responses=ERROR_RESPONSES,
         )
     for router in (
         _whoami_router(),

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     # How long a create route keeps the answer of an Idempotency-Key (services/kit/idempotency.py).
     idempotency_key_hours: float = Field(24, gt=0)
     db_pool_size: int = 10
+    # How long delivered events (outbox rows with their deliveries and attempts) and inbox
+    # rows are kept before the workers' prune_events job deletes them; also how old an event
+    # a consumer still accepts when its inbox does not know it (services/kit/events/prune.py).
+    # The same value in every process of a service: its API accepts what its worker's prune
+    # still remembers.
+    event_retention_days: int = Field(7, ge=1)
 
     PRODUCTION_REQUIRES: ClassVar[tuple[str, ...]] = (
         "user_public_key",

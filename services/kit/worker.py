@@ -11,6 +11,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from arq import Retry
@@ -21,6 +22,7 @@ from prometheus_client import start_http_server
 from services.kit import idempotency
 from services.kit.app import Resources
 from services.kit.config import Settings, get_settings
+from services.kit.events.prune import PRUNE_JOB, prune
 from services.kit.events.publish import RELAY_JOB
 from services.kit.events.relay import Relay
 from services.kit.keys import Signer, require_signing_key
@@ -34,6 +36,10 @@ JobFunction = Callable[..., Awaitable[Any]]
 
 RELAY_SWEEP_SECONDS = 5
 PRUNE_MINUTE = 17  # past each hour
+EVENTS_PRUNE_MINUTE = 47
+"""Every hour at this minute each worker prunes its own event tables: an hour's worth of
+rows per run, in short batches, rather than a night's at once (half an hour away from the
+Idempotency-Key pruning)."""
 
 
 def _measured(service: str, job: JobFunction) -> JobFunction:
@@ -120,9 +126,18 @@ def worker_settings(
         minute=PRUNE_MINUTE,
         keep_result=0,
     )
+    # And its own event tables of what the retention no longer keeps (one run per service
+    # and hour, whichever of its workers queues it first; named per service, as the sweep
+    # is).
+    pruning = cron(
+        _measured(service, prune_events),  # type: ignore[arg-type]
+        name=f"{PRUNE_JOB}:{service}",
+        minute=EVENTS_PRUNE_MINUTE,
+        second=0,
+    )
     attributes: dict[str, Any] = {
         "functions": registered,
-        "cron_jobs": [*cron_jobs, sweep, prune],
+        "cron_jobs": [*cron_jobs, sweep, prune, pruning],
         "queue_name": queue_name(service),
         "redis_settings": redis_settings(settings.redis_url),
         "on_startup": startup,
@@ -146,6 +161,14 @@ async def prune_idempotency_keys(ctx: dict[str, Any]) -> int:
     res = resources_of(ctx)
     async with res.session() as session:
         return await idempotency.prune(session, res.service)
+
+
+async def prune_events(ctx: dict[str, Any]) -> dict[str, object]:
+    """Delete this service's delivered events and inbox rows older than the retention
+    (``KEEPWELL_EVENT_RETENTION_DAYS``); what is left is pruned at the next run."""
+    res = resources_of(ctx)
+    retention = timedelta(days=res.settings.event_retention_days)
+    return (await prune(res.sessionmaker, res.service, older_than=retention)).as_dict()
 
 
 def resources_of(ctx: dict[str, Any]) -> Resources:

@@ -83,3 +83,50 @@ async def test_every_service_queues_its_own_relay_sweep_on_one_redis(settings: S
     finally:
         await redis.flushdb()
         await redis.aclose()
+
+
+async def test_every_service_prunes_its_own_event_tables_hourly_under_its_own_cron_name(
+    settings: Settings,
+) -> None:
+    """arq keys a cron run as {name}:{time} across all queues: one name for every service
+    would let the first worker's tick prune only its own schema."""
+    from datetime import timedelta
+
+    from services.kit.events.prune import PRUNE_JOB
+    from services.kit.worker import EVENTS_PRUNE_MINUTE
+
+    crons = {
+        s: worker_settings(s, [], settings=settings, serve_metrics=False).cron_jobs  # type: ignore[attr-defined]
+        for s in SERVICES
+    }
+    names = {s: [c.name for c in jobs if c.name.startswith(PRUNE_JOB)] for s, jobs in crons.items()}
+    assert names == {s: [f"{PRUNE_JOB}:{s}"] for s in SERVICES}
+
+    redis: ArqRedis = create_redis(settings.redis_url, "profile")
+    before = datetime.now(UTC).replace(minute=EVENTS_PRUNE_MINUTE, second=0, microsecond=0)
+    before -= timedelta(hours=1, seconds=1)  # a second before an hourly run
+    try:
+        for service in SERVICES:
+            config = worker_settings(service, [], settings=settings, serve_metrics=False)
+            worker = Worker(
+                functions=config.functions,  # type: ignore[attr-defined]
+                cron_jobs=config.cron_jobs,  # type: ignore[attr-defined]
+                queue_name=config.queue_name,  # type: ignore[attr-defined]
+                redis_pool=redis,
+            )
+            await worker.run_cron(before, delay=0.5)  # plans the next run
+            await worker.run_cron(before + timedelta(seconds=1), delay=0.5)  # it is due
+        queued = {
+            s: [
+                job.decode()
+                for job in await redis.zrange(queue_name(s), 0, -1)
+                if job.decode().startswith(f"{PRUNE_JOB}:")
+            ]
+            for s in SERVICES
+        }
+        assert {s: [j.rsplit(":", 1)[0] for j in jobs] for s, jobs in queued.items()} == {
+            s: [f"{PRUNE_JOB}:{s}"] for s in SERVICES
+        }
+    finally:
+        await redis.flushdb()
+        await redis.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -137,7 +137,7 @@ def _complaint(msisdn: str, complaint_id: str, repeat: int = 1) -> Envelope:
         category="network_signal",
         channel="hotline",
         severity="high",
-        opened_at=datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+        opened_at=clock.now() - timedelta(minutes=5),
         repeat_count=repeat,
     )
     return Envelope(
@@ -147,7 +147,7 @@ def _complaint(msisdn: str, complaint_id: str, repeat: int = 1) -> Envelope:
         version=1,
         producer="complaint",
         aggregate_id=complaint_id,
-        occurred_at=event.opened_at,
+        occurred_at=clock.now(),  # a consumer refuses events older than the retention
         payload=event.model_dump(mode="json"),
     )
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit.config import get_settings
 from services.kit.errors import Conflict, NotFound
+from services.kit.events.prune import accepts_since
 from services.kit.events.tables import DeliveryStatus, event_tables
 
 
@@ -91,12 +93,21 @@ async def list_deliveries(
 
 
 async def replay(
-    session: AsyncSession, producer: str, delivery_id: int, *, subscriber: str | None = None
+    session: AsyncSession,
+    producer: str,
+    delivery_id: int,
+    *,
+    subscriber: str | None = None,
+    retention: timedelta | None = None,
 ) -> DeliveryRead:
     """Deliver again from scratch: a dead delivery, or a delivered one a partner lost.
-    With ``subscriber``, only a delivery to that subscriber is found."""
+    With ``subscriber``, only a delivery to that subscriber is found. A delivery to one of
+    our services is replayed only within the event retention (default: the setting): past
+    it, the consumer's inbox may have forgotten the event and would refuse it as expired
+    (services/kit/events/prune.py)."""
     t = event_tables(producer)
-    query = _select(producer).where(t.delivery.c.id == delivery_id)
+    # Locked first: pruning skips a delivery held here, or has deleted it (not found).
+    query = _select(producer).where(t.delivery.c.id == delivery_id).with_for_update(of=t.delivery)
     if subscriber is not None:
         query = query.where(t.delivery.c.subscriber == subscriber)
     row = (await session.execute(query)).first()
@@ -104,6 +115,13 @@ async def replay(
         raise NotFound(f"找不到投递记录 {delivery_ref(producer, delivery_id)}", field="id")
     if row.status == DeliveryStatus.pending.value:
         raise Conflict("该投递仍在等待中，转发程序会投递它", field="id")
+    retention = retention or timedelta(days=get_settings().event_retention_days)
+    if row.subscriber.startswith("service:") and row.occurred_at < accepts_since(retention):
+        raise Conflict(
+            f"该事件发生于 {row.occurred_at:%Y-%m-%d %H:%M} UTC，已超过事件保留期"
+            f"（{retention.days} 天）：订阅服务已无法分辨它是否处理过，不能重放",
+            field="id",
+        )
     await session.execute(
         update(t.delivery)
         .where(t.delivery.c.id == delivery_id)

@@ -1,15 +1,20 @@
 """Receiving events: idempotent handlers behind ``POST /events``."""
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit.config import get_settings
 from services.kit.events.model import Envelope, Event
+from services.kit.events.prune import accepts_since
 from services.kit.events.tables import event_tables
 
 logger = logging.getLogger("keepwell.events")
@@ -26,8 +31,16 @@ class EventBatch(BaseModel):
 
 class EventResult(BaseModel):
     id: str
-    status: Literal["processed", "duplicate", "ignored", "failed", "blocked"]
+    # "expired": older than the retention and not in the inbox, so possibly applied before
+    # and forgotten (services/kit/events/prune.py): not applied, and not worth retrying.
+    status: Literal["processed", "duplicate", "ignored", "failed", "blocked", "expired"]
     error: str | None = None
+
+
+EXPIRED_ERROR = (
+    "expired: older than the event retention (KEEPWELL_EVENT_RETENTION_DAYS) and no longer "
+    "in the consumer's inbox, so it may have been applied already; not applied"
+)
 
 
 class BatchResult(BaseModel):
@@ -71,17 +84,53 @@ class Consumer:
 
         return register
 
-    async def receive(self, session: AsyncSession, batch: list[Envelope]) -> list[EventResult]:
+    async def receive(
+        self, session: AsyncSession, batch: list[Envelope], *, retention: timedelta | None = None
+    ) -> list[EventResult]:
         """Apply each event once. The whole batch is tried at once; if any handler fails,
         the batch is undone and applied one event at a time, so the failing event is
         reported, later events of its aggregate wait (order per aggregate) and the rest go
-        on."""
+        on. An event older than ``retention`` (default: the setting) that the inbox does
+        not know is ``expired``: the inbox forgets what it applied after the retention, so
+        it could be a second delivery (services/kit/events/prune.py)."""
+        settled = await self._settle_old(session, batch, retention)
+        fresh = [e for e in batch if e.id not in settled]
         try:
             async with session.begin_nested():
-                return await self._apply_all(session, batch)
+                applied = await self._apply_all(session, fresh)
         except Exception:
-            logger.info("a batch of %d events failed; retrying one at a time", len(batch))
-        return await self._apply_each(session, batch)
+            logger.info("a batch of %d events failed; retrying one at a time", len(fresh))
+            applied = await self._apply_each(session, fresh)
+        if not settled:
+            return applied
+        by_id = {r.id: r for r in applied}
+        return [settled.get(e.id) or by_id[str(e.id)] for e in batch]
+
+    async def _settle_old(
+        self, session: AsyncSession, batch: list[Envelope], retention: timedelta | None
+    ) -> dict[uuid.UUID, EventResult]:
+        """The results of the events older than the retention, from one look at the inbox:
+        known, a duplicate; unknown, expired. Neither goes on to the inbox insert: an old
+        row that pruning deletes between that look and an insert would let the event in."""
+        since = accepts_since(retention or timedelta(days=get_settings().event_retention_days))
+        old = [e.id for e in batch if _aware(e.occurred_at) < since]
+        if not old:
+            return {}
+        inbox = self.inbox.c
+        known = set(
+            (await session.execute(select(inbox.event_id).where(inbox.event_id.in_(old)))).scalars()
+        )
+        if len(known) < len(old):
+            logger.warning(
+                "%d events older than the retention and not in %s's inbox refused as expired",
+                len(old) - len(known), self.service,
+            )  # fmt: skip
+        return {
+            event_id: EventResult(id=str(event_id), status="duplicate")
+            if event_id in known
+            else EventResult(id=str(event_id), status="expired", error=EXPIRED_ERROR)
+            for event_id in old
+        }
 
     async def _apply_all(self, session: AsyncSession, batch: list[Envelope]) -> list[EventResult]:
         if not batch:
@@ -153,7 +202,10 @@ class Consumer:
         await self.handlers[envelope.type](session, event, envelope)
 
     def router(
-        self, session_dependency: Callable[..., Any], guard: Callable[..., Any]
+        self,
+        session_dependency: Callable[..., Any],
+        guard: Callable[..., Any],
+        retention: timedelta | None = None,
     ) -> APIRouter:
         router = APIRouter(tags=["events"])
 
@@ -166,6 +218,12 @@ class Consumer:
             batch: EventBatch,
             session: Annotated[AsyncSession, Depends(session_dependency, scope="function")],
         ) -> BatchResult:
-            return BatchResult(results=await self.receive(session, batch.events))
+            return BatchResult(
+                results=await self.receive(session, batch.events, retention=retention)
+            )
 
         return router
+
+
+def _aware(instant: datetime) -> datetime:
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)

@@ -9,8 +9,10 @@ inbox makes the redelivery harmless. Subscribers are delivered each on its own: 
 broken one (a partner's webhook that takes a second per event, a service answering
 garbage) holds back only its own deliveries, never another subscriber's.
 A failed delivery is retried with exponential back-off and, after ``max_attempts``, set
-aside as dead until an operator replays it. A dead delivery does not hold back later
-events of its aggregate: consumers keep read models by version, not by arrival order.
+aside as dead until an operator replays it (at once if the consumer answered that it is
+too old to be told from a duplicate: ``expired``, see services/kit/events/prune.py). A
+dead delivery does not hold back later events of its aggregate: consumers keep read
+models by version, not by arrival order.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class Outcome:
     error: str | None = None
     attempted: bool = True  # False: held back behind an earlier failed event; not an attempt
     milliseconds: int = 0
+    final: bool = False  # True: retrying cannot help (the consumer answered "expired"): dead now
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -382,6 +385,7 @@ class Relay:
                 error=result.error if result is not None else "no result for this event",
                 attempted=status != "blocked",
                 milliseconds=ms,
+                final=status == "expired",
             )
         return outcomes
 
@@ -491,7 +495,7 @@ class Relay:
                 continue
             if not outcome.delivered:
                 tries = item.attempts + 1
-                dead = tries >= self.policy.max_attempts
+                dead = tries >= self.policy.max_attempts or outcome.final
                 row = await session.execute(
                     update(delivery)
                     .where(delivery.c.id == item.delivery_id, delivery.c.claim == item.claim)

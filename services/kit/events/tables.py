@@ -63,6 +63,8 @@ def event_tables(schema: str) -> EventTables:
         Column("payload", JSONB, nullable=False),
         Column("request_id", String(64)),
         Column("actor", String(64)),
+        # Pruning takes the oldest events first (services/kit/events/prune.py).
+        Index(f"ix_{schema}_outbox_occurred_at", "occurred_at"),
         schema=schema,
     )
     delivery = Table(
@@ -133,6 +135,8 @@ def event_tables(schema: str) -> EventTables:
         Column("producer", String(32), nullable=False),
         Column("type", String(100), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # Pruning takes the oldest rows first (services/kit/events/prune.py).
+        Index(f"ix_{schema}_inbox_processed_at", "processed_at"),
         schema=schema,
     )
     webhook = Table(
