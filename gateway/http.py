@@ -12,7 +12,8 @@ The router (:class:`EdgeRouter`) fills what strawberry leaves out: a mutation ov
 prefers ``application/graphql-response+json`` gets that media type and the status codes
 of the GraphQL-over-HTTP spec (400 for a request error: a document that does not parse or
 validate, variables that do not coerce, an operation over the limits), while
-``application/json`` keeps strawberry's behaviour (200 for every GraphQL response).
+``application/json`` keeps strawberry's behaviour (200 for every GraphQL response); a
+refusal by the rate limits (gateway/ratelimit.py) is 429 for either.
 Every refusal, here or in strawberry, is a GraphQL error body with ``extensions.code``.
 """
 
@@ -210,7 +211,8 @@ class EdgeRouter(GraphQLRouter[Context, None]):
             return error_response(e.status_code, e.reason, code, accept)
         if response.media_type == JSON and prefers_graphql_response(accept):
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
-            if request.state.graphql_request_error:
+            # A status set on purpose (429 of the rate limits) stays.
+            if request.state.graphql_request_error and response.status_code == 200:
                 response.status_code = 400
         return response
 

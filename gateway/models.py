@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, String
+from sqlalchemy import Column, DateTime, Integer, String
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
@@ -39,3 +39,5 @@ class ApiKey(SQLModel, table=True):
     last_used_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    rate_per_minute: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    """The key's own rate limit (cost per minute); ``None``: the partners' default."""
