@@ -15,6 +15,7 @@ from gateway import apikeys
 from gateway.config import GatewaySettings, get_gateway_settings
 from gateway.context import Clients, Context
 from gateway.http import EdgeMiddleware, EdgeRouter
+from gateway.persisted import PersistedQueries
 from gateway.ratelimit import Meter, RateLimiter
 from gateway.schema import schema
 from services.kit.auth import Principal
@@ -42,13 +43,16 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         http = create_http_client(settings.http_timeout_seconds)
         engine = create_engine(settings.database_url, pool_size=min(settings.db_pool_size, 5))
         app.state.clients = Clients.create(settings, gateway, http, engine)
-        # Rate limits (gateway/ratelimit.py): Redis, with short timeouts, since they go on
-        # without it.
+        # Rate limits and persisted queries (gateway/ratelimit.py, gateway/persisted.py):
+        # Redis, with short timeouts, since both go on without it.
         timeout = gateway.redis_timeout_seconds
         redis = Redis.from_url(
             settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
         app.state.rate_limiter = RateLimiter(redis, gateway.rate_min_cost)
+        app.state.persisted = PersistedQueries(
+            redis, app.state.clients.sessionmaker, gateway, settings.env == "production"
+        )
         try:
             yield
         finally:

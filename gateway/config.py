@@ -78,7 +78,18 @@ class GatewaySettings(BaseSettings):
     rate_min_cost: int = Field(10, ge=1)
     """What one operation is charged at least, so a flood of tiny ones still counts."""
     redis_timeout_seconds: float = Field(0.5, gt=0, le=10)
-    """Redis calls of the rate limits; past it they fail open."""
+    """Redis calls of the rate limits and persisted queries; past it they fail open."""
+
+    # Persisted queries (gateway/persisted.py).
+    apq: bool = True
+    """Automatic persisted queries (Apollo's protocol), kept in Redis."""
+    apq_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
+    safelist: bool | None = None
+    """Only registered operations run (``keepwell gateway register-operations``);
+    ``None``: on in production only."""
+    safelist_partners: bool = False
+    """Whether partners' API keys are held to the safelist too (they write their own
+    queries, so by default they are not; their scopes and limits still apply)."""
 
     @model_validator(mode="after")
     def _one_way_to_verify(self) -> GatewaySettings:

@@ -251,6 +251,32 @@ def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The id `list` show
     typer.echo(f"revoked {row.id} ({row.partner_id})")
 
 
+gateway_app = typer.Typer(help="The gateway's safelist of operations.", no_args_is_help=True)
+app.add_typer(gateway_app, name="gateway")
+
+
+@gateway_app.command("register-operations")
+def gateway_register_operations(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="An Apollo persisted-query manifest or a .graphql"
+        ),
+    ],
+    by: Annotated[str, typer.Option(help="Who registers (an app build, a person).")] = "cli",
+) -> None:
+    """Register an app build's operations for the safelist (KEEPWELL_GATEWAY_SAFELIST): each
+    is checked against the schema and the limits, then runs by its hash or its exact text.
+    Prints each operation's SHA-256; repeating it is harmless."""
+    from gateway import operations
+
+    found = operations.read_operations(file)
+    new, known = asyncio.run(_with_gateway_session(lambda s: operations.register(s, found, by)))
+    for op in found:
+        typer.echo(f"{op.id}  {op.type or '-'}  {op.name or '-'}")
+    typer.echo(f"registered {new} new, {known} already registered")
+
+
 schema_app = typer.Typer(help="The GraphQL schema as a contract (gateway/schema.graphql).")
 app.add_typer(schema_app, name="schema")
 
