@@ -30,8 +30,12 @@ from services.kit.testing import Infra
 from tests.gateway.conftest import GATEWAY, bearer, gateway_client
 
 VIEWER = "query Me { viewer { userId role } }"
-ADMIN = bearer("admin", "a1")
 PREFLIGHT = {"X-Requested-With": "XMLHttpRequest"}
+
+
+def admin() -> dict[str, str]:
+    """An admin's token, made when asked (tokens expire within minutes)."""
+    return bearer("admin", "a1")
 
 
 def sha(text: str) -> str:
@@ -76,20 +80,22 @@ class TestAutomaticPersistedQueriesOverPost:
         self, client: httpx.AsyncClient, redis: Redis
     ) -> None:
         hashed = {"extensions": persisted(VIEWER)}
-        unknown = await client.post("/graphql", json=hashed, headers=ADMIN)
+        unknown = await client.post("/graphql", json=hashed, headers=admin())
         # As Apollo's clients expect it: 200, and they send the query with the hash.
         assert unknown.status_code == 200
         [error] = unknown.json()["errors"]
         assert error["message"] == "PersistedQueryNotFound"
         assert error["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
 
-        registered = await client.post("/graphql", json={"query": VIEWER, **hashed}, headers=ADMIN)
+        registered = await client.post(
+            "/graphql", json={"query": VIEWER, **hashed}, headers=admin()
+        )
         assert registered.status_code == 200
         assert registered.json()["data"] == {"viewer": {"userId": "a1", "role": "admin"}}
         ttl = await redis.ttl(APQ_PREFIX + sha(VIEWER))
         assert 7 * 24 * 3600 - 60 < ttl <= 7 * 24 * 3600
 
-        by_hash = await client.post("/graphql", json=hashed, headers=ADMIN)
+        by_hash = await client.post("/graphql", json=hashed, headers=admin())
         assert by_hash.status_code == 200
         assert by_hash.json()["data"] == {"viewer": {"userId": "a1", "role": "admin"}}
 
@@ -97,9 +103,9 @@ class TestAutomaticPersistedQueriesOverPost:
         self, settings: Settings, client: httpx.AsyncClient
     ) -> None:
         hashed = {"extensions": persisted(VIEWER)}
-        await client.post("/graphql", json={"query": VIEWER, **hashed}, headers=ADMIN)
+        await client.post("/graphql", json={"query": VIEWER, **hashed}, headers=admin())
         async with gateway_client(settings) as other:
-            found = await other.post("/graphql", json=hashed, headers=ADMIN)
+            found = await other.post("/graphql", json=hashed, headers=admin())
         assert found.json()["data"]["viewer"]["userId"] == "a1"
 
     async def test_a_hash_that_does_not_match_the_query_is_refused_and_not_stored(
@@ -109,7 +115,7 @@ class TestAutomaticPersistedQueriesOverPost:
         response = await client.post(
             "/graphql",
             json={"query": VIEWER, "extensions": persisted(digest=wrong)},
-            headers=ADMIN,
+            headers=admin(),
         )
         assert response.status_code == 400
         assert code_of(response) == "PERSISTED_QUERY_HASH_MISMATCH"
@@ -120,7 +126,7 @@ class TestAutomaticPersistedQueriesOverPost:
     ) -> None:
         invalid = "{ viewer { nope } }"
         response = await client.post(
-            "/graphql", json={"query": invalid, "extensions": persisted(invalid)}, headers=ADMIN
+            "/graphql", json={"query": invalid, "extensions": persisted(invalid)}, headers=admin()
         )
         assert response.json()["data"] is None
         assert await redis.exists(APQ_PREFIX + sha(invalid)) == 0
@@ -153,7 +159,7 @@ class TestAutomaticPersistedQueriesOverPost:
             with_query = await client.post(
                 "/graphql",
                 json={"query": VIEWER, "extensions": persisted(VIEWER)},
-                headers=ADMIN,
+                headers=admin(),
             )
         assert response.status_code == 400
         assert response.json()["errors"][0]["message"] == "PersistedQueryNotSupported"
@@ -165,7 +171,7 @@ class TestAutomaticPersistedQueriesOverGet:
     async def test_the_same_flow_with_the_hash_in_the_url(self, client: httpx.AsyncClient) -> None:
         params = {"operationName": "Me", "extensions": json.dumps(persisted(VIEWER))}
         # curl's Accept (*/*) must not get the GraphiQL page (or its 404) for a hash.
-        headers = {**ADMIN, **PREFLIGHT, "accept": "*/*"}
+        headers = {**admin(), **PREFLIGHT, "accept": "*/*"}
         unknown = await client.get("/graphql", params=params, headers=headers)
         assert unknown.status_code == 200, unknown.text
         assert code_of(unknown) == "PERSISTED_QUERY_NOT_FOUND"
@@ -181,7 +187,7 @@ class TestAutomaticPersistedQueriesOverGet:
         self, client: httpx.AsyncClient
     ) -> None:
         params = {"extensions": json.dumps(persisted(VIEWER))}
-        refused = await client.get("/graphql", params=params, headers=ADMIN)
+        refused = await client.get("/graphql", params=params, headers=admin())
         assert refused.status_code == 400
         assert code_of(refused) == "CSRF_PREFLIGHT_REQUIRED"
 
@@ -190,12 +196,12 @@ class TestAutomaticPersistedQueriesOverGet:
     ) -> None:
         mutation = 'mutation { revokeApiKey(id: "nope") { __typename } }'
         await client.post(
-            "/graphql", json={"query": mutation, "extensions": persisted(mutation)}, headers=ADMIN
+            "/graphql", json={"query": mutation, "extensions": persisted(mutation)}, headers=admin()
         )
         response = await client.get(
             "/graphql",
             params={"extensions": json.dumps(persisted(mutation))},
-            headers={**ADMIN, **PREFLIGHT},
+            headers={**admin(), **PREFLIGHT},
         )
         assert response.status_code == 405
 
@@ -206,11 +212,11 @@ class TestCaches:
     ) -> None:
         text = "query Cached { viewer { userId teamId } }"
         hashed = {"extensions": persisted(text)}
-        await client.post("/graphql", json={"query": text, **hashed}, headers=ADMIN)
+        await client.post("/graphql", json={"query": text, **hashed}, headers=admin())
         parse_cache = _get_parse_cache(256)
         hits = parse_cache.cache_info().hits
         for _ in range(3):
-            response = await client.post("/graphql", json=hashed, headers=ADMIN)
+            response = await client.post("/graphql", json=hashed, headers=admin())
             assert "errors" not in response.json()
         assert parse_cache.cache_info().hits == hits + 3
         assert parse_cache.cache_info().maxsize == 256  # bounded
@@ -221,22 +227,22 @@ class TestSafelist:
         await register(infra.database_url, VIEWER)
         async with safelisted(settings) as client:
             unlisted = await client.post(
-                "/graphql", json={"query": "{ viewer { userId } }"}, headers=ADMIN
+                "/graphql", json={"query": "{ viewer { userId } }"}, headers=admin()
             )
             assert unlisted.status_code == 400
             assert code_of(unlisted) == "OPERATION_NOT_SAFELISTED"
 
             by_hash = await client.post(
-                "/graphql", json={"extensions": persisted(VIEWER)}, headers=ADMIN
+                "/graphql", json={"extensions": persisted(VIEWER)}, headers=admin()
             )
             assert by_hash.status_code == 200
             assert by_hash.json()["data"]["viewer"]["userId"] == "a1"
 
-            by_text = await client.post("/graphql", json={"query": VIEWER}, headers=ADMIN)
+            by_text = await client.post("/graphql", json={"query": VIEWER}, headers=admin())
             assert by_text.json()["data"]["viewer"]["userId"] == "a1"
 
             unknown_hash = await client.post(
-                "/graphql", json={"extensions": persisted("{ __typename }")}, headers=ADMIN
+                "/graphql", json={"extensions": persisted("{ __typename }")}, headers=admin()
             )
             assert unknown_hash.status_code == 400
             assert code_of(unknown_hash) == "OPERATION_NOT_SAFELISTED"
@@ -244,7 +250,7 @@ class TestSafelist:
             # APQ cannot add to the safelist.
             text = "{ __typename }"
             apq = await client.post(
-                "/graphql", json={"query": text, "extensions": persisted(text)}, headers=ADMIN
+                "/graphql", json={"query": text, "extensions": persisted(text)}, headers=admin()
             )
             assert code_of(apq) == "OPERATION_NOT_SAFELISTED"
 
@@ -254,10 +260,10 @@ class TestSafelist:
         monkeypatch.setattr("gateway.persisted.UNKNOWN_FOR_SECONDS", 0.0)
         text = "query Later { viewer { role } }"
         async with safelisted(settings) as client:
-            before = await client.post("/graphql", json={"query": text}, headers=ADMIN)
+            before = await client.post("/graphql", json={"query": text}, headers=admin())
             assert code_of(before) == "OPERATION_NOT_SAFELISTED"
             await register(infra.database_url, text)
-            after = await client.post("/graphql", json={"query": text}, headers=ADMIN)
+            after = await client.post("/graphql", json={"query": text}, headers=admin())
             assert after.json()["data"] == {"viewer": {"role": "admin"}}
 
     async def test_partners_are_held_to_it_only_when_configured(
@@ -352,7 +358,7 @@ class TestTheRegisterCommand:
 
         async with safelisted(settings) as client:
             by_hash = await client.post(
-                "/graphql", json={"extensions": persisted(MANIFEST_OPERATIONS[0])}, headers=ADMIN
+                "/graphql", json={"extensions": persisted(MANIFEST_OPERATIONS[0])}, headers=admin()
             )
         assert by_hash.json()["data"] == {"viewer": {"userId": "a1", "role": "admin"}}
 
@@ -376,7 +382,7 @@ class TestTheRegisterCommand:
         assert f"{sha(me)}  query  Me" in result.stdout
 
         async with safelisted(settings) as client:
-            response = await client.post("/graphql", json={"query": me}, headers=ADMIN)
+            response = await client.post("/graphql", json={"query": me}, headers=admin())
         assert response.json()["data"] == {"viewer": {"userId": "a1", "teamId": None}}
 
     async def test_a_file_with_a_bad_operation_registers_nothing(
