@@ -3,7 +3,8 @@ checked on every partner request.
 
 A key reads ``kw_<id>_<secret>``. Only the secret's SHA-256 is stored; the key is shown
 once. Each key names its partner, its scopes (what the partner may ask), an optional
-expiry and when it was last used (written at most once a minute, so a busy partner does
+expiry, an optional rate limit of its own (cost per minute; else the partners' default) and
+when it was last used (written at most once a minute, so a busy partner does
 not turn every read into a write).
 """
 
@@ -44,6 +45,8 @@ class Partner:
     principal: Principal
     scopes: frozenset[str]
     key_id: str
+    rate_per_minute: int | None = None
+    """The key's own rate limit; ``None``: the partners' default."""
 
 
 def _digest(secret: str) -> str:
@@ -61,6 +64,12 @@ def check_scopes(scopes: list[str]) -> list[str]:
     return sorted(set(scopes))
 
 
+def check_rate(rate_per_minute: int | None) -> int | None:
+    if rate_per_minute is not None and not 1 <= rate_per_minute <= 10**9:
+        raise InvalidInput("rate：每分钟代价须在 1 到 10^9 之间", field="rate_per_minute")
+    return rate_per_minute
+
+
 async def create(
     session: AsyncSession,
     *,
@@ -69,6 +78,7 @@ async def create(
     scopes: list[str],
     created_by: str,
     expires_at: datetime | None = None,
+    rate_per_minute: int | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key, and the key itself: the only time it is seen."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", partner_id):
@@ -85,6 +95,7 @@ async def create(
         scopes=check_scopes(scopes),
         created_by=created_by,
         expires_at=expires_at,
+        rate_per_minute=check_rate(rate_per_minute),
     )
     session.add(row)
     await session.flush()
@@ -97,6 +108,17 @@ async def revoke(session: AsyncSession, key_id: str) -> ApiKey:
         raise NotFound(f"API 密钥 {key_id} 不存在", field="id")
     if row.revoked_at is None:
         row.revoked_at = clock.now()
+    await session.flush()
+    return row
+
+
+async def set_rate(session: AsyncSession, key_id: str, rate_per_minute: int | None) -> ApiKey:
+    """A key's own rate limit (``None``: back to the partners' default), from its next
+    request on."""
+    row = await session.get(ApiKey, key_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"API 密钥 {key_id} 不存在", field="id")
+    row.rate_per_minute = check_rate(rate_per_minute)
     await session.flush()
     return row
 
@@ -130,4 +152,5 @@ async def authenticate(session: AsyncSession, key: str) -> Partner:
         principal=Principal(user_id=row.partner_id, role=Role.partner),
         scopes=frozenset(row.scopes),
         key_id=row.id,
+        rate_per_minute=row.rate_per_minute,
     )

@@ -8,12 +8,15 @@ from contextlib import asynccontextmanager
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
+from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
 from gateway import apikeys
 from gateway.config import GatewaySettings, get_gateway_settings
 from gateway.context import Clients, Context
 from gateway.http import EdgeMiddleware, EdgeRouter
+from gateway.persisted import PersistedQueries
+from gateway.ratelimit import Meter, RateLimiter
 from gateway.schema import schema
 from services.kit.auth import Principal
 from services.kit.config import Settings, get_settings
@@ -40,19 +43,36 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         http = create_http_client(settings.http_timeout_seconds)
         engine = create_engine(settings.database_url, pool_size=min(settings.db_pool_size, 5))
         app.state.clients = Clients.create(settings, gateway, http, engine)
+        # Rate limits and persisted queries (gateway/ratelimit.py, gateway/persisted.py):
+        # Redis, with short timeouts, since both go on without it.
+        timeout = gateway.redis_timeout_seconds
+        redis = Redis.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        app.state.rate_limiter = RateLimiter(redis, gateway.rate_min_cost)
+        app.state.persisted = PersistedQueries(
+            redis, app.state.clients.sessionmaker, gateway, settings.env == "production"
+        )
         try:
             yield
         finally:
             await http.aclose()
+            await redis.aclose()
             await engine.dispose()
 
     async def context(request: Request) -> Context:
+        ctx, partner = await caller(request)
+        if gateway.rate_limits:
+            ctx.rate = _meter(request.app.state.rate_limiter, gateway, request, ctx, partner)
+        return ctx
+
+    async def caller(request: Request) -> tuple[Context, apikeys.Partner | None]:
         clients: Clients = request.app.state.clients
         key = request.headers.get(API_KEY_HEADER)
         if key is not None:
             async with session_scope(clients.sessionmaker) as session:
                 partner = await apikeys.authenticate(session, key)
-            return Context(clients, settings, gateway, partner.principal, partner.scopes)
+            return Context(clients, settings, gateway, partner.principal, partner.scopes), partner
         principal: Principal | None = None
         header = request.headers.get("Authorization")
         if header is not None:
@@ -60,7 +80,7 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
             if scheme.lower() != "bearer" or not token:
                 raise Unauthorized("Authorization：须为 Bearer <令牌>")
             principal = await clients.verifier.principal(token.strip())
-        return Context(clients, settings, gateway, principal)
+        return Context(clients, settings, gateway, principal), None
 
     graphql = EdgeRouter(
         schema,
@@ -89,7 +109,7 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
             REQUEST_ID_HEADER.lower(),
             *gateway.csrf_preflight_headers,
         ],
-        expose_headers=[REQUEST_ID_HEADER],
+        expose_headers=[REQUEST_ID_HEADER, *RATE_LIMIT_HEADERS],
         max_age=600,
     )
     app.add_middleware(MetricsMiddleware, service="gateway")
@@ -97,3 +117,30 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=valid_request_id
     )
     return app
+
+
+RATE_LIMIT_HEADERS = (
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+    "Retry-After",
+)
+
+
+def _meter(
+    limiter: RateLimiter,
+    gateway: GatewaySettings,
+    request: Request,
+    ctx: Context,
+    partner: apikeys.Partner | None,
+) -> Meter:
+    """The caller's bucket: a partner's API key (its own rate, else the partners'), a
+    person's user id, or else the client's address."""
+    if partner is not None:
+        rate = partner.rate_per_minute or gateway.rate_partner_per_minute
+        return limiter.meter("partner", partner.key_id, rate)
+    if ctx.principal is not None:
+        return limiter.meter("user", ctx.principal.user_id, gateway.rate_user_per_minute)
+    address = request.client.host if request.client else "unknown"
+    return limiter.meter("anonymous", address, gateway.rate_anonymous_per_minute)

@@ -65,6 +65,32 @@ class GatewaySettings(BaseSettings):
     mask_errors: bool | None = None
     """Unexpected errors as ``INTERNAL`` with the request id; ``None``: in production only."""
 
+    # Rate limits (gateway/ratelimit.py): a token bucket per caller in Redis, shared by every
+    # replica, charged by each operation's cost. A bucket holds one minute's worth.
+    rate_limits: bool = True
+    rate_user_per_minute: int = Field(600_000, ge=1)
+    """Cost a person (bearer token) may spend per minute: about 27 of the costliest tested
+    query (a page of 100 customers with everything, ~21,700) or 350 customer 360s."""
+    rate_partner_per_minute: int = Field(60_000, ge=1)
+    """Per API key, unless the key has its own (``keepwell apikey create --rate``)."""
+    rate_anonymous_per_minute: int = Field(6_000, ge=1)
+    """Callers without a token or key (``health``), per client address."""
+    rate_min_cost: int = Field(10, ge=1)
+    """What one operation is charged at least, so a flood of tiny ones still counts."""
+    redis_timeout_seconds: float = Field(0.5, gt=0, le=10)
+    """Redis calls of the rate limits and persisted queries; past it they fail open."""
+
+    # Persisted queries (gateway/persisted.py).
+    apq: bool = True
+    """Automatic persisted queries (Apollo's protocol), kept in Redis."""
+    apq_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
+    safelist: bool | None = None
+    """Only registered operations run (``keepwell gateway register-operations``);
+    ``None``: on in production only."""
+    safelist_partners: bool = False
+    """Whether partners' API keys are held to the safelist too (they write their own
+    queries, so by default they are not; their scopes and limits still apply)."""
+
     @model_validator(mode="after")
     def _one_way_to_verify(self) -> GatewaySettings:
         if self.jwks_url is not None and self.jwt_secret is not None:

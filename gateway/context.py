@@ -15,6 +15,7 @@ from gateway.config import GatewaySettings
 from gateway.errors import Unauthenticated
 from gateway.identity import Verifier
 from gateway.loaders import Loaders
+from gateway.ratelimit import Meter
 from services.kit.auth import Principal
 from services.kit.config import SERVICES, Settings
 from services.kit.db import create_sessionmaker
@@ -70,6 +71,10 @@ class Context(BaseContext):
         self.principal = principal
         self.scopes = scopes
         """A partner's API key scopes; ``None`` for people (their role decides)."""
+        self.rate: Meter | None = None
+        """The caller's rate limit (gateway/ratelimit.py); ``None``: unlimited."""
+        self.cost = 0
+        """The cost the limits measured of the operation that runs (gateway/limits.py)."""
 
     @cached_property
     def caller(self) -> Caller:

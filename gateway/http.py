@@ -12,7 +12,11 @@ The router (:class:`EdgeRouter`) fills what strawberry leaves out: a mutation ov
 prefers ``application/graphql-response+json`` gets that media type and the status codes
 of the GraphQL-over-HTTP spec (400 for a request error: a document that does not parse or
 validate, variables that do not coerce, an operation over the limits), while
-``application/json`` keeps strawberry's behaviour (200 for every GraphQL response).
+``application/json`` keeps strawberry's behaviour (200 for every GraphQL response); a
+refusal by the rate limits (gateway/ratelimit.py) is 429 for either. Before an operation
+runs, the router fills in the query of a persisted query's hash, or refuses what the
+safelist does not hold (gateway/persisted.py); a GET with only a hash (``extensions``) is
+an operation to CSRF prevention, and no request for the GraphiQL page.
 Every refusal, here or in strawberry, is a GraphQL error body with ``extensions.code``.
 """
 
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -29,6 +33,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
@@ -36,6 +41,9 @@ from strawberry.types.unset import UNSET
 
 from gateway.config import GatewaySettings
 from gateway.context import Context
+
+if TYPE_CHECKING:
+    from gateway.persisted import PersistedQueries
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -178,8 +186,10 @@ class EdgeMiddleware:
         ``application/json`` cross-site without a preflight)."""
         method = scope["method"]
         query_string = scope.get("query_string", b"").decode("latin-1")
-        # The GraphiQL page (a GET without a query) is no operation.
-        if not (method == "POST" or (method == "GET" and "query" in parse_qs(query_string))):
+        # The GraphiQL page (a GET without a query) is no operation; a persisted query's
+        # hash (``extensions``) is one.
+        params = parse_qs(query_string) if method == "GET" else {}
+        if not (method == "POST" or "query" in params or "extensions" in params):
             return False
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
         media, _ = parse_content_type(content_type)
@@ -210,9 +220,16 @@ class EdgeRouter(GraphQLRouter[Context, None]):
             return error_response(e.status_code, e.reason, code, accept)
         if response.media_type == JSON and prefers_graphql_response(accept):
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
-            if request.state.graphql_request_error:
+            # A status set on purpose (429 of the rate limits) stays.
+            if request.state.graphql_request_error and response.status_code == 200:
                 response.status_code = 400
         return response
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET with only a persisted query's hash is an operation, not the page.
+        return super().should_render_graphql_ide(request) and (
+            "extensions" not in request.query_params
+        )
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -251,8 +268,14 @@ class EdgeRouter(GraphQLRouter[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
+        # Persisted queries (gateway/persisted.py): the query of a hash, or the safelist's.
+        persisted: PersistedQueries | None = getattr(request.app.state, "persisted", None)
+        remember = None
+        if persisted is not None:
+            resolved = await persisted.resolve(request_data, partner=context.scopes is not None)
+            request_data, remember = resolved.data, resolved.remember
         try:
-            return await super().execute_single(
+            result = await super().execute_single(
                 request, request_adapter, sub_response, context, root_value, request_data
             )
         except HTTPException as e:
@@ -263,6 +286,14 @@ class EdgeRouter(GraphQLRouter[Context, None]):
                     405, "GET 只能用于查询；变更请用 POST", "METHOD_NOT_ALLOWED", {"Allow": "POST"}
                 ) from e
             raise
+        if (
+            persisted is not None
+            and remember
+            and request_data.query
+            and not _is_request_error(result)
+        ):
+            await persisted.remember(remember, request_data.query)
+        return result
 
     async def process_result(
         self, request: Request, result: ExecutionResult

@@ -360,4 +360,9 @@ class QueryLimits(SchemaExtension):
             if errors:
                 # Set before validation runs: strawberry then skips it and answers these.
                 context.pre_execution_errors = errors
+            elif hasattr(context.context, "cost"):
+                # What the rate limit charges (gateway/ratelimit.py): the operation that runs.
+                chosen = measures.get(context.operation_name or "")
+                costs = [chosen] if chosen else measures.values()
+                context.context.cost = max((m.cost for m in costs), default=0)
         yield

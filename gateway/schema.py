@@ -14,6 +14,7 @@ from gateway.hardening import Exposure, MaskUnexpected
 from gateway.limits import QueryLimits
 from gateway.mutations import Mutation
 from gateway.queries import Query
+from gateway.ratelimit import RateLimit
 
 
 class ValidationAfterLimits(ValidationCache):
@@ -66,6 +67,8 @@ schema = strawberry.Schema(
         # the caches are bounded and shared by every request.
         lambda: ParserCache(maxsize=256),
         lambda: ValidationAfterLimits(maxsize=256),
+        # Charged by its cost once the operation may run (gateway/ratelimit.py).
+        RateLimit,
         ServiceErrors,
         ServiceCalls,
         MaskUnexpected,

@@ -189,6 +189,10 @@ def apikey_create(
     scope: Annotated[list[str], typer.Option(help="Repeat: customers:read, usage:write, ...")],
     name: Annotated[str, typer.Option(help="What the key is for.")] = "",
     expires_in_days: Annotated[int | None, typer.Option(help="Unset: no expiry.")] = None,
+    rate: Annotated[
+        int | None,
+        typer.Option(help="Its rate limit, cost per minute (unset: the partners' default)."),
+    ] = None,
 ) -> None:
     """Make a key and print it once (only its hash is kept)."""
     from datetime import timedelta
@@ -206,10 +210,14 @@ def apikey_create(
             scopes=scope,
             created_by="cli",
             expires_at=expires,
+            rate_per_minute=rate,
         )
 
     row, key = asyncio.run(_with_gateway_session(work))
-    typer.echo(f"id {row.id}  partner {row.partner_id}  scopes {','.join(row.scopes)}")
+    typer.echo(
+        f"id {row.id}  partner {row.partner_id}  scopes {','.join(row.scopes)}  "
+        f"rate {row.rate_per_minute or 'default'}"
+    )
     typer.echo(key)
 
 
@@ -223,8 +231,21 @@ def apikey_list(partner: Annotated[str | None, typer.Option()] = None) -> None:
         state = "revoked" if r.revoked_at else "active"
         typer.echo(
             f"{r.id}  {r.partner_id}  {','.join(r.scopes)}  {state}  "
+            f"rate {r.rate_per_minute or 'default'}  "
             f"expires {r.expires_at or '-'}  last used {r.last_used_at or '-'}"
         )
+
+
+@apikey_app.command("set-rate")
+def apikey_set_rate(
+    key_id: Annotated[str, typer.Argument(help="The id `list` shows.")],
+    rate: Annotated[int, typer.Argument(help="Cost per minute; 0: back to the partners' default.")],
+) -> None:
+    """Change a key's rate limit, from its next request on."""
+    from gateway import apikeys
+
+    row = asyncio.run(_with_gateway_session(lambda s: apikeys.set_rate(s, key_id, rate or None)))
+    typer.echo(f"{row.id} ({row.partner_id}): rate {row.rate_per_minute or 'default'}")
 
 
 @apikey_app.command("revoke")
@@ -234,6 +255,32 @@ def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The id `list` show
 
     row = asyncio.run(_with_gateway_session(lambda s: apikeys.revoke(s, key_id)))
     typer.echo(f"revoked {row.id} ({row.partner_id})")
+
+
+gateway_app = typer.Typer(help="The gateway's safelist of operations.", no_args_is_help=True)
+app.add_typer(gateway_app, name="gateway")
+
+
+@gateway_app.command("register-operations")
+def gateway_register_operations(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="An Apollo persisted-query manifest or a .graphql"
+        ),
+    ],
+    by: Annotated[str, typer.Option(help="Who registers (an app build, a person).")] = "cli",
+) -> None:
+    """Register an app build's operations for the safelist (KEEPWELL_GATEWAY_SAFELIST): each
+    is checked against the schema and the limits, then runs by its hash or its exact text.
+    Prints each operation's SHA-256; repeating it is harmless."""
+    from gateway import operations
+
+    found = operations.read_operations(file)
+    new, known = asyncio.run(_with_gateway_session(lambda s: operations.register(s, found, by)))
+    for op in found:
+        typer.echo(f"{op.id}  {op.type or '-'}  {op.name or '-'}")
+    typer.echo(f"registered {new} new, {known} already registered")
 
 
 schema_app = typer.Typer(help="The GraphQL schema as a contract (gateway/schema.graphql).")
