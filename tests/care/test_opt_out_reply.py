@@ -343,7 +343,13 @@ async def test_the_same_uplink_pushed_twice_changes_nothing_twice(
         params={"token": care_settings.uplink_secret.get_secret_value()},
         json=[sent | {"sequence_id": str(sent["sequence_id"])}],  # a string id: the same reply
     )
-    assert direct.json() == {"received": 0, "opt_outs": 0, "duplicates": 1, "ignored": 0}
+    assert direct.json() == {
+        "received": 0,
+        "opt_outs": 0,
+        "satisfaction": 0,
+        "duplicates": 1,
+        "ignored": 0,
+    }
 
     assert len(await world.replies()) == 1
     assert len(await world.outbox("care.opt_out_requested")) == 1
@@ -439,7 +445,13 @@ async def test_uplinks_need_the_token_and_a_number_not_on_file_is_kept_out_of_se
         params={"token": care_settings.uplink_secret.get_secret_value()},
         json=body,
     )
-    assert taken.json() == {"received": 1, "opt_outs": 1, "duplicates": 0, "ignored": 0}
+    assert taken.json() == {
+        "received": 1,
+        "opt_outs": 1,
+        "satisfaction": 0,
+        "duplicates": 0,
+        "ignored": 0,
+    }
     await world.events()  # profile has no such customer: it logs and moves on
     assert [r["msisdn"] for r in await world.replies()] == ["13800000009"]
 
