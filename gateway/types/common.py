@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import enum
@@ -95,7 +96,11 @@ def build(cls: type[T], data: Mapping[str, Any]) -> T:
 def later(awaitable: Awaitable[T]) -> T:
     """What ``awaitable`` (a loader's future) will be, handed back by a plain resolver:
     graphql-core awaits it. A nested field that only asks a loader then costs no coroutine
-    of its own, and a page of 50 customers has hundreds of such fields."""
+    of its own, and a page of 50 customers has hundreds of such fields. A future that is
+    done already (the root field asked ahead, ``gateway/ahead.py``) gives its value, or
+    raises its error, at once: graphql-core then completes the field without awaiting."""
+    if isinstance(awaitable, asyncio.Future) and awaitable.done():
+        return typing.cast(T, awaitable.result())
     return typing.cast(T, awaitable)
 
 
