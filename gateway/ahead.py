@@ -59,9 +59,10 @@ def _plain_resolver(field: StrawberryField) -> Resolver | None:
     return _RESOLVERS[key]
 
 
-Step = tuple[str, Resolver | None, GraphQLOutputType, Sequence[SelectionNode]]
-"""One selected field worth visiting: attribute name, resolver to run ahead (or ``None``:
-a plain attribute with a selection below), its type, its selections."""
+Step = tuple[str, Resolver | None, GraphQLOutputType, Sequence[SelectionNode] | None]
+"""One selected field worth a look: the attribute, the resolver to run ahead (``None``: a
+plain attribute with something to run ahead below it), its type, and its selections if
+something below may run ahead."""
 
 
 class _Walk:
@@ -69,28 +70,38 @@ class _Walk:
         self.info = info
         self.raw = raw
         self.plans: dict[tuple[str, int], list[Step]] = {}
-        self.pending: list[tuple[asyncio.Future[Any], GraphQLOutputType, Sequence[Any]]] = []
+        self.pending: list[tuple[asyncio.Future[Any], GraphQLOutputType, Sequence[Any] | None]] = []
 
     def visit(self, type_: GraphQLOutputType, value: Any, selections: Sequence[Any]) -> None:
-        """Run what may run ahead under ``value``, now; keep the futures still pending."""
+        """Run what may run ahead under ``value`` (an object, a list of them, or ``None``)
+        now; keep the futures still pending."""
         if value is None:
             return
-        if isinstance(value, list | tuple):
-            for item in value:
-                self.visit(type_, item, selections)
-            return
         named = get_named_type(type_)
-        if is_abstract_type(named):
-            definition = getattr(value, "__strawberry_definition__", None)
-            found = self.raw.schema.get_type(definition.name) if definition else None
-            if not isinstance(found, GraphQLObjectType):
+        steps: list[Step] | None = None
+        if isinstance(named, GraphQLObjectType):
+            steps = self.plan(named, selections)
+            if not steps:
                 return
-            named = found
-        if not isinstance(named, GraphQLObjectType):
+        elif not is_abstract_type(named):
             return
-        for attribute, resolver, child_type, child_selections in self.plan(named, selections):
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(item, list | tuple):
+                self.visit(type_, item, selections)
+            elif item is not None:
+                self.run(steps if steps is not None else self.concrete(item, selections), item)
+
+    def concrete(self, value: Any, selections: Sequence[Any]) -> list[Step]:
+        """The plan for ``value`` under a union or interface: its own type's."""
+        definition = getattr(value, "__strawberry_definition__", None)
+        found = self.raw.schema.get_type(definition.name) if definition else None
+        return self.plan(found, selections) if isinstance(found, GraphQLObjectType) else []
+
+    def run(self, steps: list[Step], value: Any) -> None:
+        for attribute, resolver, child_type, below in steps:
             if resolver is None:
-                self.visit(child_type, getattr(value, attribute, None), child_selections)
+                if below is not None:
+                    self.visit(child_type, getattr(value, attribute, None), below)
                 continue
             try:
                 child = resolver(value, self.info)
@@ -98,15 +109,15 @@ class _Walk:
                 continue
             if isinstance(child, asyncio.Future):
                 if not child.done():
-                    self.pending.append((child, child_type, child_selections))
-                continue
-            if inspect.isawaitable(child):
+                    self.pending.append((child, child_type, below))
+            elif inspect.isawaitable(child):
                 if inspect.iscoroutine(child):
                     child.close()  # not a loader's future: graphql-core will run it
-                continue
-            self.visit(child_type, child, child_selections)
+            elif below is not None:
+                self.visit(child_type, child, below)
 
     def plan(self, type_: GraphQLObjectType, selections: Sequence[Any]) -> list[Step]:
+        """The fields of ``selections`` on ``type_`` that run ahead or lead to some."""
         key = (type_.name, id(selections))
         steps = self.plans.get(key)
         if steps is None:
@@ -116,12 +127,15 @@ class _Walk:
                 field = graphql_field.extensions.get(BACKREF) if graphql_field else None
                 if graphql_field is None or not isinstance(field, StrawberryField):
                     continue
-                below = node.selection_set.selections if node.selection_set else ()
+                below = node.selection_set.selections if node.selection_set else None
+                child = get_named_type(graphql_field.type)
+                if below and isinstance(child, GraphQLObjectType) and not self.plan(child, below):
+                    below = None
                 if field.base_resolver is None:
                     if below:
                         steps.append((field.python_name, None, graphql_field.type, below))
                 elif (resolver := _plain_resolver(field)) is not None:
-                    steps.append((field.python_name, resolver, graphql_field.type, below))
+                    steps.append((field.python_name, resolver, graphql_field.type, below or None))
         return steps
 
     def fields(self, type_: GraphQLObjectType, selections: Sequence[Any]) -> list[FieldNode]:
@@ -155,11 +169,11 @@ class _Walk:
             waiting = {id(future): future for future, _, _ in self.pending}
             await asyncio.wait(waiting.values(), return_when=asyncio.FIRST_COMPLETED)
             now, self.pending = self.pending, []
-            for future, type_, selections in now:
+            for future, type_, below in now:
                 if not future.done():
-                    self.pending.append((future, type_, selections))
-                elif selections and not future.cancelled() and future.exception() is None:
-                    self.visit(type_, future.result(), selections)
+                    self.pending.append((future, type_, below))
+                elif below is not None and not future.cancelled() and future.exception() is None:
+                    self.visit(type_, future.result(), below)
 
 
 async def look_ahead(info: Any, value: Any) -> None:
