@@ -26,10 +26,22 @@ Info = strawberry.Info[Context, None]
 
 
 Convert = Callable[[Any], Any]
-_BUILDERS: dict[type[Any], list[tuple[str, Convert, bool]]] = {}
 
 
-def _builder(cls: type[Any]) -> list[tuple[str, Convert, bool]]:
+@dataclasses.dataclass(frozen=True)
+class _Builder:
+    """How the JSON of one strawberry type becomes its fields: the names taken as they
+    are (required ones, then those that may be absent), then the ones converted."""
+
+    required: tuple[str, ...]
+    absent_ok: tuple[str, ...]
+    converted: tuple[tuple[str, Convert, bool], ...]
+
+
+_BUILDERS: dict[type[Any], _Builder] = {}
+
+
+def _builder(cls: type[Any]) -> _Builder:
     """Per data field of the strawberry type ``cls``: its name, how a JSON value becomes
     the field's Python value, and whether it may be absent. Made once per type from the
     annotations (strawberry rewrites the dataclass fields' types when the schema is built;
@@ -39,11 +51,16 @@ def _builder(cls: type[Any]) -> list[tuple[str, Convert, bool]]:
     found = _BUILDERS.get(cls)
     if found is None:
         hints = typing.get_type_hints(cls)
-        found = _BUILDERS[cls] = [
+        fields = [
             (f.name, _converter(hints[f.name]), _optional(hints[f.name]))
             for f in dataclasses.fields(cls)
             if f.init and f.name in cls.__annotations__
         ]
+        found = _BUILDERS[cls] = _Builder(
+            required=tuple(n for n, c, optional in fields if c is _same and not optional),
+            absent_ok=tuple(n for n, c, optional in fields if c is _same and optional),
+            converted=tuple(f for f in fields if f[1] is not _same),
+        )
     return found
 
 
@@ -86,10 +103,13 @@ def build(cls: type[T], data: Mapping[str, Any]) -> T:
     """An object of the strawberry type ``cls`` from a service's JSON: the fields it
     declares (dates, decimals, enums and nested types made from their JSON); other keys
     are left behind."""
-    values = {}
-    for name, convert, optional in _builder(cls):
+    builder = _builder(cls)
+    values = {name: data[name] for name in builder.required}
+    for name in builder.absent_ok:
+        values[name] = data.get(name)
+    for name, convert, optional in builder.converted:
         value = data.get(name) if optional else data[name]
-        values[name] = value if convert is _same or value is None else convert(value)
+        values[name] = None if value is None else convert(value)
     return cls(**values)
 
 
