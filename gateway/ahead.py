@@ -14,6 +14,11 @@ only ask a loader, see ``gateway/types/``). A resolver that refuses (a partner's
 fails is left for graphql-core to run again, with the same error; a load that fails leaves
 its future failed in the loader, so each field it feeds carries the error as before. A
 future's subtree is looked at as soon as that future is done, as graphql-core would.
+
+The walk waits only while that delays nothing: once it reaches a selected field it leaves
+to graphql-core (a coroutine resolver such as a customer 360's contact log, or one with
+arguments), it stops waiting, so that field starts with the loads, not after them; the
+loads it asked stay in flight and graphql-core finds them in the loaders.
 """
 
 from __future__ import annotations
@@ -59,10 +64,14 @@ def _plain_resolver(field: StrawberryField) -> Resolver | None:
     return _RESOLVERS[key]
 
 
+def _left(value: Any, info: Any) -> None:
+    """Stands for a resolver left to graphql-core (a coroutine, or one with arguments)."""
+
+
 Step = tuple[str, Resolver | None, GraphQLOutputType, Sequence[SelectionNode] | None]
 """One selected field worth a look: the attribute, the resolver to run ahead (``None``: a
-plain attribute with something to run ahead below it), its type, and its selections if
-something below may run ahead."""
+plain attribute with something worth a look below it; ``_left``: a resolver graphql-core
+starts itself), its type, and its selections if something below is worth a look."""
 
 
 class _Walk:
@@ -71,6 +80,8 @@ class _Walk:
         self.raw = raw
         self.plans: dict[tuple[str, int], list[Step]] = {}
         self.pending: list[tuple[asyncio.Future[Any], GraphQLOutputType, Sequence[Any] | None]] = []
+        self.left = False
+        """Whether a field left to graphql-core was reached: then waiting would delay it."""
 
     def visit(self, type_: GraphQLOutputType, value: Any, selections: Sequence[Any]) -> None:
         """Run what may run ahead under ``value`` (an object, a list of them, or ``None``)
@@ -99,6 +110,9 @@ class _Walk:
 
     def run(self, steps: list[Step], value: Any) -> None:
         for attribute, resolver, child_type, below in steps:
+            if resolver is _left:
+                self.left = True
+                continue
             if resolver is None:
                 if below is not None:
                     self.visit(child_type, getattr(value, attribute, None), below)
@@ -134,7 +148,9 @@ class _Walk:
                 if field.base_resolver is None:
                     if below:
                         steps.append((field.python_name, None, graphql_field.type, below))
-                elif (resolver := _plain_resolver(field)) is not None:
+                else:
+                    resolver = _plain_resolver(field) or _left
+                    below = below if resolver is not _left else None
                     steps.append((field.python_name, resolver, graphql_field.type, below or None))
         return steps
 
@@ -164,8 +180,9 @@ class _Walk:
         return is_abstract_type(abstract) and self.raw.schema.is_sub_type(abstract, type_)
 
     async def settle(self) -> None:
-        """Wait for the pending futures, each subtree as soon as its future is done."""
-        while self.pending:
+        """Wait for the pending futures, each subtree as soon as its future is done, until
+        a field left to graphql-core is reached."""
+        while self.pending and not self.left:
             waiting = {id(future): future for future, _, _ in self.pending}
             await asyncio.wait(waiting.values(), return_when=asyncio.FIRST_COMPLETED)
             now, self.pending = self.pending, []
