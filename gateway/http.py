@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -230,6 +231,15 @@ class EdgeRouter(GraphQLRouter[Context, None]):
         return super().should_render_graphql_ide(request) and (
             "extensions" not in request.query_params
         )
+
+    def encode_json(self, data: object) -> bytes:
+        """The answer as UTF-8 JSON, by orjson (strawberry's ``json.dumps`` took ten times
+        as long and escaped every Chinese character); what orjson refuses (a key that is
+        no string, an integer beyond 64 bits) the standard library writes as before."""
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            return json.dumps(data, separators=(",", ":")).encode()
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter

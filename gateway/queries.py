@@ -11,6 +11,7 @@ from graphql import GraphQLError
 
 from gateway import apikeys
 from gateway.access import STAFF, is_admin, needs
+from gateway.ahead import LookAhead
 from gateway.errors import ServiceError
 from gateway.types.care import Campaign, CareTask
 from gateway.types.common import (
@@ -116,7 +117,8 @@ class Query:
         return build_all(Team, await ctx.service("profile").get(ctx.caller, "/teams"))
 
     @strawberry.field(
-        description="Managers, active ones unless `includeInactive`.", extensions=STAFF
+        description="Managers, active ones unless `includeInactive`.",
+        extensions=[*STAFF, LookAhead()],
     )
     async def managers(
         self, info: Info, team_id: str | None = None, include_inactive: bool = False
@@ -137,7 +139,7 @@ class Query:
 
     @strawberry.field(
         description="One customer by mobile number (any usual form); null if not yours.",
-        extensions=needs("customers:read"),
+        extensions=[*needs("customers:read"), LookAhead()],
     )
     async def customer(self, info: Info, msisdn: str) -> Customer | None:
         ctx = info.context
@@ -146,7 +148,7 @@ class Query:
 
     @strawberry.field(
         description="Customers I may see, with filters; `first` at most 100.",
-        extensions=needs("customers:read"),
+        extensions=[*needs("customers:read"), LookAhead()],
     )
     async def customers(
         self,
@@ -164,7 +166,7 @@ class Query:
 
     @strawberry.field(
         description="Churn warnings I may see, highest risk first.",
-        extensions=needs("warnings:read"),
+        extensions=[*needs("warnings:read"), LookAhead()],
     )
     async def warnings(
         self,
@@ -178,7 +180,8 @@ class Query:
         )
 
     @strawberry.field(
-        description="One warning by id; null if not yours.", extensions=needs("warnings:read")
+        description="One warning by id; null if not yours.",
+        extensions=[*needs("warnings:read"), LookAhead()],
     )
     async def warning(self, info: Info, id: strawberry.ID) -> ChurnWarning | None:
         ctx = info.context
@@ -186,7 +189,8 @@ class Query:
         return build(ChurnWarning, row) if row else None
 
     @strawberry.field(
-        description="Complaints I may see, newest first.", extensions=needs("complaints:read")
+        description="Complaints I may see, newest first.",
+        extensions=[*needs("complaints:read"), LookAhead()],
     )
     async def complaints(
         self,
@@ -203,7 +207,8 @@ class Query:
         return connection(build_all(Complaint, page["items"]), page["next_cursor"])
 
     @strawberry.field(
-        description="One complaint by id; null if not yours.", extensions=needs("complaints:read")
+        description="One complaint by id; null if not yours.",
+        extensions=[*needs("complaints:read"), LookAhead()],
     )
     async def complaint(self, info: Info, id: strawberry.ID) -> Complaint | None:
         ctx = info.context
@@ -228,7 +233,8 @@ class Query:
         return build(Campaign, row) if row else None
 
     @strawberry.field(
-        description="My work today: warnings, care tasks, complaints (one call).", extensions=STAFF
+        description="My work today: warnings, care tasks, complaints (one call).",
+        extensions=[*STAFF, LookAhead()],
     )
     async def my_work_queue(self, info: Info, first: int = 20) -> WorkQueue:
         ctx = info.context

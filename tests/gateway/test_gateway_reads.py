@@ -158,6 +158,45 @@ async def test_a_page_of_50_costs_one_call_per_service_and_loader(
     assert second_page and not first_page & second_page
 
 
+async def test_nested_fields_asked_ahead_cost_what_the_selection_needs(
+    demo: Settings, graphql: GraphQL
+) -> None:
+    """The root field asks its nested loaders ahead (gateway/ahead.py): through fragments
+    the answer and its calls are the same, and a field a directive skips is not asked."""
+    plain = await graphql(
+        "{ customers(first: 20) { nodes { msisdn manager { id name team { id } } "
+        "warnings { signal } } } }",
+        role="operator",
+    )
+    assert "errors" not in plain, plain["errors"]
+    assert plain["extensions"]["serviceCalls"] == {"profile": 3, "warning": 1}
+    spread = await graphql(
+        """
+        query { customers(first: 20) { nodes { ...Who ... on Customer { warnings { signal } } } } }
+        fragment Who on Customer { msisdn boss: manager { id ...Named } }
+        fragment Named on Manager { name team { id } }
+        """,
+        role="operator",
+    )
+    assert "errors" not in spread, spread["errors"]
+    for node in spread["data"]["customers"]["nodes"]:
+        node["manager"] = node.pop("boss")
+    assert spread["data"]["customers"]["nodes"] == plain["data"]["customers"]["nodes"]
+    assert spread["extensions"]["serviceCalls"] == plain["extensions"]["serviceCalls"]
+
+    directed = """
+    query ($skip: Boolean!) { customers(first: 20) {
+      nodes { msisdn warnings @skip(if: $skip) { signal } manager @include(if: false) { id } } } }
+    """
+    skipped = await graphql(directed, role="operator", skip=True)
+    assert skipped["extensions"]["serviceCalls"] == {"profile": 1}
+    kept = await graphql(directed, role="operator", skip=False)
+    assert kept["extensions"]["serviceCalls"] == {"profile": 1, "warning": 1}
+    assert [n["warnings"] for n in kept["data"]["customers"]["nodes"]] == [
+        n["warnings"] for n in plain["data"]["customers"]["nodes"]
+    ]
+
+
 async def test_a_service_that_is_down_leaves_nulls_and_a_coded_error(
     demo: Settings, graphql: GraphQL, services_running: Running
 ) -> None:
