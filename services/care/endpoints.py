@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -10,11 +12,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from services.care import access, automatic, repository, service
-from services.care.config import get_care_settings
+from services.care.config import CareSettings, get_care_settings
 from services.care.dispatch import build_provider
 from services.care.models import CampaignStatus, RecipientState, Rule, TaskStatus
 from services.care.providers.aliyun import RECEIPT_ACK, UPLINK_ACK
-from services.care.providers.base import ReceiptAuthenticationError, ReceiptFormatError
+from services.care.providers.base import (
+    ReceiptAuthenticationError,
+    ReceiptFormatError,
+    SmsProvider,
+)
 from services.care.schemas import (
     AlertCreate,
     AudienceList,
@@ -350,22 +356,34 @@ async def complete_task(
 receipts_router = APIRouter(tags=["receipts"])
 
 
-@receipts_router.post("/sms/receipts/{provider}", summary="Delivery receipts from a provider")
-async def receipts(
-    provider: Literal["sandbox", "aliyun"], request: Request, session: Session
-) -> dict[str, Any]:
+def _pushing(provider: str, request: Request) -> tuple[CareSettings, SmsProvider]:
+    """The provider that pushes to us here, as configured (Aliyun only when it is)."""
     care = get_care_settings().model_copy(update={"sms_provider": provider})
     if provider == "aliyun" and not (care.aliyun_access_key_id and care.aliyun_sign_name):
         raise NotFound("本服务未配置阿里云短信", field="provider")
-    parser = build_provider(care, resources(request).http)
+    return care, build_provider(care, resources(request).http)
+
+
+@contextmanager
+def _push_errors() -> Iterator[None]:
+    """A push we cannot authenticate is 401, one we cannot read 422 (the provider retries)."""
     try:
-        parsed = parser.parse_receipts(
-            dict(request.headers), await request.body(), dict(request.query_params)
-        )
+        yield
     except ReceiptAuthenticationError as exc:
         raise Unauthorized(str(exc)) from exc
     except ReceiptFormatError as exc:
         raise InvalidInput(str(exc), field="body") from exc
+
+
+@receipts_router.post("/sms/receipts/{provider}", summary="Delivery receipts from a provider")
+async def receipts(
+    provider: Literal["sandbox", "aliyun"], request: Request, session: Session
+) -> dict[str, Any]:
+    _, parser = _pushing(provider, request)
+    with _push_errors():
+        parsed = parser.parse_receipts(
+            dict(request.headers), await request.body(), dict(request.query_params)
+        )
     applied = await service.apply_receipts(session, parsed)
     if provider == "aliyun":
         return dict(RECEIPT_ACK)
@@ -379,25 +397,19 @@ async def receipts(
     "JSON array of `phone_number`, `content`, `send_time`, `dest_code`, `sequence_id`, "
     "authenticated by `?token=` (`CARE_UPLINK_TOKEN`, else the receipt token). Each reply "
     "is recorded once by `sequence_id`; one that is an opt-out keyword (R, TD, 退订...) "
-    "stops every later SMS to the number at once and publishes `care.opt_out_requested`. "
+    "stops every later SMS to the number at once and publishes `care.opt_out_requested`; "
+    "a score 1-5 after a complaint's follow-up publishes `care.satisfaction_replied`. "
     'Aliyun gets the body it expects, `{"code": 0, "msg": "接收成功"}`, once it is '
     "committed; any failure answers 5xx, and Aliyun pushes again.",
 )
 async def uplinks(
     provider: Literal["sandbox", "aliyun"], request: Request, session: Session
 ) -> dict[str, Any]:
-    care = get_care_settings().model_copy(update={"sms_provider": provider})
-    if provider == "aliyun" and not (care.aliyun_access_key_id and care.aliyun_sign_name):
-        raise NotFound("本服务未配置阿里云短信", field="provider")
-    parser = build_provider(care, resources(request).http)
-    try:
+    care, parser = _pushing(provider, request)
+    with _push_errors():
         parsed = parser.parse_uplinks(
             dict(request.headers), await request.body(), dict(request.query_params)
         )
-    except ReceiptAuthenticationError as exc:
-        raise Unauthorized(str(exc)) from exc
-    except ReceiptFormatError as exc:
-        raise InvalidInput(str(exc), field="body") from exc
     result: ReplyReceipt = await service.receive_replies(session, provider, parsed, care.keywords)
     if provider == "aliyun":
         return dict(UPLINK_ACK)

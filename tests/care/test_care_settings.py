@@ -31,16 +31,19 @@ def test_production_names_every_missing_care_setting(production: None) -> None:
     assert "CARE_RECEIPT_TOKEN" not in message
 
 
+ALIYUN_IN_PRODUCTION = {
+    "CARE_SMS_PROVIDER": "aliyun",
+    "CARE_RECEIPT_TOKEN": "r" * 40,
+    "CARE_ALIYUN_ACCESS_KEY_ID": "id",
+    "CARE_ALIYUN_ACCESS_KEY_SECRET": "secret",
+    "CARE_ALIYUN_SIGN_NAME": "客户关怀",
+}
+
+
 def test_production_starts_with_every_care_setting_from_the_environment(
     production: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {
-        "CARE_SMS_PROVIDER": "aliyun",
-        "CARE_RECEIPT_TOKEN": "r" * 40,
-        "CARE_ALIYUN_ACCESS_KEY_ID": "id",
-        "CARE_ALIYUN_ACCESS_KEY_SECRET": "secret",
-        "CARE_ALIYUN_SIGN_NAME": "客户关怀",
-    }.items():
+    for name, value in ALIYUN_IN_PRODUCTION.items():
         monkeypatch.setenv(name, value)
     assert CareSettings().sms_provider == "aliyun"
 
@@ -48,14 +51,8 @@ def test_production_starts_with_every_care_setting_from_the_environment(
 def test_the_replies_url_secret_is_the_receipt_token_unless_a_strong_one_of_its_own_is_given(
     production: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {
-        "CARE_SMS_PROVIDER": "aliyun",
-        "CARE_RECEIPT_TOKEN": "r" * 40,
-        "CARE_ALIYUN_ACCESS_KEY_ID": "id",
-        "CARE_ALIYUN_ACCESS_KEY_SECRET": "secret",
-        "CARE_ALIYUN_SIGN_NAME": "客户关怀",
-        "CARE_UPLINK_TOKEN": "",  # as the compose file passes it when unset
-    }.items():
+    # An empty CARE_UPLINK_TOKEN, as the compose file passes it when unset.
+    for name, value in {**ALIYUN_IN_PRODUCTION, "CARE_UPLINK_TOKEN": ""}.items():
         monkeypatch.setenv(name, value)
     assert CareSettings().uplink_secret.get_secret_value() == "r" * 40
     monkeypatch.setenv("CARE_UPLINK_TOKEN", "u" * 40)
