@@ -414,14 +414,9 @@ def events_replay(
 ) -> None:
     """Deliver an event again (the relay picks it up within seconds)."""
     from services.kit.errors import DomainError
-    from services.kit.events.admin import parse_delivery_ref, replay
+    from services.kit.events.admin import replay
 
-    try:
-        producer, number = parse_delivery_ref(delivery)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="DELIVERY") from exc
-    if producer not in SERVICES:
-        raise typer.BadParameter(f"unknown service {producer!r}", param_hint="DELIVERY")
+    producer, number = _delivery_ref(delivery)
 
     async def run_replay() -> str:
         async with _session() as session:
@@ -433,6 +428,44 @@ def events_replay(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"{delivery}: {status}")
+
+
+@events.command("discard")
+def events_discard(
+    delivery: Annotated[str, typer.Argument(help="A dead delivery as listed, e.g. profile:42")],
+    reason: Annotated[str, typer.Option(help="Why it is not sent again (kept on the row).")],
+) -> None:
+    """Give up on a dead delivery: not sent again unless replayed; pruning may then take it."""
+    import getpass
+
+    from services.kit.errors import DomainError
+    from services.kit.events.admin import discard
+
+    producer, number = _delivery_ref(delivery)
+
+    async def run_discard() -> str:
+        async with _session() as session:
+            by = f"cli:{getpass.getuser()}"
+            return (await discard(session, producer, number, by=by, reason=reason)).status
+
+    try:
+        status = asyncio.run(run_discard())
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{delivery}: {status}")
+
+
+def _delivery_ref(delivery: str) -> tuple[str, int]:
+    from services.kit.events.admin import parse_delivery_ref
+
+    try:
+        producer, number = parse_delivery_ref(delivery)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="DELIVERY") from exc
+    if producer not in SERVICES:
+        raise typer.BadParameter(f"unknown service {producer!r}", param_hint="DELIVERY")
+    return producer, number
 
 
 @events.command("prune")

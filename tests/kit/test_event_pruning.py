@@ -23,7 +23,7 @@ from services.kit.config import Settings
 from services.kit.db import create_sessionmaker, libpq_url, session_scope
 from services.kit.errors import Conflict
 from services.kit.events import event_tables
-from services.kit.events.admin import list_deliveries, replay
+from services.kit.events.admin import discard, list_deliveries, replay
 from services.kit.events.consumer import EXPIRED_ERROR
 from services.kit.events.contracts import subscribe, unsubscribe
 from services.kit.events.prune import INBOX_GRACE, Pruned, prune, prune_inbox, prune_outbox
@@ -213,6 +213,25 @@ async def test_an_event_stays_while_any_delivery_is_pending_dead_or_delivered_la
     async with session_scope(create_sessionmaker(world.engine)) as session:
         dead = await list_deliveries(session, "profile", status=DeliveryStatus.dead)
     assert [d.subscriber for d in dead] == ["service:other"]  # for an operator to see
+
+
+async def test_a_discarded_delivery_lets_its_event_go_once_the_retention_has_passed_since(
+    world: World,
+) -> None:
+    await world.produce(1)
+    await world.age(10, 1)
+    await world.set_delivery(1, status="dead", attempts=8, delivered_at=None)
+    async with session_scope(create_sessionmaker(world.engine)) as session:
+        [dead] = await list_deliveries(session, "profile")
+        await discard(session, "profile", int(dead.id.split(":")[1]), by="op", reason="无效号码")
+
+    assert (await world.prune()).events == 0  # discarded just now: kept a retention longer
+    assert await world.events_left() == [1]
+
+    await world.set_delivery(1, discarded_at=func.now() - timedelta(days=8))
+    pruned = await world.prune()
+    assert (pruned.events, pruned.deliveries) == (1, 1)
+    assert await world.events_left() == []
 
 
 async def test_an_old_event_sent_again_after_its_inbox_row_was_pruned_is_not_applied_twice(

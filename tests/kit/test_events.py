@@ -183,6 +183,43 @@ async def test_a_failing_event_goes_dead_after_max_attempts_and_replay_delivers_
     assert await world.statuses() == {"delivered": 2}
 
 
+async def test_an_operator_discards_a_dead_delivery_and_the_relay_leaves_it_be(
+    world: World, app_client: AppClient
+) -> None:
+    from services.profile.app import create_app
+
+    PROBE.failing.add(1)
+    await world.produce([("A", 1)])
+    relay = world.relay(max_attempts=1, base_backoff_seconds=0)
+    await relay.run()
+    [dead] = await _deliveries(world)
+    assert dead.status == "dead"
+    app = create_app(world.settings)
+    path = f"/events/deliveries/{dead.id}/discard"
+    async with app_client(app, role="manager") as manager:
+        assert (await manager.post(path, json={"reason": "x"})).status_code == 403
+    async with app_client(app, role="operator", user="op-wang") as operator:
+        blank = await operator.post(path, json={"reason": ""})
+        discarded = await operator.post(path, json={"reason": "合作方系统已下线"})
+        again = await operator.post(path, json={"reason": "合作方系统已下线"})
+    assert (blank.status_code, blank.json()["field"]) == (422, "reason")
+    assert discarded.status_code == 200, discarded.text
+    assert discarded.json()["status"] == "discarded"
+    assert discarded.json()["discarded_by"] == "op-wang"
+    assert discarded.json()["discard_reason"] == "合作方系统已下线"
+    assert again.status_code == 409
+
+    PROBE.failing.clear()
+    await relay.run()
+    assert await PROBE.applied(world.engine) == []  # given up on: not sent again
+    async with session_scope(create_sessionmaker(world.engine)) as session:
+        producer, number = dead.id.split(":")
+        replayed = await replay(session, producer, int(number))  # unless replayed
+    assert (replayed.status, replayed.discarded_by) == ("pending", None)
+    await relay.run()
+    assert await PROBE.applied(world.engine) == [("A", 1)]
+
+
 @dataclass
 class Receiver:
     """A partner's webhook endpoint: answers 500 to the first request, then 200."""

@@ -1,4 +1,4 @@
-"""What operators do with deliveries: list the dead ones, replay one."""
+"""What operators do with deliveries: list the dead ones, replay one or discard it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit import clock
 from services.kit.config import get_settings
 from services.kit.errors import Conflict, NotFound
 from services.kit.events.prune import accepts_since
@@ -29,6 +30,9 @@ class DeliveryRead(BaseModel):
     next_attempt_at: datetime
     delivered_at: datetime | None
     occurred_at: datetime
+    discarded_at: datetime | None = None
+    discarded_by: str | None = None
+    discard_reason: str | None = None
 
 
 def delivery_ref(producer: str, delivery_id: int) -> str:
@@ -56,6 +60,9 @@ def _select(producer: str) -> Any:
         t.delivery.c.next_attempt_at,
         t.delivery.c.delivered_at,
         t.outbox.c.occurred_at,
+        t.delivery.c.discarded_at,
+        t.delivery.c.discarded_by,
+        t.delivery.c.discard_reason,
     ).join(t.outbox, t.outbox.c.seq == t.delivery.c.event_seq)
 
 
@@ -72,6 +79,9 @@ def _read(producer: str, row: Any) -> DeliveryRead:
         next_attempt_at=row.next_attempt_at,
         delivered_at=row.delivered_at,
         occurred_at=row.occurred_at,
+        discarded_at=row.discarded_at,
+        discarded_by=row.discarded_by,
+        discard_reason=row.discard_reason,
     )
 
 
@@ -100,7 +110,8 @@ async def replay(
     subscriber: str | None = None,
     retention: timedelta | None = None,
 ) -> DeliveryRead:
-    """Deliver again from scratch: a dead delivery, or a delivered one a partner lost.
+    """Deliver again from scratch: a dead or discarded delivery, or a delivered one a
+    partner lost.
     With ``subscriber``, only a delivery to that subscriber is found. A delivery to one of
     our services is replayed only within the event retention (default: the setting): past
     it, the consumer's inbox may have forgotten the event and would refuse it as expired
@@ -131,9 +142,44 @@ async def replay(
             next_attempt_at=func.now(),
             last_error=None,
             delivered_at=None,
+            discarded_at=None,
+            discarded_by=None,
+            discard_reason=None,
         )
     )
-    replayed = (
-        await session.execute(_select(producer).where(t.delivery.c.id == delivery_id))
-    ).one()
-    return _read(producer, replayed)
+    return await _reread(session, producer, delivery_id)
+
+
+async def discard(
+    session: AsyncSession, producer: str, delivery_id: int, *, by: str, reason: str
+) -> DeliveryRead:
+    """Give up on a dead delivery: it is never sent again unless replayed, and pruning may
+    take its event once the retention has passed since the discard (a dead delivery keeps
+    its event for ever). Who discarded it, when and why stay on the row."""
+    t = event_tables(producer)
+    status = (
+        await session.execute(
+            select(t.delivery.c.status).where(t.delivery.c.id == delivery_id).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if status is None:
+        raise NotFound(f"找不到投递记录 {delivery_ref(producer, delivery_id)}", field="id")
+    if status != DeliveryStatus.dead.value:
+        raise Conflict(f"只能弃置失败（dead）的投递，该投递为 {status}", field="id")
+    await session.execute(
+        update(t.delivery)
+        .where(t.delivery.c.id == delivery_id)
+        .values(
+            status=DeliveryStatus.discarded.value,
+            discarded_at=clock.now(),
+            discarded_by=by,
+            discard_reason=reason,
+        )
+    )
+    return await _reread(session, producer, delivery_id)
+
+
+async def _reread(session: AsyncSession, producer: str, delivery_id: int) -> DeliveryRead:
+    t = event_tables(producer)
+    row = (await session.execute(_select(producer).where(t.delivery.c.id == delivery_id))).one()
+    return _read(producer, row)

@@ -5,10 +5,11 @@ partners and failures, attempt rows; every event a service consumes leaves an in
 A nightly feed adds millions of each. The workers' ``prune_events`` job (hourly, each
 service its own schema) deletes what can no longer matter:
 
-- an outbox row older than the retention whose every delivery was delivered more than the
-  retention ago, with its deliveries and their attempts. A pending delivery (still being
-  retried, or replayed) or a dead one (waiting for an operator) keeps its event: a delivery
-  can only be sent while its outbox row exists, and it is never lost by pruning;
+- an outbox row older than the retention whose every delivery was delivered, or discarded
+  by an operator, more than the retention ago, with its deliveries and their attempts. A
+  pending delivery (still being retried, or replayed) or a dead one (waiting for an operator
+  to replay or discard it) keeps its event: a delivery can only be sent while its outbox row
+  exists, and it is never lost by pruning;
 - an inbox row processed more than the retention (and :data:`INBOX_GRACE`) ago.
 
 Why pruning the inbox cannot let an event be applied twice. The inbox is how a consumer
@@ -39,9 +40,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -84,15 +87,21 @@ class Pruned:
         return asdict(self)
 
 
-# The oldest events that are safe to prune: every delivery delivered before the cutoff (an
+# A delivery that is done with: delivered, or discarded by an operator, before the cutoff.
+# Never NULL (a NULL here would read as "settled" under NOT).
+_SETTLED = (
+    "(d.status = 'delivered' AND d.delivered_at IS NOT NULL AND d.delivered_at < :cutoff)"
+    " OR (d.status = 'discarded' AND d.discarded_at IS NOT NULL AND d.discarded_at < :cutoff)"
+)
+
+# The oldest events that are safe to prune: every delivery settled before the cutoff (an
 # event with no subscriber at all has none). Rows another transaction holds are skipped.
 _OUTBOX_CANDIDATES = """
 SELECT o.seq FROM {schema}.outbox o
 WHERE o.occurred_at < :cutoff
   AND NOT EXISTS (
     SELECT 1 FROM {schema}.delivery d
-    WHERE d.event_seq = o.seq
-      AND (d.status <> 'delivered' OR d.delivered_at IS NULL OR d.delivered_at >= :cutoff)
+    WHERE d.event_seq = o.seq AND NOT ({settled})
   )
 ORDER BY o.occurred_at
 LIMIT :limit
@@ -116,8 +125,7 @@ WITH doomed AS (
     AND NOT EXISTS (
       SELECT 1 FROM {schema}.delivery d
       WHERE d.event_seq = o.seq
-        AND (d.id <> ALL(CAST(:locked AS bigint[])) OR d.status <> 'delivered'
-             OR d.delivered_at IS NULL OR d.delivered_at >= :cutoff)
+        AND (d.id <> ALL(CAST(:locked AS bigint[])) OR NOT ({settled}))
     )
 ), attempts AS (
   DELETE FROM {schema}.delivery_attempt a
@@ -151,13 +159,44 @@ WHERE event_id IN (
 
 @cache
 def _sql(template: str, schema: str) -> TextClause:
-    return text(template.format(schema=schema))
+    return text(template.format(schema=schema, settled=_SETTLED))
 
 
 def accepts_since(retention: timedelta) -> datetime:
     """The oldest ``occurred_at`` a consumer applies without its inbox knowing the event:
     anything applied since then is still in the inbox (see the module's docstring)."""
     return clock.now() - retention
+
+
+@dataclass
+class _Run:
+    """How a run of batches went: one short transaction per batch."""
+
+    started: float = field(default_factory=time.monotonic)
+    batches: int = 0
+    longest: float = 0.0
+    complete: bool = True
+
+
+async def _in_batches(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    batch: Callable[[AsyncSession], Awaitable[bool]],
+    max_seconds: float,
+) -> _Run:
+    """Run ``batch`` (which says whether more may be left) one transaction at a time until
+    it is done or ``max_seconds`` have passed."""
+    run = _Run()
+    more = True
+    while more:
+        if time.monotonic() - run.started > max_seconds:
+            run.complete = False
+            break
+        batch_started = time.monotonic()
+        async with sessionmaker() as session, session.begin():
+            more = await batch(session)
+        run.batches += 1
+        run.longest = max(run.longest, time.monotonic() - batch_started)
+    return run
 
 
 async def prune_outbox(
@@ -169,49 +208,35 @@ async def prune_outbox(
     max_seconds: float = MAX_RUN_SECONDS,
 ) -> Pruned:
     """Delete ``schema``'s events that occurred before ``before`` and whose every delivery
-    was delivered before it, with their deliveries and attempts, one batch per
-    transaction."""
-    started = time.monotonic()
-    events = deliveries = attempts = batches = 0
-    longest = 0.0
-    complete = True
-    while True:
-        if time.monotonic() - started > max_seconds:
-            complete = False
-            break
-        batch_started = time.monotonic()
-        async with sessionmaker() as session, session.begin():
-            seqs = list(
-                (
-                    await session.execute(
-                        _sql(_OUTBOX_CANDIDATES, schema), {"cutoff": before, "limit": batch_size}
-                    )
-                ).scalars()
-            )
-            if not seqs:
-                break
-            locked = list(
-                (await session.execute(_sql(_LOCK_DELIVERIES, schema), {"seqs": seqs})).scalars()
-            )
-            row = (
+    was settled before it, with their deliveries and attempts, one batch per transaction."""
+    counts = {"events": 0, "deliveries": 0, "attempts": 0}
+
+    async def batch(session: AsyncSession) -> bool:
+        seqs = list(
+            (
                 await session.execute(
-                    _sql(_DELETE_EVENTS, schema),
-                    {"seqs": seqs, "locked": locked, "cutoff": before},
+                    _sql(_OUTBOX_CANDIDATES, schema), {"cutoff": before, "limit": batch_size}
                 )
-            ).one()
-        batches += 1
-        longest = max(longest, time.monotonic() - batch_started)
-        events += row.events
-        deliveries += row.deliveries
-        attempts += row.attempts
-        if len(seqs) < batch_size or row.doomed == 0:
-            # The last batch: what is left is not old enough, or held by someone (a replay
-            # in flight) and kept now; the next run looks again.
-            break
-    return Pruned(
-        schema, events, deliveries, attempts, complete=complete, seconds=_since(started),
-        batches=batches, longest_batch_seconds=round(longest, 3),
-    )  # fmt: skip
+            ).scalars()
+        )
+        if not seqs:
+            return False
+        locked = list(
+            (await session.execute(_sql(_LOCK_DELIVERIES, schema), {"seqs": seqs})).scalars()
+        )
+        row = (
+            await session.execute(
+                _sql(_DELETE_EVENTS, schema), {"seqs": seqs, "locked": locked, "cutoff": before}
+            )
+        ).one()
+        for name in counts:
+            counts[name] += getattr(row, name)
+        # Not a full batch, or nothing of it could go (held by a replay in flight, kept now):
+        # what is left is not old enough or held by someone; the next run looks again.
+        return len(seqs) == batch_size and row.doomed > 0
+
+    run = await _in_batches(sessionmaker, batch, max_seconds)
+    return Pruned(schema, **counts, **_figures(run))
 
 
 async def prune_inbox(
@@ -224,29 +249,28 @@ async def prune_inbox(
 ) -> Pruned:
     """Delete ``schema``'s inbox rows processed before ``before``, one batch per
     transaction."""
-    started = time.monotonic()
-    deleted = batches = 0
-    longest = 0.0
-    complete = True
-    while True:
-        if time.monotonic() - started > max_seconds:
-            complete = False
-            break
-        batch_started = time.monotonic()
-        async with sessionmaker() as session, session.begin():
-            result = await session.execute(
-                _sql(_DELETE_INBOX, schema), {"cutoff": before, "limit": batch_size}
-            )
-        batches += 1
-        longest = max(longest, time.monotonic() - batch_started)
+    deleted = 0
+
+    async def batch(session: AsyncSession) -> bool:
+        nonlocal deleted
+        result = await session.execute(
+            _sql(_DELETE_INBOX, schema), {"cutoff": before, "limit": batch_size}
+        )
         count: int = result.rowcount  # type: ignore[attr-defined]
         deleted += count
-        if count < batch_size:
-            break
-    return Pruned(
-        schema, inbox=deleted, complete=complete, seconds=_since(started), batches=batches,
-        longest_batch_seconds=round(longest, 3),
-    )  # fmt: skip
+        return count == batch_size
+
+    run = await _in_batches(sessionmaker, batch, max_seconds)
+    return Pruned(schema, inbox=deleted, **_figures(run))
+
+
+def _figures(run: _Run) -> dict[str, Any]:
+    return {
+        "complete": run.complete,
+        "seconds": _since(run.started),
+        "batches": run.batches,
+        "longest_batch_seconds": round(run.longest, 3),
+    }
 
 
 async def prune(

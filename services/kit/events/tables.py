@@ -32,6 +32,7 @@ class DeliveryStatus(StrEnum):
     pending = "pending"
     delivered = "delivered"
     dead = "dead"
+    discarded = "discarded"  # a dead one an operator gave up on (who, when, why kept)
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,11 @@ def event_tables(schema: str) -> EventTables:
         # its own (after that another relay may take the row again).
         Column("claim", Uuid),
         Column("leased_until", DateTime(timezone=True)),
+        Column("discarded_at", DateTime(timezone=True)),
+        Column("discarded_by", String(64)),
+        Column("discard_reason", Text),
         UniqueConstraint("event_seq", "subscriber"),
-        CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
+        CheckConstraint("status IN ('pending', 'delivered', 'dead', 'discarded')", name="status"),
         # The relay locks the next pending deliveries by sequence, then holds back any whose
         # (subscriber, aggregate) has an earlier pending one outside its batch.
         Index(

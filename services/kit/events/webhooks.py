@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Acting, Principal, Role, require_role
 from services.kit.errors import Forbidden, InvalidInput, NotFound
-from services.kit.events.admin import DeliveryRead, list_deliveries, parse_delivery_ref, replay
+from services.kit.events.admin import (
+    DeliveryRead,
+    discard,
+    list_deliveries,
+    parse_delivery_ref,
+    replay,
+)
 from services.kit.events.contracts import published
 from services.kit.events.tables import DeliveryStatus, event_tables
 from services.kit.idempotency import IdempotentRoute
@@ -28,6 +34,10 @@ class WebhookCreate(BaseModel):
     partner: str = Field(min_length=1, max_length=100, description="The partner's user id")
     url: AnyHttpUrl
     event_types: list[str] = Field(min_length=1)
+
+
+class DiscardRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, description="Why it is not sent again")
 
 
 class WebhookRead(BaseModel):
@@ -200,6 +210,19 @@ def events_router(
         if producer != service:
             raise NotFound(f"{delivery_id} 不是 {service} 的投递记录", field="delivery_id")
         return await replay(session, service, number)
+
+    @router.post(
+        "/events/deliveries/{delivery_id}/discard",
+        summary="Give up on a dead delivery; its event may then be pruned (operators)",
+        dependencies=[operators],
+    )
+    async def discard_delivery(
+        delivery_id: str, body: DiscardRequest, session: Session, who: Acting
+    ) -> DeliveryRead:
+        producer, number = _ref(delivery_id)
+        if producer != service:
+            raise NotFound(f"{delivery_id} 不是 {service} 的投递记录", field="delivery_id")
+        return await discard(session, service, number, by=who.user_id, reason=body.reason)
 
     return router
 
