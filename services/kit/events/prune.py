@@ -236,7 +236,9 @@ async def prune_outbox(
         return len(seqs) == batch_size and row.doomed > 0
 
     run = await _in_batches(sessionmaker, batch, max_seconds)
-    return Pruned(schema, **counts, **_figures(run))
+    return Pruned(
+        schema, counts["events"], counts["deliveries"], counts["attempts"], **_figures(run)
+    )
 
 
 async def prune_inbox(
