@@ -1,11 +1,12 @@
 """``keepwell run``: the whole system as separate processes under one supervisor.
 
-Starts embedded PostgreSQL and Redis when no URLs are configured, then the four services,
-the gateway and the SMS sandbox, which import their code while the supervisor migrates and
-loads demo data on first start (they touch no table before a request comes); the workers,
-whose jobs start at once and call the services, follow once the services are ready. On a
-first start with demo data the demo plays its first days once everything is ready
-(``keepwell/seed.py``: ``play_demo``). Where it all listens goes to ``<data dir>/run.json``
+Starts embedded PostgreSQL and Redis when no URLs are configured and applies what
+migrations are due, then the four services, the gateway and the SMS sandbox, each forked
+from one server process that has imported their common libraries once (:data:`FORKS`),
+while the supervisor loads demo data on a first start (they touch no table before a
+request comes); the workers, whose jobs start at once and call the services, follow once
+the services are ready. On a first start with demo data the demo plays its first days once
+everything is ready (``keepwell/seed.py``: ``play_demo``). Where it all listens goes to ``<data dir>/run.json``
 for the commands run beside it (``services/kit/runfile.py``). A child that crashes is
 restarted with back-off; SIGINT or SIGTERM stops every child and the embedded servers, and
 nothing is left running.
@@ -17,15 +18,16 @@ import asyncio
 import dataclasses
 import importlib.util
 import logging
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import httpx
@@ -51,41 +53,67 @@ STOP_GRACE_SECONDS = 10.0
 RESTART_BACKOFF_MAX_SECONDS = 30.0
 
 
+FORKS = multiprocessing.get_context("forkserver")
+"""Children are forked from one server process that has imported, once, what every child
+imports (:data:`PRELOAD`), instead of each being a new interpreter that imports it all
+again: with seven processes on two cores, those imports were most of the time to ready.
+The fork server is single-threaded, so forking it is safe; it exits when this process
+does, even when killed."""
+
+PRELOAD = ["services.kit.app", "services.kit.worker", "uvicorn", "strawberry", "keepwell.cli"]
+"""The libraries every server and worker imports (FastAPI, SQLAlchemy, pydantic, httpx,
+redis, arq, uvicorn, strawberry) and the kernel; each child imports its own service."""
+
+
 @dataclass
 class Child:
     name: str
-    argv: list[str]
-    process: subprocess.Popen[bytes] | None = None
+    args: list[str]
+    """The ``keepwell`` command the child runs, e.g. ``["serve", "profile"]``."""
+    process: BaseProcess | None = None
     restarts: int = 0
     started_at: float = 0.0
     restart_at: float | None = None
 
-    def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            self.argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
-        )
+    def start(self) -> None:
+        # Daemonic: should this process end without stopping it, the exit hook kills it.
+        self.process = FORKS.Process(target=keepwell, args=(self.args,), name=self.name)
+        self.process.daemon = True
+        self.process.start()
         self.started_at = time.monotonic()
         self.restart_at = None
 
     @property
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.process is not None and self.process.is_alive()
 
 
-ME = [sys.executable, "-m", "keepwell"]
+def keepwell(args: list[str]) -> None:
+    """A child's body: the ``keepwell`` command with ``args``, as ``keepwell ARGS`` would."""
+    die_with_parent()  # the fork server; it goes when the supervisor goes
+    from keepwell.cli import app
+
+    app(args=args, prog_name="keepwell")
+
+
+def start_fork_server() -> None:
+    """Start the fork server now (it imports :data:`PRELOAD` while the supervisor goes on);
+    children inherit the environment it starts with, so call it once that is complete."""
+    FORKS.set_forkserver_preload(PRELOAD)
+    multiprocessing.forkserver.ensure_running()
 
 
 def servers(settings: Settings) -> list[Child]:
-    """The HTTP processes: safe to start before the migrations (no table is read until a
-    request comes, and readiness only pings the database)."""
+    """The HTTP processes: safe to start before demo data is loaded (no table is read
+    until a request comes, and readiness only pings the database)."""
     # The stand-in SMS operator (CARE_SMS_PROVIDER=sandbox, the default), pushing delivery
     # receipts and customers' replies back to the care service as a real operator would.
     care = settings.url_of("care")
-    sandbox = [*ME, "care", "sandbox", "--receipt-url", f"{care}/sms/receipts/sandbox"]
+    sandbox = ["care", "sandbox", "--receipt-url", f"{care}/sms/receipts/sandbox"]
     sandbox += ["--uplink-url", f"{care}/sms/uplinks/sandbox"]
     procs = [Child("sms-sandbox", sandbox)]
-    procs += [Child(s, [*ME, "serve", s]) for s in SERVICES]
-    procs.append(Child("gateway", [*ME, "serve", "gateway"]))
+    procs += [Child(s, ["serve", s]) for s in SERVICES]
+    procs.append(Child("gateway", ["serve", "gateway"]))
     return procs
 
 
@@ -93,7 +121,7 @@ def workers() -> list[Child]:
     """The workers: their jobs (relay sweeps, the SLA sweep) run at once and deliver events
     to the services, so they start after the migrations, once the services answer. One
     process for every service's queue: far quicker to start than one each."""
-    return [Child("workers", [*ME, "worker", *WORKER_SERVICES])] if WORKER_SERVICES else []
+    return [Child("workers", ["worker", *WORKER_SERVICES])] if WORKER_SERVICES else []
 
 
 def children(settings: Settings) -> list[Child]:
@@ -180,7 +208,7 @@ def print_urls(settings: Settings, elapsed: float) -> None:
     console.print("Press Ctrl-C to stop.")
 
 
-def supervise(procs: list[Child], env: dict[str, str], stop: threading.Event) -> None:
+def supervise(procs: list[Child], stop: threading.Event) -> None:
     """Restart children that exit (they were started by the caller)."""
     while not stop.is_set():
         now = time.monotonic()
@@ -192,12 +220,12 @@ def supervise(procs: list[Child], env: dict[str, str], stop: threading.Event) ->
                 child.restarts = 1 if now - child.started_at > 60 else child.restarts + 1
                 delay = min(2.0 ** (child.restarts - 1), RESTART_BACKOFF_MAX_SECONDS)
                 child.restart_at = now + delay
-                code = child.process.returncode
+                code = child.process.exitcode
                 console.print(
                     f"[red]{child.name} exited with {code}; restarting in {delay:.0f}s[/]"
                 )
             elif now >= child.restart_at:
-                child.start(env)
+                child.start()
         pause(stop, 0.2)
 
 
@@ -205,16 +233,15 @@ def terminate(procs: list[Child]) -> None:
     running = [c for c in procs if c.running]
     for child in running:
         assert child.process is not None
-        child.process.send_signal(signal.SIGTERM)
+        child.process.terminate()
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for child in running:
         assert child.process is not None
-        try:
-            child.process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+        child.process.join(max(0.0, deadline - time.monotonic()))
+        if child.process.is_alive():
             console.print(f"[yellow]{child.name} did not stop in time; killing it[/]")
             child.process.kill()
-            child.process.wait()
+            child.process.join()
 
 
 def refuse_second_run(data_dir: Path) -> None:
@@ -247,7 +274,6 @@ def run(data_dir: Path, demo_customers: int) -> None:
     with infrastructure(data_dir) as infra_env:
         # Children find the development keys (made now, on first start) under data_dir.
         infra_env["KEEPWELL_DATA_DIR"] = str(data_dir)
-        env = {**os.environ, **infra_env}
         os.environ.update(infra_env)
         settings = Settings()
         for signer in Signer:  # configured keys are used as they are; none is made then
@@ -261,31 +287,34 @@ def run(data_dir: Path, demo_customers: int) -> None:
         runfile.write(data_dir, info)
         try:
             compiling.join()
-            procs += servers(settings)
-            for child in procs:
-                child.start(env)
+            start_fork_server()
+            # While the fork server imports. The servers start once the schema is current:
+            # one that answered before would report ready with tables still missing.
             stale = migrations.behind(settings.database_url)
             if stale:
                 console.print(f"[dim]applying migrations: {', '.join(stale)}[/]")
                 migrations.upgrade(settings.database_url, stale)
-            from keepwell.seed import prepare
+            procs += servers(settings)
+            for child in procs:
+                child.start()
+            first_start = asyncio.run(archive_is_empty(settings.database_url))
+            if first_start:
+                from keepwell.seed import load_demo
 
-            loaded = asyncio.run(prepare(settings, demo_customers))
-            if loaded:
+                asyncio.run(load_demo(settings, demo_customers))
                 console.print(f"[dim]loaded demo data: {demo_customers} customers[/]")
-            watcher = threading.Thread(target=supervise, args=(procs, env, stop), daemon=True)
+            watcher = threading.Thread(target=supervise, args=(procs, stop), daemon=True)
             watcher.start()
             ready = wait_ready(settings, stop)
             # Once the services answer: a relay that found them still starting would back
             # off (2 s, 4 s, 8 s...) and hold back the read models' first fill.
             for child in workers():
-                child.start(env)
+                child.start()
                 procs.append(child)
             if ready:
                 print_urls(settings, time.monotonic() - started)
                 runfile.write(data_dir, dataclasses.replace(info, state="ready"))
-                if loaded:
-                    play_in_background(settings, stop)
+                in_background(settings, stop, first_start=first_start)
             elif not stop.is_set():
                 console.print("[red]not every service became ready; see the logs above[/]")
             stop.wait()
@@ -298,20 +327,39 @@ def run(data_dir: Path, demo_customers: int) -> None:
             runfile.remove(data_dir, me)
 
 
-def play_in_background(settings: Settings, stop: threading.Event) -> None:
-    """The demo's first days (detection, follow-ups, care, campaigns) through the running
-    services' own functions and jobs, while the user already looks around."""
+async def archive_is_empty(database_url: str) -> bool:
+    """A first start: profile's archive has no customer yet (demo data goes in then). Asked
+    in SQL, so a later start imports none of what loading demo data needs."""
+    from services.kit.bulk import raw_connection
+
+    async with raw_connection(database_url) as conn:
+        return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM profile.customer)")
+
+
+def in_background(settings: Settings, stop: threading.Event, *, first_start: bool) -> None:
+    """Once ready, while the user already looks around: on a first start with demo data,
+    the demo's first days (detection, follow-ups, care, campaigns) through the running
+    services' own functions and jobs; on a later start, the defaults of a fresh
+    installation that a newer release added (a no-op otherwise), kept off the way to ready
+    because they import most of care and complaint."""
 
     def play() -> None:
-        from keepwell.seed import play_demo
+        from keepwell.seed import install_defaults, play_demo
 
         try:
+            if not first_start:
+                asyncio.run(install_defaults(settings))
+                return
             summary = asyncio.run(play_demo(settings, stop))
         except Exception:
             if not stop.is_set():
-                logger.exception("the demo's first days could not be played")
+                logger.exception(
+                    "the demo's first days could not be played"
+                    if first_start
+                    else "the defaults of a fresh installation could not be installed"
+                )
             return
         if summary:
             console.print("[dim]demo: " + ", ".join(f"{k} {v}" for k, v in summary.items()) + "[/]")
 
-    threading.Thread(target=play, name="demo", daemon=True).start()
+    threading.Thread(target=play, name="after-ready", daemon=True).start()

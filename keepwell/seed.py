@@ -104,18 +104,6 @@ async def install_defaults(settings: Settings) -> int:
     return added
 
 
-async def prepare(settings: Settings, demo_customers: int) -> bool:
-    """First start of a fresh system: defaults, and demo data when the archive is empty.
-    Returns whether demo data was loaded."""
-    async with raw_connection(settings.database_url) as conn:
-        empty = await profile_seed.is_empty(conn)
-    if empty:
-        await load_demo(settings, demo_customers)
-    else:
-        await install_defaults(settings)
-    return empty
-
-
 async def _read_models_filled(database_url: str) -> bool:
     async with raw_connection(database_url) as conn:
         found = await conn.fetchrow(

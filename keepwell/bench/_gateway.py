@@ -260,7 +260,11 @@ async def run(
                 phases["demo_played_seconds"] = round(time.monotonic() - began, 1)
             await _until(lambda: _ok(probe.get(f"{floor}/docs")), 30, "the floor endpoints", alive)
         meters = (
-            process_cpu(_gateway_pid(processes[0]) if started_here else None),
+            process_cpu(
+                _gateway_pid(processes[0], int(env["KEEPWELL_GATEWAY_PORT"]))
+                if started_here
+                else None
+            ),
             process_cpu(processes[-1].pid),
         )
         measured = await _measure(url, floor, env, concurrency, seconds, rounds, meters)
@@ -291,12 +295,14 @@ async def run(
     )
 
 
-def _gateway_pid(supervisor: subprocess.Popen[bytes]) -> int | None:
-    """The gateway process among what ``keepwell run`` started."""
+def _gateway_pid(supervisor: subprocess.Popen[bytes], port: int) -> int | None:
+    """The gateway process among what ``keepwell run`` started: the one listening on its
+    port (children are forked from one server, so they share its command line)."""
     import psutil
 
     for child in psutil.Process(supervisor.pid).children(recursive=True):
-        if child.cmdline()[-2:] == ["serve", "gateway"]:
+        listening = child.net_connections(kind="tcp")
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in listening):
             return int(child.pid)
     return None
 

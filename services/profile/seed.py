@@ -129,10 +129,6 @@ def _customer_rows(data: DemoArchive) -> Iterator[tuple[Any, ...]]:
         yield _customer_row(customer, now)
 
 
-async def is_empty(conn: asyncpg.Connection) -> bool:
-    return not await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.customer)")
-
-
 async def load_demo(conn: asyncpg.Connection, data: DemoArchive) -> dict[str, int]:
     now = clock.now()
     teams = await copy_rows(
