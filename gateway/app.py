@@ -15,6 +15,7 @@ from gateway import apikeys
 from gateway.config import GatewaySettings, get_gateway_settings
 from gateway.context import Clients, Context
 from gateway.http import EdgeMiddleware, EdgeRouter
+from gateway.observe import Observer
 from gateway.persisted import PersistedQueries
 from gateway.ratelimit import Meter, RateLimiter
 from gateway.schema import schema
@@ -26,6 +27,7 @@ from services.kit.http import REQUEST_ID_HEADER, create_http_client, valid_reque
 from services.kit.keys import Signer, require_signing_key
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
+from services.kit.tracing import FASTAPI_TELEMETRY, tracer
 
 API_KEY_HEADER = "X-API-Key"
 """Partners' systems sign in with an API key in this header (people: a bearer token)."""
@@ -35,14 +37,15 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
     settings = settings or get_settings()
     gateway = gateway or get_gateway_settings()
     configure_logging("gateway", settings.log_level)
+    traced = tracer("gateway", settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The gateway signs the tokens of the people it serves: no key, no gateway.
         require_signing_key(settings, Signer.user)
-        http = create_http_client(settings.http_timeout_seconds)
+        http = create_http_client(settings.http_timeout_seconds, tracing=settings.tracing_on)
         engine = create_engine(settings.database_url, pool_size=min(settings.db_pool_size, 5))
-        app.state.clients = Clients.create(settings, gateway, http, engine)
+        app.state.clients = Clients.create(settings, gateway, http, engine, traced)
         # Rate limits and persisted queries (gateway/ratelimit.py, gateway/persisted.py):
         # Redis, with short timeouts, since both go on without it.
         timeout = gateway.redis_timeout_seconds
@@ -85,10 +88,13 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
     graphql = EdgeRouter(
         schema,
         gateway=gateway,
+        observer=Observer(gateway.metrics_max_operations, traced),
         context_getter=context,
         graphql_ide="graphiql" if settings.env == "development" else None,
     )
-    app = FastAPI(title="Keepwell gateway", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="Keepwell gateway", version="1", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+    )
     install_error_handlers(app)
     app.include_router(graphql, prefix="/graphql")
 

@@ -80,6 +80,11 @@ class GatewaySettings(BaseSettings):
     redis_timeout_seconds: float = Field(0.5, gt=0, le=10)
     """Redis calls of the rate limits and persisted queries; past it they fail open."""
 
+    # Metrics (gateway/observe.py).
+    metrics_max_operations: int = Field(200, ge=0)
+    """Distinct names of unregistered operations with a metrics label of their own, per
+    process; later ones are counted as ``(other)`` (registered operations always have theirs)."""
+
     # Persisted queries (gateway/persisted.py).
     apq: bool = True
     """Automatic persisted queries (Apollo's protocol), kept in Redis."""

@@ -7,6 +7,7 @@ from functools import cached_property
 
 import httpx
 from graphql import GraphQLError
+from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from strawberry.fastapi import BaseContext
 
@@ -15,6 +16,7 @@ from gateway.config import GatewaySettings
 from gateway.errors import Unauthenticated
 from gateway.identity import Verifier
 from gateway.loaders import Loaders
+from gateway.observe import Seen
 from gateway.ratelimit import Meter
 from services.kit.auth import Principal
 from services.kit.config import SERVICES, Settings
@@ -38,6 +40,7 @@ class Clients:
         gateway: GatewaySettings,
         http: httpx.AsyncClient,
         engine: AsyncEngine,
+        tracer: Tracer | None = None,
     ) -> Clients:
         return cls(
             http=http,
@@ -48,6 +51,7 @@ class Clients:
                     settings.url_of(s),
                     http,
                     gateway.timeouts.get(s, settings.http_timeout_seconds),
+                    tracer,
                 )
                 for s in SERVICES
             },
@@ -75,6 +79,8 @@ class Context(BaseContext):
         """The caller's rate limit (gateway/ratelimit.py); ``None``: unlimited."""
         self.cost = 0
         """The cost the limits measured of the operation that runs (gateway/limits.py)."""
+        self.seen: Seen | None = None
+        """The operation as its metrics and trace see it (gateway/observe.py)."""
 
     @cached_property
     def caller(self) -> Caller:

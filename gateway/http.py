@@ -42,6 +42,7 @@ from strawberry.types.unset import UNSET
 
 from gateway.config import GatewaySettings
 from gateway.context import Context
+from gateway.observe import Observer, Seen
 
 if TYPE_CHECKING:
     from gateway.persisted import PersistedQueries
@@ -200,9 +201,12 @@ class EdgeMiddleware:
 class EdgeRouter(GraphQLRouter[Context, None]):
     """strawberry's router with the gateway's HTTP rules (see the module's docstring)."""
 
-    def __init__(self, *args: Any, gateway: GatewaySettings, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, gateway: GatewaySettings, observer: Observer, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.max_batch = gateway.max_batch_operations
+        self.observer = observer
 
     async def run(  # type: ignore[override]
         self,
@@ -278,15 +282,40 @@ class EdgeRouter(GraphQLRouter[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
+        with self.observer.operation() as seen:
+            context.seen = seen
+            try:
+                result = await self._execute_observed(
+                    request, request_adapter, sub_response, context, request_data, seen
+                )
+            except Rejection as e:
+                seen.refused(e.code)
+                raise
+            except HTTPException as e:
+                seen.refused(HTTP_CODES.get(e.status_code, "BAD_REQUEST"))
+                raise
+            seen.answered(result.errors, None if _is_request_error(result) else context.cost)
+            return result
+
+    async def _execute_observed(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        request_data: GraphQLRequestData,
+        seen: Seen,
+    ) -> ExecutionResult:
         # Persisted queries (gateway/persisted.py): the query of a hash, or the safelist's.
         persisted: PersistedQueries | None = getattr(request.app.state, "persisted", None)
         remember = None
         if persisted is not None:
             resolved = await persisted.resolve(request_data, partner=context.scopes is not None)
             request_data, remember = resolved.data, resolved.remember
+            seen.registered = resolved.registered
         try:
             result = await super().execute_single(
-                request, request_adapter, sub_response, context, root_value, request_data
+                request, request_adapter, sub_response, context, None, request_data
             )
         except HTTPException as e:
             if request_adapter.method == "GET" and isinstance(

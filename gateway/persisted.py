@@ -114,6 +114,8 @@ class Resolved:
     data: GraphQLRequestData
     remember: str | None = None
     """APQ: the hash to store the query under once it has run."""
+    registered: bool = False
+    """Its text is the safelist's (the metrics then label it by its name)."""
 
 
 class PersistedQueries:
@@ -154,7 +156,7 @@ class PersistedQueries:
                     "此操作未登记，不能执行（keepwell gateway register-operations）",
                     "OPERATION_NOT_SAFELISTED",
                 )
-            return Resolved(replace(data, query=body))
+            return Resolved(replace(data, query=body), registered=True)
         if sha is None:
             return Resolved(data)
         if query is not None:

@@ -16,6 +16,7 @@ from gateway.errors import ServiceError, ServiceUnavailable, graphql_error
 from gateway.hardening import Exposure, MaskUnexpected
 from gateway.limits import QueryLimits
 from gateway.mutations import Mutation
+from gateway.observe import OperationName
 from gateway.queries import Query
 from gateway.ratelimit import RateLimit
 
@@ -62,6 +63,8 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     extensions=[
+        # Which operation runs, for its metrics and span (gateway/observe.py).
+        OperationName,
         # The edge first: limits before parsing and validation (gateway/limits.py), then
         # what production hides (gateway/hardening.py).
         QueryLimits,

@@ -296,6 +296,35 @@ def gateway_register_operations(
     typer.echo(f"registered {new} new, {known} already registered")
 
 
+@gateway_app.command("audit")
+def gateway_audit(
+    url: Annotated[
+        str | None,
+        typer.Option(help="The gateway's GraphQL URL (default: this system's /graphql)."),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(help="'Name: value' sent on every request, e.g. a CSRF preflight header."),
+    ] = None,
+) -> None:
+    """Run the graphql-http project's GraphQL-over-HTTP server audits against a gateway
+    (needs Node.js 18+ and npm). Lists what did not pass and the totals per level; exits 1
+    when a MUST or a SHOULD is not met."""
+    from keepwell.audit import AuditUnavailable, failures, report, run_audit
+
+    settings = get_settings()
+    target = url or f"http://{settings.host}:{settings.gateway_port}/graphql"
+    try:
+        results = run_audit(target, header or [])
+    except AuditUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for line in report(results):
+        typer.echo(line)
+    if failures(results):
+        raise typer.Exit(1)
+
+
 schema_app = typer.Typer(help="The GraphQL schema as a contract (gateway/schema.graphql).")
 app.add_typer(schema_app, name="schema")
 

@@ -6,10 +6,10 @@ from one server process that has imported their common libraries once (:data:`FO
 while the supervisor loads demo data on a first start (they touch no table before a
 request comes); the workers, whose jobs start at once and call the services, follow once
 the services are ready. On a first start with demo data the demo plays its first days once
-everything is ready (``keepwell/seed.py``: ``play_demo``). Where it all listens goes to ``<data dir>/run.json``
-for the commands run beside it (``services/kit/runfile.py``). A child that crashes is
-restarted with back-off; SIGINT or SIGTERM stops every child and the embedded servers, and
-nothing is left running.
+everything is ready (``keepwell/seed.py``: ``play_demo``). Where it all listens goes to
+``<data dir>/run.json`` for the commands run beside it (``services/kit/runfile.py``). A
+child that crashes is restarted with back-off; SIGINT or SIGTERM stops every child and the
+embedded servers, and nothing is left running.
 """
 
 from __future__ import annotations

@@ -9,13 +9,15 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
 import orjson
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Tracer
 
 from gateway.errors import ServiceError, ServiceUnavailable
 from services.kit.auth import Principal, issue_token
@@ -107,6 +109,8 @@ class ServiceClient:
     base_url: str
     http: httpx.AsyncClient
     timeout_seconds: float
+    tracer: Tracer | None = None
+    """Tracing on: each call is a span of the operation's trace (services/kit/tracing.py)."""
 
     async def get(self, caller: Caller, path: str, params: Any = None) -> Any:
         return await self.request(caller, "GET", path, params=params)
@@ -142,40 +146,60 @@ class ServiceClient:
             sent["Idempotency-Key"] = idempotency_key
         # A path with a query or fragment of its own: httpx merges the parameters in.
         merge = bool(params) and ("?" in path or "#" in path)
-        while True:
-            caller.calls[self.service] = caller.calls.get(self.service, 0) + 1
-            pause = RETRY_PAUSE_SECONDS
-            try:
-                response = await self.http.request(
-                    method,
-                    f"{self.base_url}{path}" if merge else self._url(path, params),
-                    params=params if merge else None,
-                    json=body,
-                    timeout=self.timeout_seconds,
-                    headers=sent,
-                )
-            except httpx.HTTPError as exc:
-                failure: ServiceUnavailable = ServiceUnavailable(self.service, type(exc).__name__)
-            else:
-                if response.status_code < 400:
-                    return decoded(response) if response.content else None
-                error = (
-                    _service_error(self.service, response)
-                    if response.status_code not in RETRYABLE_STATUS and response.status_code < 500
-                    else None
-                )
-                in_flight = idempotency_key is not None and (
-                    error is not None and error.code == "idempotency_key_in_flight"
-                )
-                if error is not None and not in_flight:
-                    raise error
-                if in_flight:
-                    pause = IN_FLIGHT_PAUSE_SECONDS
-                failure = ServiceUnavailable(self.service, f"HTTP {response.status_code}")
-            if not idempotent or caller.retries_left <= 0:
-                raise failure
-            caller.retries_left -= 1
-            await asyncio.sleep(pause)
+        # One span for the call, its retries events on it.
+        with self._span(method) as span:
+            while True:
+                caller.calls[self.service] = caller.calls.get(self.service, 0) + 1
+                pause = RETRY_PAUSE_SECONDS
+                try:
+                    response = await self.http.request(
+                        method,
+                        f"{self.base_url}{path}" if merge else self._url(path, params),
+                        params=params if merge else None,
+                        json=body,
+                        timeout=self.timeout_seconds,
+                        headers=sent,
+                    )
+                except httpx.HTTPError as exc:
+                    failure: ServiceUnavailable = ServiceUnavailable(
+                        self.service, type(exc).__name__
+                    )
+                else:
+                    span.set_attribute("http.response.status_code", response.status_code)
+                    if response.status_code < 400:
+                        return decoded(response) if response.content else None
+                    error = (
+                        _service_error(self.service, response)
+                        if response.status_code not in RETRYABLE_STATUS
+                        and response.status_code < 500
+                        else None
+                    )
+                    in_flight = idempotency_key is not None and (
+                        error is not None and error.code == "idempotency_key_in_flight"
+                    )
+                    if error is not None and not in_flight:
+                        raise error
+                    if in_flight:
+                        pause = IN_FLIGHT_PAUSE_SECONDS
+                    failure = ServiceUnavailable(self.service, f"HTTP {response.status_code}")
+                if not idempotent or caller.retries_left <= 0:
+                    raise failure
+                caller.retries_left -= 1
+                span.add_event("retry", {"reason": str(failure)})
+                await asyncio.sleep(pause)
+
+    @contextmanager
+    def _span(self, method: str) -> Iterator[Span]:
+        """The call's span: named by method and service, never by URL (numbers in paths)."""
+        if self.tracer is None:
+            yield INVALID_SPAN
+            return
+        with self.tracer.start_as_current_span(
+            f"{method} {self.service}",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": method, "keepwell.service": self.service},
+        ) as span:
+            yield span
 
     def _url(self, path: str, params: Any) -> httpx.URL:
         """Parsed here once: httpx parses a string URL twice, 0.1 ms for a long one."""
@@ -185,7 +209,9 @@ class ServiceClient:
     async def readiness(self) -> Readiness:
         started = time.perf_counter()
         try:
-            response = await self.http.get(f"{self.base_url}/readyz")
+            with self._span("GET") as span:
+                response = await self.http.get(f"{self.base_url}/readyz")
+                span.set_attribute("http.response.status_code", response.status_code)
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             return Readiness(

@@ -40,6 +40,7 @@ from services.kit.keys import Signer
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
 from services.kit.redis import create_redis
+from services.kit.tracing import FASTAPI_TELEMETRY, TracingMiddleware, tracer
 
 READINESS_TIMEOUT_SECONDS = 2.0
 
@@ -64,7 +65,7 @@ class Resources:
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
             redis=create_redis(settings.redis_url, service),
-            http=create_http_client(settings.http_timeout_seconds),
+            http=create_http_client(settings.http_timeout_seconds, tracing=settings.tracing_on),
         )
 
     def session(self) -> AbstractAsyncContextManager[AsyncSession]:
@@ -227,6 +228,7 @@ def create_service_app(
         description=description,
         version="1",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
         # Every route, those a service includes itself too: input no route can take is
         # refused before the route sees it (services/kit/inputs.py).
         dependencies=[Depends(guard_inputs)],
@@ -268,6 +270,8 @@ def create_service_app(
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=service)
+    if (traced := tracer(service, settings)) is not None:
+        app.add_middleware(TracingMiddleware, tracer=traced)
     # Outermost, so every log line of the request, including the access line, has the id.
     app.add_middleware(
         CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER, validator=valid_request_id

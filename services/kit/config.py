@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("profile", "warning", "care", "complaint")
@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     # The same value in every process of a service: its API accepts what its worker's prune
     # still remembers.
     event_retention_days: int = Field(7, ge=1)
+    # OpenTelemetry traces (services/kit/tracing.py): off unless asked for or an OTLP
+    # endpoint is configured the standard way; the exporter reads the OTEL_* variables itself.
+    tracing: bool | None = None
+    otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
 
     PRODUCTION_REQUIRES: ClassVar[tuple[str, ...]] = (
         "user_public_key",
@@ -116,6 +125,11 @@ class Settings(BaseSettings):
             names = ", ".join(f"KEEPWELL_{n.upper()}" for n in missing)
             raise ValueError(f"{names} must be set in production (no development keys there)")
         return self
+
+    @property
+    def tracing_on(self) -> bool:
+        """``KEEPWELL_TRACING`` when set, else whether an OTLP endpoint is configured."""
+        return self.tracing if self.tracing is not None else self.otlp_endpoint is not None
 
     def port_of(self, name: str) -> int:
         port: int = getattr(self, f"{name}_port")

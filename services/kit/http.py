@@ -10,6 +10,7 @@ import re
 
 import httpx
 from asgi_correlation_id import correlation_id
+from opentelemetry import propagate
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_MAX_LENGTH = 64
@@ -36,10 +37,19 @@ async def _forward_request_id(request: httpx.Request) -> None:
         request.headers[REQUEST_ID_HEADER] = request_id
 
 
-def create_http_client(timeout_seconds: float = 5.0, **kwargs: object) -> httpx.AsyncClient:
+async def _propagate_trace(request: httpx.Request) -> None:
+    propagate.inject(request.headers)
+
+
+def create_http_client(
+    timeout_seconds: float = 5.0, *, tracing: bool = False, **kwargs: object
+) -> httpx.AsyncClient:
+    """``tracing``: every call also carries the current span's W3C ``traceparent``, so the
+    service called joins the caller's trace (services/kit/tracing.py)."""
+    hooks = [_forward_request_id, _propagate_trace] if tracing else [_forward_request_id]
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_seconds, connect=min(2.0, timeout_seconds)),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        event_hooks={"request": [_forward_request_id]},
+        event_hooks={"request": hooks},
         **kwargs,  # type: ignore[arg-type]
     )

@@ -35,6 +35,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.kit import clock
+from services.kit.tracing import FASTAPI_TELEMETRY
 
 logger = logging.getLogger("keepwell.care.sandbox")
 
@@ -203,7 +204,9 @@ def create_app(initial: Control | None = None) -> FastAPI:
             for pusher in pushers:
                 pusher.cancel()
 
-    app = FastAPI(title="Keepwell SMS sandbox", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="Keepwell SMS sandbox", version="1", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+    )
 
     def outcome(message: dict[str, Any]) -> dict[str, Any]:
         control = state.control
