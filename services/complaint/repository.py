@@ -87,7 +87,7 @@ async def customer_ids(session: AsyncSession, msisdns: Sequence[str]) -> dict[st
             col(Customer.msisdn).in_(set(msisdns))
         )
     )
-    return {msisdn: id_ for msisdn, id_ in result.tuples() if id_ is not None}
+    return {msisdn: id_ for msisdn, id_ in result.all() if id_ is not None}
 
 
 # -- categories ---------------------------------------------------------------------------------

@@ -119,7 +119,7 @@ async def numbers_of(session: AsyncSession, customer_ids: Sequence[int]) -> list
             col(Customer.customer_id).in_(customer_ids)
         )
     )
-    found = dict(result.tuples())
+    found = {customer_id: msisdn for customer_id, msisdn in result.all()}
     return [found[i] for i in dict.fromkeys(customer_ids) if i in found]
 
 
@@ -132,7 +132,7 @@ async def customer_ids(session: AsyncSession, msisdns: Sequence[str]) -> dict[st
             col(Customer.msisdn).in_(set(msisdns))
         )
     )
-    return {msisdn: id_ for msisdn, id_ in result.tuples() if id_ is not None}
+    return {msisdn: id_ for msisdn, id_ in result.all() if id_ is not None}
 
 
 async def sync_assignments(session: AsyncSession, msisdns: Sequence[str]) -> None:
