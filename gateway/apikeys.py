@@ -23,16 +23,17 @@ from sqlmodel import col
 
 from gateway.models import ApiKey
 from services.kit import clock
-from services.kit.auth import Principal, Role
+from services.kit.auth import Principal, Role, Scope
 from services.kit.errors import InvalidInput, NotFound, Unauthorized
 
 SCOPES: dict[str, str] = {
-    "customers:read": "Read customers (numbers masked unless the partner is allowed them).",
-    "warnings:read": "Read churn warnings and risk scores.",
-    "complaints:read": "Read complaints.",
-    "usage:write": "Send daily usage rows (the usage feed).",
+    Scope.customers_read: "Read customers (numbers masked unless the partner is allowed them).",
+    Scope.warnings_read: "Read churn warnings and risk scores.",
+    Scope.complaints_read: "Read complaints.",
+    Scope.usage_write: "Send daily usage rows (the usage feed).",
 }
-"""Every scope a key may carry, and what it opens."""
+"""Every scope a key may carry (the kernel's :class:`Scope`, which the services check too),
+and what it opens."""
 
 _KEY = re.compile(r"kw_([a-z0-9]{12})_([A-Za-z0-9_-]{43})")
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -149,7 +150,12 @@ async def authenticate(session: AsyncSession, key: str) -> Partner:
             update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=now)
         )
     return Partner(
-        principal=Principal(user_id=row.partner_id, role=Role.partner),
+        # The services check the same scopes on the token the gateway signs for each call.
+        principal=Principal(
+            user_id=row.partner_id,
+            role=Role.partner,
+            scopes=frozenset(map(Scope, row.scopes)),
+        ),
         scopes=frozenset(row.scopes),
         key_id=row.id,
         rate_per_minute=row.rate_per_minute,

@@ -18,7 +18,7 @@ from gateway.identity import Verifier
 from gateway.loaders import Loaders
 from gateway.observe import Seen
 from gateway.ratelimit import Meter
-from services.kit.auth import Principal
+from services.kit.auth import Principal, Role
 from services.kit.config import SERVICES, Settings
 from services.kit.db import create_sessionmaker
 
@@ -91,7 +91,11 @@ class Context(BaseContext):
 
     @cached_property
     def loaders(self) -> Loaders:
-        return Loaders(self.clients.services, self.caller)
+        return Loaders(
+            self.clients.services,
+            self.caller,
+            by_customer_id=self.caller.principal.role is Role.partner,
+        )
 
     def page_size(self, first: int) -> int:
         """``first`` as a page size, within the bound every list keeps."""

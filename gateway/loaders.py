@@ -2,10 +2,14 @@
 tick into one call to the service's batch form (``?msisdn=A&msisdn=B``) and remembers the
 answers, built into their GraphQL types, for the rest of the request. A page of 50
 customers with their managers, warnings, risk and complaints costs one call per service
-and loader, whatever the page size."""
+and loader, whatever the page size.
+
+A partner's loaders go by profile's customer id instead of the number (``?customer_id=``):
+what a partner is given of a number is masked, so the gateway holds none to ask with."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -67,16 +71,21 @@ def _grouped(
     async def load(keys: list[str]) -> Sequence[list[Any]]:
         groups: dict[str, list[Any]] = defaultdict(list)
         for row in await fetch(keys):
-            groups[row[key]].append(_build(kind, row))
+            groups[str(row[key])].append(_build(kind, row))
         return [groups.get(k, []) for k in keys]
 
     return load
 
 
 class Loaders:
-    def __init__(self, services: dict[str, ServiceClient], caller: Caller) -> None:
+    def __init__(
+        self, services: dict[str, ServiceClient], caller: Caller, *, by_customer_id: bool
+    ) -> None:
         profile, warning = services["profile"], services["warning"]
         complaint, care = services["complaint"], services["care"]
+        self.by_customer_id = by_customer_id
+        """Warnings, risk and complaints are keyed by customer id (a partner), else by number."""
+        customer_key = "customer_id" if by_customer_id else "msisdn"
 
         def many(
             client: ServiceClient, path: str, name: str, extra: list[tuple[str, Any]], items: bool
@@ -92,6 +101,14 @@ class Loaders:
             _one_each(
                 many(profile, "/customers", "msisdn", [("limit", MAX_KEYS)], True),
                 "msisdn",
+                "profile.Customer",
+            ),
+            max_batch_size=MAX_KEYS,
+        )
+        self.customer_by_id: DataLoader[str, Customer | None] = DataLoader(
+            _one_each(
+                many(profile, "/customers", "id", [("limit", MAX_KEYS)], True),
+                "id",
                 "profile.Customer",
             ),
             max_batch_size=MAX_KEYS,
@@ -112,20 +129,22 @@ class Loaders:
         # inside the service's page of 500.
         self.open_warnings: DataLoader[str, list[ChurnWarning]] = DataLoader(
             _grouped(
-                many(warning, "/warnings", "msisdn", [("limit", 500)], False),
-                "msisdn",
+                many(warning, "/warnings", customer_key, [("limit", 500)], False),
+                customer_key,
                 "warning.ChurnWarning",
             ),
             max_batch_size=50,
         )
         self.risk: DataLoader[str, RiskScore | None] = DataLoader(
-            _one_each(many(warning, "/risk", "msisdn", [], False), "msisdn", "warning.RiskScore"),
+            _one_each(
+                many(warning, "/risk", customer_key, [], False), customer_key, "warning.RiskScore"
+            ),
             max_batch_size=MAX_KEYS,
         )
         self.complaints: DataLoader[str, list[Complaint]] = DataLoader(
             _grouped(
-                many(complaint, "/complaints", "msisdn", [("limit", 200)], True),
-                "msisdn",
+                many(complaint, "/complaints", customer_key, [("limit", 200)], True),
+                customer_key,
                 "complaint.Complaint",
             ),
             max_batch_size=MAX_KEYS,
@@ -150,3 +169,18 @@ class Loaders:
             ),
             max_batch_size=MAX_KEYS,
         )
+
+    def customer_key(self, customer: Customer) -> str:
+        """What this request's warning, risk and complaint loaders take for ``customer``."""
+        return str(customer.id) if self.by_customer_id else customer.msisdn
+
+    def customer_of(self, msisdn: str, customer_id: str | None) -> Awaitable[Customer | None]:
+        """The customer a warning or complaint is about: by number for people, by customer
+        id for a partner (none while the service's copy lacks the id)."""
+        if not self.by_customer_id:
+            return self.customer.load(msisdn)
+        if customer_id is not None:
+            return self.customer_by_id.load(customer_id)
+        unknown: asyncio.Future[Customer | None] = asyncio.get_running_loop().create_future()
+        unknown.set_result(None)
+        return unknown

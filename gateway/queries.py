@@ -138,11 +138,30 @@ class Query:
         return Viewer(user_id=p.user_id, role=p.role, team_id=p.team_id)
 
     @strawberry.field(
-        description="One customer by mobile number (any usual form); null if not yours.",
+        description="One customer by mobile number (any usual form) or by `id`: exactly one "
+        "of them (`BAD_USER_INPUT` otherwise); null if not yours.",
         extensions=[*needs("customers:read"), LookAhead()],
     )
-    async def customer(self, info: Info, msisdn: str) -> Customer | None:
+    async def customer(
+        self, info: Info, msisdn: str | None = None, id: strawberry.ID | None = None
+    ) -> Customer | None:
         ctx = info.context
+        if (msisdn is None) == (id is None):
+            raise GraphQLError(
+                "customer：须给出 msisdn 或 id 其中之一",
+                extensions={
+                    "code": "BAD_USER_INPUT",
+                    "field": "id" if id is not None else "msisdn",
+                },
+            )
+        if id is not None:
+            if not id.isdigit() or int(id) < 1:
+                raise GraphQLError(
+                    "id：须为客户编号（正整数）",
+                    extensions={"code": "BAD_USER_INPUT", "field": "id"},
+                )
+            found: Customer | None = await ctx.loaders.customer_by_id.load(str(int(id)))
+            return found
         row = await _or_none(ctx.service("profile").get(ctx.caller, f"/customers/{msisdn}"))
         return build(Customer, row) if row else None
 

@@ -161,17 +161,25 @@ def token(
     gateway: Annotated[
         bool, typer.Option("--gateway", help="A token for the GraphQL gateway instead.")
     ] = False,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="A partner's scope (repeatable): customers:read, warnings:read, ..."),
+    ] = None,
 ) -> None:
     """Print a token (Authorization: Bearer ...). For a service's REST API: an internal
     token signed with the user key (KEEPWELL_USER_SIGNING_KEY; in development the one under
     the data dir). With --gateway: a development token for the GraphQL gateway, signed with
     its HS256 secret (in production people sign in with the identity provider)."""
-    from services.kit.auth import Principal, Role, issue_token
+    from services.kit.auth import Principal, Role, Scope, issue_token
 
     try:
         principal = Principal(user_id=user, role=Role(role), team_id=team)
     except ValueError as exc:
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from exc
+    try:
+        principal = principal.model_copy(update={"scopes": frozenset(map(Scope, scope or ()))})
+    except ValueError as exc:
+        raise typer.BadParameter(f"unknown scope in {scope!r}", param_hint="--scope") from exc
     if gateway:
         from gateway.config import get_gateway_settings
         from gateway.identity import development_token

@@ -12,9 +12,10 @@ import asyncio
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
 from services.kit import keys
-from services.kit.auth import Principal, Role, issue_token
+from services.kit.auth import Principal, Role, Scope, issue_token
 from services.kit.config import SCHEMAS, Settings, get_settings
 from services.kit.db import create_engine, libpq_url
 from services.kit.keys import Signer
@@ -119,8 +120,16 @@ def isolated(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def token(settings: Settings) -> Callable[..., str]:
-    def mint(role: str = "admin", user: str = "test-user", team: str | None = None) -> str:
-        return issue_token(Principal(user_id=user, role=Role(role), team_id=team), settings)
+    def mint(
+        role: str = "admin",
+        user: str = "test-user",
+        team: str | None = None,
+        scopes: Iterable[str] = (),
+    ) -> str:
+        principal = Principal(
+            user_id=user, role=Role(role), team_id=team, scopes=frozenset(map(Scope, scopes))
+        )
+        return issue_token(principal, settings)
 
     return mint
 
@@ -135,7 +144,7 @@ def app_client(infra: Infra, token: Callable[..., str]) -> AppClient:
 
     @asynccontextmanager
     async def open_client(
-        app: FastAPI, role: str | None = "admin", **claims: str
+        app: FastAPI, role: str | None = "admin", **claims: Any
     ) -> AsyncIterator[httpx.AsyncClient]:
         headers = {"Authorization": f"Bearer {token(role, **claims)}"} if role else {}
         async with LifespanManager(app) as manager:

@@ -2,8 +2,10 @@
 
 The rule (ARCHITECTURE.md, *Row access*): a manager reads the rows of their team's
 customers and changes only their own; a supervisor reads and changes their team's;
-operators and admins read and change every row; partners read profile's customers and
-contact log with the numbers masked, and nothing else. A row the caller may not read is
+operators and admins read and change every row; partners (here with the scopes
+customers:read, warnings:read and complaints:read) read profile's customers and contact
+log, warnings and risk, complaint tickets and their SLA clocks, every team's, with the
+numbers masked, and nothing else. A row the caller may not read is
 not found (404) when asked for by id or under its customer, and absent from lists; a row
 the caller may read but not change is refused (403). A role the route does not admit at
 all is refused (403) whatever the row: those cells follow the route's roles as the app
@@ -48,7 +50,7 @@ from services.complaint.app import create_app as create_complaint
 from services.complaint.consumers import consumer as complaint_consumer
 from services.kit.access import route_roles
 from services.kit.app import Resources
-from services.kit.auth import Principal, Role, issue_token
+from services.kit.auth import Principal, Role, Scope, issue_token
 from services.kit.config import Settings
 from services.kit.events import Envelope
 from services.kit.events.consumer import Consumer
@@ -67,7 +69,11 @@ CALLERS = {
     "supervisor": Principal(user_id="s1", role=Role.supervisor, team_id="t1"),
     "operator": Principal(user_id="op1", role=Role.operator),
     "admin": Principal(user_id="admin1", role=Role.admin),
-    "partner": Principal(user_id="crm-x", role=Role.partner),
+    "partner": Principal(
+        user_id="crm-x",
+        role=Role.partner,
+        scopes=frozenset({Scope.customers_read, Scope.warnings_read, Scope.complaints_read}),
+    ),
 }
 RELATIONS = ("own", "same_team", "other_team")
 OWNERS = {  # relation: (msisdn, name, manager, team)
@@ -85,6 +91,7 @@ class Row:
     name: str
     manager: str
     team: str
+    customer_id: int = 0
     warning_id: int = 0
     campaign_id: str = ""
     task_ids: dict[str, int] = field(default_factory=dict)  # "read", then one per role
@@ -211,7 +218,7 @@ OPS: list[Op] = [
     Op("warning", "risk", "read", "GET", "/subscribers/{msisdn}/risk",
        lambda w, r: f"/subscribers/{r.msisdn}/risk"),
     Op("warning", "risk", "list", "GET", "/risk", lambda w, r: "/risk",
-       params=lambda w, r: w.numbers(), holds=_holds("msisdn", "msisdn")),
+       params=lambda w, r: w.numbers(), holds=_holds("customer_id", "customer_id")),
     # care: campaigns (their creator's), tasks, messages and a company-wide alert's recipients
     Op("care", "campaign", "read", "GET", "/campaigns/{campaign_id}",
        lambda w, r: f"/campaigns/{r.campaign_id}"),
@@ -349,7 +356,7 @@ async def _seed(world: World, settings: Settings) -> None:
     for row in world.rows.values():
         body = customer(row.msisdn, name=row.name, manager_id=row.manager)
         body["contract_end"] = str(today + timedelta(days=10))  # a contract-expiry warning
-        await world.admin("profile", "POST", "/customers", json=body)
+        row.customer_id = (await world.admin("profile", "POST", "/customers", json=body))["id"]
         await world.admin("profile", "POST", f"/customers/{row.msisdn}/contacts", json=CONTACT)
     await _deliver_profile_events(settings)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from gateway.access import check
 from gateway.types.common import Info, build_all, later
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class Complaint:
     msisdn: str
     channel: str = strawberry.field(description="hotline 10000, store, app, letter, regulator...")
     category: str
-    description: str
+    description: str = strawberry.field(description="Empty for partners.")
     severity: str = strawberry.field(description="normal, urgent or critical.")
     state: str = strawberry.field(description="Where the 4-step flow stands.")
     needs: list[str] = strawberry.field(description="The customer's needs, as the handler heard.")
@@ -67,12 +68,16 @@ class Complaint:
     next_due_at: datetime | None = strawberry.field(description="The nearest SLA due time.")
     breached: bool = strawberry.field(description="An SLA clock has run out.")
     allowed_next: list[str] = strawberry.field(description="The steps that may come next.")
+    customer_id: strawberry.ID | None = strawberry.field(
+        description="The customer's id (`customer(id:)`)."
+    )
 
     @strawberry.field(description="The complaining customer.")
     def customer(
         self, info: Info
     ) -> Annotated[Customer, strawberry.lazy("gateway.types.profile")] | None:
-        return later(info.context.loaders.customer.load(self.msisdn))
+        check(info, "customers:read")
+        return later(info.context.loaders.customer_of(self.msisdn, self.customer_id))
 
     @strawberry.field(description="Its SLA clocks (SLA 时限), per metric.")
     def sla(self, info: Info) -> Sla | None:
@@ -80,6 +85,7 @@ class Complaint:
 
     @strawberry.field(description="The steps recorded so far (one call each).")
     async def steps(self, info: Info) -> list[ComplaintStep] | None:
+        check(info, None)  # the handler's notes: staff only
         rows = await info.context.service("complaint").get(
             info.context.caller, f"/complaints/{self.id}/steps"
         )

@@ -143,21 +143,24 @@ class Customer:
         self, info: Info
     ) -> list[Annotated[ChurnWarning, strawberry.lazy("gateway.types.warning")]] | None:
         check(info, "warnings:read")
-        return later(info.context.loaders.open_warnings.load(self.msisdn))
+        loaders = info.context.loaders
+        return later(loaders.open_warnings.load(loaders.customer_key(self)))
 
     @strawberry.field(description="Churn risk 0-100 and the open signals it is made of.")
     def risk_score(
         self, info: Info
     ) -> Annotated[RiskScore, strawberry.lazy("gateway.types.warning")] | None:
         check(info, "warnings:read")
-        return later(info.context.loaders.risk.load(self.msisdn))
+        loaders = info.context.loaders
+        return later(loaders.risk.load(loaders.customer_key(self)))
 
     @strawberry.field(description="Complaints (投诉), newest first, with their SLA state.")
     def complaints(
         self, info: Info
     ) -> list[Annotated[Complaint, strawberry.lazy("gateway.types.complaint")]] | None:
         check(info, "complaints:read")
-        return later(info.context.loaders.complaints.load(self.msisdn))
+        loaders = info.context.loaders
+        return later(loaders.complaints.load(loaders.customer_key(self)))
 
     @strawberry.field(description="Care (客户关怀) received: messages and open call tasks.")
     def care_history(

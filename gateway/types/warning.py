@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.scalars import JSON
 
+from gateway.access import check
 from gateway.types.common import Info, later
 from gateway.types.enums import (
     RetentionActionKind,
@@ -44,13 +45,17 @@ class ChurnWarning:
     outcome: WarningOutcome | None
     retention_action: RetentionActionKind | None
     churn_reason: str | None
-    resolution_note: str
+    resolution_note: str = strawberry.field(description="Empty for partners.")
+    customer_id: strawberry.ID | None = strawberry.field(
+        description="The customer's id (`customer(id:)`)."
+    )
 
     @strawberry.field(description="The customer warned about.")
     def customer(
         self, info: Info
     ) -> Annotated[Customer, strawberry.lazy("gateway.types.profile")] | None:
-        return later(info.context.loaders.customer.load(self.msisdn))
+        check(info, "customers:read")
+        return later(info.context.loaders.customer_of(self.msisdn, self.customer_id))
 
 
 @strawberry.type(description="One open signal's part in a risk score.")

@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 import services.complaint as package
 from services.complaint.consumers import consumer
-from services.complaint.endpoints import ROUTE_ROLES, router
+from services.complaint.endpoints import ROUTE_ROLES, ROUTE_SCOPES, router
 from services.kit.app import create_service_app
 from services.kit.config import Settings
 
@@ -18,4 +18,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consumer=consumer,
         settings=settings,
         roles=ROUTE_ROLES,
+        scopes=ROUTE_SCOPES,
     )

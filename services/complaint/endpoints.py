@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaint import reports, service
 from services.complaint import repository as repo
@@ -60,10 +62,11 @@ from services.complaint.schemas import (
 from services.kit import clock
 from services.kit.access import EVERYONE, STAFF
 from services.kit.app import Idempotent, Session
-from services.kit.auth import Acting, Principal, Role, require_role
+from services.kit.auth import Acting, Principal, Role, Scope, require_role
 from services.kit.errors import InvalidInput
 from services.kit.idempotency import IdempotentRoute
-from services.kit.params import MsisdnsQuery
+from services.kit.masking import sees_numbers
+from services.kit.params import CustomerIdsQuery, MsisdnsQuery
 from services.kit.values import MAX_BATCH
 
 router = APIRouter(route_class=IdempotentRoute)
@@ -74,9 +77,27 @@ Lead = Annotated[Principal, Depends(require_role(Role.supervisor, Role.operator)
 Approver = Annotated[Principal, Depends(require_role(Role.supervisor))]
 
 
-def read_of(ticket: Ticket) -> ComplaintRead:
-    data = ticket.model_dump()
-    return ComplaintRead(**data, allowed_next=service.allowed_next(ticket))
+async def reads(
+    session: AsyncSession, principal: Principal, tickets: Sequence[Ticket]
+) -> list[ComplaintRead]:
+    """The tickets as this caller reads them: with their customer's id, and as a partner may
+    see them to a partner."""
+    ids = await repo.customer_ids(session, [t.msisdn for t in tickets])
+    found = [
+        ComplaintRead(
+            **t.model_dump(), allowed_next=service.allowed_next(t), customer_id=ids.get(t.msisdn)
+        )
+        for t in tickets
+    ]
+    if principal.role is not Role.partner:
+        return found
+    shown = sees_numbers(principal)
+    return [r.for_partner(shown) for r in found]
+
+
+async def read_of(session: AsyncSession, principal: Principal, ticket: Ticket) -> ComplaintRead:
+    (read,) = await reads(session, principal, [ticket])
+    return read
 
 
 def _comp(c: Any) -> CompensationRead:
@@ -140,7 +161,7 @@ async def patch_category(
 async def post_complaint(
     data: ComplaintCreate, session: Session, principal: Staff
 ) -> ComplaintRead:
-    return read_of(await service.create_ticket(session, principal, data))
+    return await read_of(session, principal, await service.create_ticket(session, principal, data))
 
 
 def _cursor(value: str | None) -> int | None:
@@ -161,10 +182,13 @@ def _encode(value: str) -> str:
     tags=["complaints"],
     summary="Complaints you may see, newest first",
     description="Admin and operator see every ticket, supervisors and managers their team's "
-    "(a manager without a team: the tickets they handle), partners none (403). Every filter "
-    "given applies (`state` repeatable: any of them). `msisdn` is repeatable: the batched "
-    "read of up to 100 customers' complaints (the gateway's loader; add `state` for the open "
-    "ones); `limit` caps the whole page, `next_cursor` continues it.",
+    "(a manager without a team: the tickets they handle), partners with `complaints:read` "
+    "every ticket as `ComplaintRead.for_partner` shows it (number masked; no description, "
+    "handler or satisfaction reason). Every filter given applies (`state` repeatable: any of "
+    "them). `msisdn` is repeatable: the batched read of up to 100 customers' complaints (the "
+    "gateway's loader; add `state` for the open ones); `customer_id` the same by profile's "
+    "customer id (a partner's loader); `limit` caps the whole page, `next_cursor` continues "
+    "it.",
 )
 async def get_complaints(
     session: Session,
@@ -177,6 +201,7 @@ async def get_complaints(
     breached: bool | None = None,
     due_before: datetime | None = None,
     msisdn: MsisdnsQuery = None,
+    customer_id: CustomerIdsQuery = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ComplaintPage:
@@ -191,13 +216,14 @@ async def get_complaints(
         breached=breached,
         due_before=due_before,
         msisdns=msisdn,
+        customer_ids=customer_id,
         after_id=_cursor(cursor),
         limit=limit + 1,
     )
     more = len(found) > limit
     items = found[:limit]
     next_cursor = _encode(str(items[-1].id)) if more and items else None
-    return ComplaintPage(items=[read_of(t) for t in items], next_cursor=next_cursor)
+    return ComplaintPage(items=await reads(session, principal, items), next_cursor=next_cursor)
 
 
 @router.get(
@@ -235,7 +261,7 @@ async def get_queue(
         last_item = items[-1]
         due = last_item.next_due_at.isoformat() if last_item.next_due_at else ""
         next_cursor = _encode(f"{due}~{last_item.id}")
-    return ComplaintPage(items=[read_of(t) for t in items], next_cursor=next_cursor)
+    return ComplaintPage(items=await reads(session, principal, items), next_cursor=next_cursor)
 
 
 @router.get(
@@ -258,18 +284,31 @@ async def get_slas(
     ]
 
 
-@router.get("/complaints/{complaint_id}", tags=["complaints"], summary="One complaint in full")
+@router.get(
+    "/complaints/{complaint_id}",
+    tags=["complaints"],
+    summary="One complaint in full",
+    description="Partners (`complaints:read`) get it as in the list with its SLA, and none of "
+    "the handling (steps, actions, attachments: the handler's notes and the customer's "
+    "words) nor compensation.",
+)
 async def get_complaint(complaint_id: int, session: Session, principal: Acting) -> ComplaintDetail:
     ticket = await service.get_ticket(session, principal, complaint_id)
+    read = await read_of(session, principal, ticket)
+    sla = SlaRead.model_validate(await service.sla_view(session, ticket))
+    if principal.role is Role.partner:
+        return ComplaintDetail(
+            **read.model_dump(), steps=[], actions=[], attachments=[], sla=sla, compensation=None
+        )
     steps = await repo.steps_of(session, complaint_id)
     actions = await repo.actions_of(session, complaint_id)
     attachments = await repo.attachments_of(session, complaint_id)
     return ComplaintDetail(
-        **read_of(ticket).model_dump(),
+        **read.model_dump(),
         steps=[StepRead.model_validate(s.model_dump()) for s in steps],
         actions=[ActionRead.model_validate(a.model_dump()) for a in actions],
         attachments=[AttachmentRead.model_validate(a.model_dump()) for a in attachments],
-        sla=SlaRead.model_validate(await service.sla_view(session, ticket)),
+        sla=sla,
         compensation=CompensationSummary.model_validate(
             await service.compensation_summary(session, ticket.msisdn)
         ),
@@ -297,56 +336,72 @@ Id = Annotated[int, Path(ge=1)]
 async def post_acknowledge(
     complaint_id: Id, data: Acknowledge, session: Session, principal: Acting
 ) -> ComplaintRead:
-    return read_of(await service.acknowledge(session, principal, complaint_id, data))
+    return await read_of(
+        session, principal, await service.acknowledge(session, principal, complaint_id, data)
+    )
 
 
 @router.post("/complaints/{complaint_id}/clarify", tags=["flow"], summary="事实澄清")
 async def post_clarify(
     complaint_id: Id, data: Clarify, session: Session, principal: Acting
 ) -> ComplaintRead:
-    return read_of(await service.clarify(session, principal, complaint_id, data))
+    return await read_of(
+        session, principal, await service.clarify(session, principal, complaint_id, data)
+    )
 
 
 @router.post("/complaints/{complaint_id}/agree", tags=["flow"], summary="方案讨论")
 async def post_agree(
     complaint_id: Id, data: Agree, session: Session, principal: Acting
 ) -> ComplaintRead:
-    return read_of(await service.agree(session, principal, complaint_id, data))
+    return await read_of(
+        session, principal, await service.agree(session, principal, complaint_id, data)
+    )
 
 
 @router.post("/complaints/{complaint_id}/track", tags=["flow"], summary="执行跟踪")
 async def post_track(
     complaint_id: Id, data: Track, session: Session, principal: Acting
 ) -> ComplaintRead:
-    return read_of(await service.track(session, principal, complaint_id, data))
+    return await read_of(
+        session, principal, await service.track(session, principal, complaint_id, data)
+    )
 
 
 @router.post("/complaints/{complaint_id}/close", tags=["flow"], summary="Close with satisfaction")
 async def post_close(
     complaint_id: Id, data: Close, session: Session, principal: Acting
 ) -> ComplaintRead:
-    return read_of(await service.close(session, principal, complaint_id, data))
+    return await read_of(
+        session, principal, await service.close(session, principal, complaint_id, data)
+    )
 
 
 @router.post("/complaints/{complaint_id}/wait", tags=["flow"], summary="Wait for the customer")
 async def post_wait(
     complaint_id: Id, data: Versioned, session: Session, principal: Acting
 ) -> ComplaintRead:
-    return read_of(await service.wait_for_customer(session, principal, complaint_id, data))
+    return await read_of(
+        session, principal, await service.wait_for_customer(session, principal, complaint_id, data)
+    )
 
 
 @router.post("/complaints/{complaint_id}/resume", tags=["flow"], summary="The customer is back")
 async def post_resume(
     complaint_id: Id, data: Versioned, session: Session, principal: Acting
 ) -> ComplaintRead:
-    return read_of(await service.resume(session, principal, complaint_id, data))
+    return await read_of(
+        session, principal, await service.resume(session, principal, complaint_id, data)
+    )
 
 
 @router.post("/complaints/{complaint_id}/reopen", tags=["flow"], summary="Reopen (within N days)")
 async def post_reopen(
     complaint_id: Id, data: Versioned, session: Session, principal: Acting
 ) -> ComplaintRead:
-    return read_of(await service.reopen(session, principal, complaint_id, data))
+    return await read_of(
+        session, principal, await service.reopen(session, principal, complaint_id, data)
+    )
 
 
 @router.post(
@@ -357,14 +412,20 @@ async def post_reopen(
 async def post_satisfaction(
     complaint_id: Id, data: Satisfaction, session: Session, principal: Acting
 ) -> ComplaintRead:
-    return read_of(await service.record_satisfaction(session, principal, complaint_id, data))
+    return await read_of(
+        session,
+        principal,
+        await service.record_satisfaction(session, principal, complaint_id, data),
+    )
 
 
 @router.post("/complaints/{complaint_id}/reassign", tags=["flow"], summary="Another handler")
 async def post_reassign(
     complaint_id: Id, data: Reassign, session: Session, principal: Lead
 ) -> ComplaintRead:
-    return read_of(await service.reassign(session, principal, complaint_id, data))
+    return await read_of(
+        session, principal, await service.reassign(session, principal, complaint_id, data)
+    )
 
 
 @router.post(
@@ -591,15 +652,20 @@ async def get_report(
 
 # Who may call what (services/kit/access.py) where no gate above says: partners none; the
 # scope of each ticket is the service's (a team's, the handler's).
+# Partners (complaints:read, ROUTE_SCOPES) read tickets as ComplaintRead.for_partner shows
+# them, and their SLA clocks; never the steps, actions or compensation.
+PARTNER_READS = [
+    ("GET", "/complaints"),
+    ("GET", "/complaints/sla"),
+    ("GET", "/complaints/{complaint_id}"),
+    ("GET", "/complaints/{complaint_id}/sla"),
+]
 ROUTE_ROLES: dict[tuple[str, str], tuple[Role, ...]] = {
+    **{key: (*STAFF, Role.partner) for key in PARTNER_READS},
     **{
         (method, path): STAFF
         for method, path in [
-            ("GET", "/complaints"),
             ("GET", "/complaints/queue"),
-            ("GET", "/complaints/sla"),
-            ("GET", "/complaints/{complaint_id}"),
-            ("GET", "/complaints/{complaint_id}/sla"),
             ("GET", "/complaints/{complaint_id}/steps"),
             ("POST", "/complaints/{complaint_id}/acknowledge"),
             ("POST", "/complaints/{complaint_id}/clarify"),
@@ -622,3 +688,4 @@ ROUTE_ROLES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("GET", "/calendars"): EVERYONE,
     ("GET", "/calendars/{calendar_id}"): EVERYONE,
 }
+ROUTE_SCOPES: dict[tuple[str, str], Scope] = {key: Scope.complaints_read for key in PARTNER_READS}

@@ -139,6 +139,8 @@ class Customer(SQLModel, table=True):
 
     msisdn: str = Field(primary_key=True, max_length=11)
     version: int
+    # Profile's id of the customer: the key partners' reads go by (they hold no number).
+    customer_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
     name: str = Field(max_length=50)
     honorific: str = Field(default="", max_length=10)
     status: str = Field(max_length=20)

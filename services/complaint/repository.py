@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, text
+from sqlalchemy import and_, func, or_, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -39,7 +39,8 @@ from services.profile.contract import CustomerSnapshot
 
 
 async def upsert_customers(session: AsyncSession, snapshots: Sequence[CustomerSnapshot]) -> int:
-    """Apply snapshots; one older than (or as old as) what we hold changes nothing."""
+    """Apply snapshots; one older than (or as old as) what we hold changes nothing, but for
+    the customer id a copy kept before it had one (the same version fills it)."""
     applied = 0
     for s in snapshots:
         values = {
@@ -51,6 +52,7 @@ async def upsert_customers(session: AsyncSession, snapshots: Sequence[CustomerSn
             "tier": s.tier,
             "manager_id": s.manager_id,
             "team_id": s.team_id,
+            "customer_id": s.customer_id,
         }
         base = insert(Customer).values(**values, updated_at=func.now())
         statement = base.on_conflict_do_update(
@@ -59,7 +61,14 @@ async def upsert_customers(session: AsyncSession, snapshots: Sequence[CustomerSn
                 **{k: base.excluded[k] for k in values if k != "msisdn"},
                 "updated_at": func.now(),
             },
-            where=col(Customer.version) < base.excluded.version,
+            where=or_(
+                col(Customer.version) < base.excluded.version,
+                and_(
+                    col(Customer.version) == base.excluded.version,
+                    col(Customer.customer_id).is_(None),
+                    base.excluded.customer_id.is_not(None),
+                ),
+            ),
         ).returning(col(Customer.msisdn))
         applied += (await session.execute(statement)).first() is not None
     return applied
@@ -67,6 +76,18 @@ async def upsert_customers(session: AsyncSession, snapshots: Sequence[CustomerSn
 
 async def get_customer(session: AsyncSession, msisdn: str) -> Customer | None:
     return await session.get(Customer, msisdn)
+
+
+async def customer_ids(session: AsyncSession, msisdns: Sequence[str]) -> dict[str, int]:
+    """Profile's customer id of each number the copy knows it for."""
+    if not msisdns:
+        return {}
+    result = await session.execute(
+        select(col(Customer.msisdn), col(Customer.customer_id)).where(
+            col(Customer.msisdn).in_(set(msisdns))
+        )
+    )
+    return {msisdn: id_ for msisdn, id_ in result.all() if id_ is not None}
 
 
 # -- categories ---------------------------------------------------------------------------------
@@ -244,6 +265,7 @@ async def list_tickets(
     msisdns: Sequence[str] | None,
     after_id: int | None,
     limit: int,
+    customer_ids: Sequence[int] | None = None,
 ) -> list[Ticket]:
     query = readable(scope)
     if states:
@@ -262,6 +284,9 @@ async def list_tickets(
         query = query.where(col(Ticket.next_due_at) < due_before)
     if msisdns is not None:
         query = query.where(col(Ticket.msisdn).in_(msisdns))
+    if customer_ids is not None:
+        numbers = select(col(Customer.msisdn)).where(col(Customer.customer_id).in_(customer_ids))
+        query = query.where(col(Ticket.msisdn).in_(numbers))
     if after_id is not None:
         query = query.where(col(Ticket.id) < after_id)
     query = query.order_by(col(Ticket.id).desc()).limit(limit)

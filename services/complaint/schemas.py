@@ -16,6 +16,7 @@ from services.complaint.models import (
     Responsibility,
     Severity,
 )
+from services.kit.masking import mask_msisdn
 
 MSISDN_PATTERN = r"^1[3-9]\d{9}$"
 
@@ -210,6 +211,24 @@ class ComplaintRead(BaseModel):
     next_due_at: datetime | None
     breached: bool
     allowed_next: list[str]
+    customer_id: int | None = Field(
+        None, description="profile's id of the customer (null while the copy lacks it)"
+    )
+
+    def for_partner(self, sees_numbers: bool) -> ComplaintRead:
+        """What a partner reads: what the complaint is about and where its handling and
+        SLA stand; the number masked (unless the partner may see numbers), and nothing a
+        person wrote or who did it (the description, the satisfaction reason, the handler,
+        who opened it)."""
+        return self.model_copy(
+            update={
+                "msisdn": self.msisdn if sees_numbers else mask_msisdn(self.msisdn),
+                "description": "",
+                "satisfaction_reason": None,
+                "handler_id": None,
+                "opened_by": "",
+            }
+        )
 
 
 class CompensationSummary(BaseModel):
@@ -223,7 +242,7 @@ class ComplaintDetail(ComplaintRead):
     actions: list[ActionRead]
     attachments: list[AttachmentRead]
     sla: SlaRead
-    compensation: CompensationSummary
+    compensation: CompensationSummary | None = Field(description="null for partners")
 
 
 class ComplaintPage(BaseModel):

@@ -268,9 +268,10 @@ def timing(settings: ComplaintSettings | None = None) -> sla.AlertTiming:
 
 def scope_of(principal: Principal) -> Scope:
     """Admin and operator read all; supervisors and managers their team's (a manager
-    without a team in the token: the tickets they handle); partners none."""
+    without a team in the token: the tickets they handle); partners all (the routes admit
+    them with ``complaints:read`` only, and show them a partner's view)."""
     match principal.role:
-        case Role.admin | Role.operator:
+        case Role.admin | Role.operator | Role.partner:
             return Scope()
         case Role.supervisor if principal.team_id:
             return Scope(team_id=principal.team_id)

@@ -9,6 +9,11 @@ A route declares its roles in one of two ways, both read here:
   the service's: :func:`services.kit.auth.current_principal` refuses any other role with
   403 before the route runs.
 
+A route a partner may call can also name the scope a partner needs on it (``ROUTE_SCOPES``
+beside ``ROUTE_ROLES``): a partner's token without that scope is refused with 403 there,
+as the gateway refuses the API key. A route that names none (reference data: rules,
+calendars, teams) admits partners by role alone.
+
 Admin is always admitted. The app factory refuses to build an app with an authenticated
 route that declares nothing (:func:`undeclared`), so a new route cannot be forgotten;
 ``tests/kit/test_route_roles.py`` calls every route with every other role.
@@ -22,10 +27,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
-from services.kit.auth import CallerGate, Role, RoleGate, current_principal
+from services.kit.auth import CallerGate, Role, RoleGate, Scope, current_principal
 
 RouteKey = tuple[str, str]  # (method, route path)
 RouteRoles = Mapping[RouteKey, tuple[Role, ...]]
+RouteScopes = Mapping[RouteKey, Scope]
 
 EVERYONE: tuple[Role, ...] = tuple(Role)
 STAFF: tuple[Role, ...] = (Role.operator, Role.supervisor, Role.manager)
@@ -98,7 +104,12 @@ def undeclared(app: FastAPI) -> list[RouteKey]:
 
 
 def unknown_entries(app: FastAPI) -> list[RouteKey]:
-    """Registry entries that name no route (a renamed path would silently drop its check)."""
+    """Registry entries that name no route (a renamed path would silently drop its check),
+    and scopes on routes no partner may call (a scope there would guard nothing)."""
     registry: RouteRoles = getattr(app.state, "route_roles", {})
+    scopes: RouteScopes = getattr(app.state, "route_scopes", {})
     present = {key for key, _ in routes(app)}
-    return [key for key in registry if key not in present]
+    admitted = route_roles(app)
+    return [key for key in registry if key not in present] + [
+        key for key in scopes if Role.partner not in admitted.get(key, frozenset())
+    ]

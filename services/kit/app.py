@@ -23,6 +23,7 @@ from services.kit.access import (
     KIT_ROUTE_ROLES,
     RouteKey,
     RouteRoles,
+    RouteScopes,
     depends_on,
     routes,
     undeclared,
@@ -207,11 +208,12 @@ def create_service_app(
     consumer: Consumer | None = None,
     settings: Settings | None = None,
     roles: RouteRoles | None = None,
+    scopes: RouteScopes | None = None,
 ) -> FastAPI:
     """A service's FastAPI app. Every route in ``routers`` requires a valid internal token
     and declares the roles that may call it: a ``require_role`` gate, or an entry of
     ``roles`` (the service's registry, services/kit/access.py); an app with a route that
-    declares neither is refused here."""
+    declares neither is refused here. ``scopes`` names what a partner needs on a route."""
     settings = settings or get_settings()
     configure_logging(service, settings.log_level)
 
@@ -235,6 +237,7 @@ def create_service_app(
     )
     app.state.service = service  # internal callers are confined to routes of named services
     app.state.route_roles = {**KIT_ROUTE_ROLES, **(roles or {})}
+    app.state.route_scopes = dict(scopes or {})
     install_error_handlers(app)
     app.include_router(_health_router())
     if consumer is not None:
@@ -261,7 +264,8 @@ def create_service_app(
     if missing or stale:
         raise RuntimeError(
             f"{service}: routes without declared roles {missing}; "
-            f"role entries naming no route {stale}"
+            f"role or scope entries naming no route, or scopes where no partner is admitted "
+            f"{stale}"
         )
     if misrouted := _misrouted(app):
         raise RuntimeError(

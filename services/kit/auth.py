@@ -39,12 +39,24 @@ class Role(StrEnum):
     partner = "partner"
 
 
+class Scope(StrEnum):
+    """What a partner's API key may do (the gateway's keys carry them; a partner's token
+    carries its key's, and a service route that names one admits a partner only with it)."""
+
+    customers_read = "customers:read"
+    warnings_read = "warnings:read"
+    complaints_read = "complaints:read"
+    usage_write = "usage:write"
+
+
 class Principal(BaseModel, frozen=True):
     user_id: str
     role: Role
     team_id: str | None = None
     caller: Signer | None = None
     """An internal caller (``relay``, ``rebuild``); ``None`` for a person."""
+    scopes: frozenset[Scope] = frozenset()
+    """A partner's scopes (its API key's); meaningless for any other role."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,8 @@ def issue_token(principal: Principal, settings: Settings, ttl_seconds: int | Non
     }
     if principal.caller is not None:
         claims["caller"] = principal.caller.value
+    if principal.role is Role.partner:
+        claims["scopes"] = sorted(principal.scopes)
     key = signing_key(settings, signer)
     return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": signer.value})
 
@@ -130,7 +144,15 @@ def verify_token(token: str, settings: Settings) -> Principal:
         role = Role(str(claims.get("role")))
     except ValueError as exc:
         raise Unauthorized(f"令牌中的角色 {claims.get('role')!r} 未知") from exc
-    return Principal(user_id=str(claims["sub"]), role=role, team_id=claims.get("team"))
+    scopes: frozenset[Scope] = frozenset()
+    if role is Role.partner:
+        try:
+            scopes = frozenset(Scope(str(s)) for s in claims.get("scopes") or ())
+        except ValueError as exc:
+            raise Unauthorized(f"令牌中的权限 {claims.get('scopes')!r} 未知") from exc
+    return Principal(
+        user_id=str(claims["sub"]), role=role, team_id=claims.get("team"), scopes=scopes
+    )
 
 
 def _confine(principal: Principal, request: Request) -> None:
@@ -145,14 +167,21 @@ def _confine(principal: Principal, request: Request) -> None:
 
 
 def _admit(principal: Principal, request: Request) -> None:
-    """The roles the service's registry declares for this route (services.kit.access)."""
+    """The roles the service's registry declares for this route, and the scope a partner
+    needs on it (services.kit.access)."""
     declared: dict[tuple[str, str], tuple[Role, ...]] = getattr(
         request.app.state, "route_roles", {}
     )
     route = request.scope.get("route")
-    roles = declared.get((request.method, getattr(route, "path", "")))
+    key = (request.method, getattr(route, "path", ""))
+    roles = declared.get(key)
     if roles is not None and principal.role is not Role.admin and principal.role not in roles:
         raise Forbidden(refusal(principal, roles))
+    if principal.role is Role.partner:
+        scopes: dict[tuple[str, str], Scope] = getattr(request.app.state, "route_scopes", {})
+        needed = scopes.get(key)
+        if needed is not None and needed not in principal.scopes:
+            raise Forbidden(f"合作方令牌没有 {needed.value} 权限，无权调用此接口")
 
 
 _PRINCIPAL = "keepwell.principal"

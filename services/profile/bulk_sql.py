@@ -136,6 +136,7 @@ def _snapshot(u: str) -> str:
         f"CASE WHEN {u}.gender = 'female' THEN '女士' ELSE '先生' END END"
     )
     pairs = [f"'{name}', {u}.{name}" for name in plain] + [
+        f"'customer_id', {u}.id",
         "'team_id', mg.team_id",
         "'manager_name', mg.name",
         f"'plan_fee', {u}.plan_fee::text",

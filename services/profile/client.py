@@ -35,7 +35,11 @@ async def customer_snapshots(
         )
         response.raise_for_status()
         body = response.json()
-        yield [CustomerSnapshot.model_validate(item) for item in body["items"]]
+        # The archive's id is the snapshot's customer_id (events carry it under that name).
+        yield [
+            CustomerSnapshot.model_validate({**item, "customer_id": item["id"]})
+            for item in body["items"]
+        ]
         cursor = body.get("next_cursor")
         if not cursor:
             return

@@ -94,6 +94,8 @@ class CustomerSnapshot(BaseModel):
     # The name on profile's manager record: a rename publishes ``customer.updated`` with
     # changed=["manager_name"] for each of the manager's customers.
     manager_name: str | None = None
+    # The archive's own id: the key partners' reads go by, since they never hold a number.
+    customer_id: int | None = None
 
 
 class CustomerCreated(Event):

@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.access import EVERYONE, STAFF
 from services.kit.app import Idempotent, Session
-from services.kit.auth import Acting, Principal, Role
+from services.kit.auth import Acting, Principal, Role, Scope
 from services.kit.errors import InvalidInput
 from services.kit.idempotency import IdempotentRoute
 from services.kit.masking import mask_msisdn, sees_numbers
-from services.kit.params import IdsQuery, MsisdnsQuery
+from services.kit.params import CustomerIdsQuery, IdsQuery, MsisdnsQuery
 from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
 from services.profile import service
 from services.profile.config import get_profile_settings
@@ -138,7 +138,9 @@ async def create_customer(
     "the team's) matching every filter given, by id. `msisdn` is repeatable: the batched "
     "read of up to 100 customers by number (the gateway's loader), answered as the usual "
     "page with those of them you may see; numbers you may not see or that are no customer "
-    "are left out. Partners see numbers masked unless listed in KEEPWELL_PARTNERS_UNMASKED.",
+    "are left out. `id` is repeatable too: the same batched read by customer id (a partner's, "
+    "who never holds a number; up to 100). Partners see numbers masked unless listed in "
+    "KEEPWELL_PARTNERS_UNMASKED.",
 )
 async def list_customers(
     session: Session,
@@ -153,6 +155,7 @@ async def list_customers(
     birthday_month: Annotated[int | None, Query(ge=1, le=12)] = None,
     q: Annotated[str | None, Query(max_length=50, description="Part of the name")] = None,
     msisdn: MsisdnsQuery = None,
+    id: CustomerIdsQuery = None,
     tag: Annotated[str | None, Query(max_length=50, description="Customers with this tag")] = None,
     cursor: str | None = None,
     limit: Limit = 50,
@@ -173,6 +176,7 @@ async def list_customers(
         birthday_month=birthday_month,
         name_contains=q,
         msisdns=tuple(msisdn) if msisdn is not None else None,
+        ids=tuple(id) if id is not None else None,
         tag=(tag or "").strip() or None,
     )
     items, next_cursor = await service.list_customers(session, principal, filters, cursor, limit)
@@ -558,4 +562,13 @@ ROUTE_ROLES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("GET", "/managers/{manager_id}"): EVERYONE,
     ("PATCH", "/managers/{manager_id}"): (_O,),
     ("POST", "/managers/{manager_id}/leave"): (_O,),
+}
+
+# What a partner's token must hold on the routes it may call (the API key's scopes); the
+# teams and managers are reference data every partner reads.
+ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
+    ("GET", "/customers"): Scope.customers_read,
+    ("GET", "/customers/{msisdn}"): Scope.customers_read,
+    ("GET", "/customers/{msisdn}/managers"): Scope.customers_read,
+    ("GET", "/customers/{msisdn}/contacts"): Scope.customers_read,
 }

@@ -56,6 +56,7 @@ class CustomerFilters:
     birthday_month: int | None = None
     name_contains: str | None = None
     msisdns: tuple[str, ...] | None = None  # normalised numbers; the batched read
+    ids: tuple[int, ...] | None = None  # the batched read by id
     tag: str | None = None
 
 
@@ -91,6 +92,8 @@ def _filter_conditions(f: CustomerFilters) -> list[ColumnElement[bool]]:
             conditions.append(getattr(Customer, name) == value)
     if f.msisdns is not None:
         conditions.append(col(Customer.msisdn).in_(f.msisdns))
+    if f.ids is not None:
+        conditions.append(col(Customer.id).in_(f.ids))
     if f.team_id is not None:
         conditions.append(_team_of_manager(f.team_id))
     if f.tag is not None:

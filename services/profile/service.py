@@ -188,6 +188,7 @@ def snapshot_of(c: Customer, manager: Manager | None) -> CustomerSnapshot:
         tags=list(c.tags),
         interests=list(c.interests),
         manager_name=manager.name if manager is not None else None,
+        customer_id=c.id,
     )
 
 

@@ -6,7 +6,7 @@ import services.warning as package
 from services.kit.app import create_service_app
 from services.kit.config import Settings
 from services.warning.consumers import consumer
-from services.warning.endpoints import ROUTE_ROLES, router
+from services.warning.endpoints import ROUTE_ROLES, ROUTE_SCOPES, router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -18,4 +18,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consumer=consumer,
         settings=settings,
         roles=ROUTE_ROLES,
+        scopes=ROUTE_SCOPES,
     )

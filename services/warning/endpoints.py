@@ -10,14 +10,16 @@ from pydantic import ValidationError
 
 from services.kit.access import EVERYONE, STAFF
 from services.kit.app import Idempotent, Session, resources
-from services.kit.auth import Acting, Principal, Role, require_role
+from services.kit.auth import Acting, Principal, Role, Scope, require_role
 from services.kit.errors import InvalidInput, chinese_message
 from services.kit.idempotency import IdempotentRoute
-from services.kit.params import MsisdnsQuery
+from services.kit.masking import mask_msisdn, sees_numbers
+from services.kit.params import CustomerIdsQuery, MsisdnsQuery
 from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
+from services.warning import repository as repo
 from services.warning import service
 from services.warning.config import get_warning_settings
-from services.warning.models import Signal, Status
+from services.warning.models import Signal, Status, Warning
 from services.warning.repository import list_warnings
 from services.warning.schemas import (
     MSISDN_PATTERN,
@@ -85,10 +87,12 @@ async def load_usage(batch: UsageBatch, session: Session, _: Feeder) -> UsageBat
     summary="Warnings you may see, highest risk first (open and in progress unless `status`)",
     description="Managers and supervisors see their team's warnings (a manager whose token "
     "names no team: their own; `manager_id` narrows to one manager's), admin and operator "
-    "all; partners none (403). Every filter given applies. `msisdn` is repeatable: "
-    "the batched read of up to 100 customers' warnings (the gateway's loader), with `status` "
-    "and `signal` as usual; `limit` caps the whole answer (at most 500), so a loader asks "
-    "enough for all of them.",
+    "all; partners with `warnings:read` all, as `WarningRead.for_partner` shows them (number "
+    "masked; no resolution note, manager or resolver). Every filter given applies. `msisdn` "
+    "is repeatable: the batched read of up to 100 customers' warnings (the gateway's "
+    "loader), with `status` and `signal` as usual; `customer_id` the same by profile's "
+    "customer id (a partner's loader); `limit` caps the whole answer (at most 500), so a "
+    "loader asks enough for all of them.",
 )
 async def get_warnings(
     session: Session,
@@ -102,6 +106,7 @@ async def get_warnings(
     ] = None,
     signal: Signal | None = None,
     msisdn: MsisdnsQuery = None,
+    customer_id: CustomerIdsQuery = None,
     manager_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -112,21 +117,40 @@ async def get_warnings(
         statuses=status or [Status.open, Status.in_progress],
         signal=signal,
         msisdns=msisdn,
+        customer_ids=customer_id,
         manager_id=manager_id,
         limit=limit,
         offset=offset,
     )
-    return [WarningRead.of(w) for w in found]
+    return await _reads(session, principal, found)
 
 
-@router.get("/warnings/{warning_id}", tags=["warnings"], summary="One warning and its contacts")
+async def _reads(
+    session: Session, principal: Principal, warnings: list[Warning]
+) -> list[WarningRead]:
+    """The warnings as this caller reads them: with their customer's id, and as a partner
+    may see them to a partner."""
+    ids = await repo.customer_ids(session, [w.msisdn for w in warnings])
+    reads = [WarningRead.of(w, ids.get(w.msisdn)) for w in warnings]
+    if principal.role is not Role.partner:
+        return reads
+    shown = sees_numbers(principal)
+    return [r.for_partner(shown) for r in reads]
+
+
+@router.get(
+    "/warnings/{warning_id}",
+    tags=["warnings"],
+    summary="One warning and its contacts",
+    description="Partners (`warnings:read`) get it as in the list, without the contacts "
+    "(their notes are the manager's words).",
+)
 async def get_warning(warning_id: int, session: Session, principal: Acting) -> WarningDetail:
-    from services.warning.repository import contacts_of
-
     warning = await service.get_warning(session, warning_id, principal)
-    contacts = await contacts_of(session, warning_id)
+    (read,) = await _reads(session, principal, [warning])
+    contacts = [] if principal.role is Role.partner else await repo.contacts_of(session, warning_id)
     return WarningDetail(
-        **WarningRead.of(warning).model_dump(),
+        **read.model_dump(),
         contacts=[ContactRead.model_validate(c.model_dump()) for c in contacts],
     )
 
@@ -173,7 +197,10 @@ async def post_customer_contact(
 async def post_resolve(
     warning_id: int, data: Resolve, session: Session, principal: Acting
 ) -> WarningRead:
-    return WarningRead.of(await service.resolve(session, warning_id, data, principal))
+    (read,) = await _reads(
+        session, principal, [await service.resolve(session, warning_id, data, principal)]
+    )
+    return read
 
 
 @router.get(
@@ -194,13 +221,33 @@ async def get_risk(
     description="The batched form of `GET /subscribers/{msisdn}/risk`: a list of the same "
     "`RiskRead` objects, one per requested number that read would answer, in the order "
     "asked (duplicates once). Left out: numbers that are not customers and customers "
-    "outside your scope (another team's), both 404 there. At most 100 numbers; "
-    "answered in a fixed number of queries, whatever their count.",
+    "outside your scope (another team's), both 404 there. At most 100 numbers, or instead "
+    "up to 100 `customer_id` (profile's ids: a partner's loader; numbers masked for "
+    "partners); answered in a fixed number of queries, whatever their count.",
 )
-async def get_risks(msisdn: MsisdnsQuery, session: Session, principal: Acting) -> list[RiskRead]:
-    if msisdn is None:
-        raise InvalidInput("msisdn：必填，可重复（?msisdn=A&msisdn=B）", field="msisdn")
-    return await service.risks_of(session, msisdn, principal)
+async def get_risks(
+    session: Session,
+    principal: Acting,
+    msisdn: MsisdnsQuery = None,
+    customer_id: CustomerIdsQuery = None,
+) -> list[RiskRead]:
+    if (msisdn is None) == (customer_id is None):
+        raise InvalidInput(
+            "msisdn 或 customer_id：须给出其一（可重复，?msisdn=A&msisdn=B）", field="msisdn"
+        )
+    numbers = msisdn if msisdn is not None else await repo.numbers_of(session, customer_id or [])
+    risks = await service.risks_of(session, numbers, principal)
+    ids = await repo.customer_ids(session, [r.msisdn for r in risks])
+    shown = sees_numbers(principal)
+    return [
+        r.model_copy(
+            update={
+                "customer_id": ids.get(r.msisdn),
+                "msisdn": r.msisdn if shown else mask_msisdn(r.msisdn),
+            }
+        )
+        for r in risks
+    ]
 
 
 @router.get("/rules", tags=["rules"], summary="The current rule set")
@@ -323,16 +370,25 @@ async def report_churn_reasons(
 # Who may call what (services/kit/access.py) where no gate above says: the scope of each
 # read and change is the service's (reads: the team's; follow-ups: a manager their own).
 ROUTE_ROLES: dict[tuple[str, str], tuple[Role, ...]] = {
-    ("GET", "/warnings"): STAFF,
-    ("GET", "/warnings/{warning_id}"): STAFF,
+    ("GET", "/warnings"): (*STAFF, Role.partner),  # partners: WarningRead.for_partner
+    ("GET", "/warnings/{warning_id}"): (*STAFF, Role.partner),
     ("POST", "/warnings/{warning_id}/contacts"): STAFF,
     ("POST", "/subscribers/{msisdn}/contacts"): STAFF,
     ("POST", "/warnings/{warning_id}/resolve"): STAFF,
     ("GET", "/subscribers/{msisdn}/risk"): STAFF,
-    ("GET", "/risk"): STAFF,
+    ("GET", "/risk"): (*STAFF, Role.partner),  # numbers masked; by customer id
     ("GET", "/rules"): EVERYONE,
     ("GET", "/rules/{version}"): EVERYONE,
     ("GET", "/reports/open"): STAFF,
     ("GET", "/reports/retention"): STAFF,
     ("GET", "/reports/churn-reasons"): STAFF,
+}
+
+# What a partner's token must hold where a partner is admitted (the API key's scopes).
+ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
+    ("GET", "/warnings"): Scope.warnings_read,
+    ("GET", "/warnings/{warning_id}"): Scope.warnings_read,
+    ("GET", "/risk"): Scope.warnings_read,
+    ("POST", "/usage/batch"): Scope.usage_write,
+    ("POST", "/detection/runs"): Scope.usage_write,
 }

@@ -110,6 +110,8 @@ class Customer(SQLModel, table=True):
 
     msisdn: str = Field(primary_key=True, max_length=11)
     version: int
+    # Profile's id of the customer: the key partners' reads go by (they hold no number).
+    customer_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
     name: str = Field(max_length=50)
     status: str = Field(max_length=20)
     tier: str = Field(max_length=20)

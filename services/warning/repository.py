@@ -43,10 +43,10 @@ USAGE_TYPES = (
 
 CUSTOMER_COLUMNS = (
     "msisdn", "version", "name", "status", "tier", "manager_id", "team_id", "plan_name",
-    "plan_fee", "contract_end",
+    "plan_fee", "contract_end", "customer_id",
 )  # fmt: skip
 CUSTOMER_TYPES = (
-    "text", "int", "text", "text", "text", "text", "text", "text", "numeric", "date",
+    "text", "int", "text", "text", "text", "text", "text", "text", "numeric", "date", "bigint",
 )  # fmt: skip
 
 OPEN = f"status <> '{Status.resolved.value}'"
@@ -89,7 +89,8 @@ def usage_upsert_from(table: str) -> str:
 
 
 async def upsert_customers(session: AsyncSession, rows: Sequence[Sequence[Any]]) -> int:
-    """Apply snapshots; one older than (or as old as) what we hold changes nothing."""
+    """Apply snapshots; one older than (or as old as) what we hold changes nothing, but for
+    the customer id a copy kept before it had one (a rebuild fills it at the same version)."""
     if not rows:
         return 0
     by_column = {c: [row[i] for row in rows] for i, c in enumerate(CUSTOMER_COLUMNS)}
@@ -99,6 +100,8 @@ async def upsert_customers(session: AsyncSession, rows: Sequence[Sequence[Any]])
     ON CONFLICT (msisdn) DO UPDATE SET
       {", ".join(f"{c} = EXCLUDED.{c}" for c in CUSTOMER_COLUMNS[1:])}, updated_at = now()
     WHERE customer.version < EXCLUDED.version
+      OR (customer.version = EXCLUDED.version AND customer.customer_id IS NULL
+          AND EXCLUDED.customer_id IS NOT NULL)
     RETURNING msisdn
     """
     result = await session.execute(text(sql), by_column)
@@ -107,6 +110,29 @@ async def upsert_customers(session: AsyncSession, rows: Sequence[Sequence[Any]])
 
 async def get_customer(session: AsyncSession, msisdn: str) -> Customer | None:
     return await session.get(Customer, msisdn)
+
+
+async def numbers_of(session: AsyncSession, customer_ids: Sequence[int]) -> list[str]:
+    """The numbers of the customers the copy knows by these ids, in the order asked."""
+    result = await session.execute(
+        select(col(Customer.customer_id), col(Customer.msisdn)).where(
+            col(Customer.customer_id).in_(customer_ids)
+        )
+    )
+    found = {customer_id: msisdn for customer_id, msisdn in result.all()}
+    return [found[i] for i in dict.fromkeys(customer_ids) if i in found]
+
+
+async def customer_ids(session: AsyncSession, msisdns: Sequence[str]) -> dict[str, int]:
+    """Profile's customer id of each number the copy knows it for."""
+    if not msisdns:
+        return {}
+    result = await session.execute(
+        select(col(Customer.msisdn), col(Customer.customer_id)).where(
+            col(Customer.msisdn).in_(set(msisdns))
+        )
+    )
+    return {msisdn: id_ for msisdn, id_ in result.all() if id_ is not None}
 
 
 async def sync_assignments(session: AsyncSession, msisdns: Sequence[str]) -> None:
@@ -530,6 +556,7 @@ async def list_warnings(
     manager_id: str | None,
     limit: int,
     offset: int,
+    customer_ids: Sequence[int] | None = None,
 ) -> list[Warning]:
     if set(statuses) == {Status.open, Status.in_progress}:
         # Literally the predicate of the partial indexes: a parameter would not prove it.
@@ -540,6 +567,9 @@ async def list_warnings(
         query = query.where(col(Warning.signal) == signal)
     if msisdns is not None:
         query = query.where(col(Warning.msisdn).in_(msisdns))
+    if customer_ids is not None:
+        numbers = select(col(Customer.msisdn)).where(col(Customer.customer_id).in_(customer_ids))
+        query = query.where(col(Warning.msisdn).in_(numbers))
     if manager_id is not None:
         query = query.where(col(Warning.manager_id) == manager_id)
     query = _scoped(query, scope).order_by(

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.kit.masking import mask_msisdn, mask_numbers
 from services.kit.values import PastInstant
 from services.profile.contract import ContactChannel, ContactDirection, ContactOutcome
 from services.warning.evidence import SIGNAL_NAMES, describe
@@ -98,14 +99,32 @@ class WarningRead(BaseModel):
     retention_action: RetentionAction | None
     churn_reason: ChurnReason | None
     resolution_note: str
+    customer_id: int | None = Field(
+        None, description="profile's id of the customer (null while the copy lacks it)"
+    )
 
     @classmethod
-    def of(cls, w: Warning) -> WarningRead:
+    def of(cls, w: Warning, customer_id: int | None) -> WarningRead:
         data = w.model_dump()
         return cls(
             **data,
             signal_name=SIGNAL_NAMES[w.signal],
             summary=describe(w.signal, w.evidence),
+            customer_id=customer_id,
+        )
+
+    def for_partner(self, sees_numbers: bool) -> WarningRead:
+        """What a partner reads: the signal, its figures and where the follow-up stands;
+        the number masked (unless the partner may see numbers), and nothing a person wrote
+        or who did it (the resolution note, the manager, who resolved it)."""
+        return self.model_copy(
+            update={
+                "msisdn": self.msisdn if sees_numbers else mask_msisdn(self.msisdn),
+                "evidence": self.evidence if sees_numbers else mask_numbers(self.evidence),
+                "manager_id": None,
+                "resolved_by": None,
+                "resolution_note": "",
+            }
         )
 
 
@@ -168,6 +187,9 @@ class RiskRead(BaseModel):
     """A subscriber's risk score and how it is made: the open signals and their weights."""
 
     msisdn: str
+    customer_id: int | None = Field(
+        None, description="profile's id of the customer (null while the copy lacks it)"
+    )
     score: int
     severity: Severity | None
     components: list[RiskComponent]

@@ -85,10 +85,11 @@ def business_today() -> date:
 
 def scope_of(principal: Principal) -> Scope:
     """Whose warnings a principal reads: admins and operators all, supervisors and managers
-    their team's (a manager whose token names no team: their own). Changes are narrower
-    for managers (:func:`_check_may_change`)."""
+    their team's (a manager whose token names no team: their own), partners all (the routes
+    admit them with ``warnings:read`` only, and show them a partner's view). Changes are
+    narrower for managers (:func:`_check_may_change`)."""
     match principal.role:
-        case Role.admin | Role.operator:
+        case Role.admin | Role.operator | Role.partner:
             return Scope()
         case Role.supervisor | Role.manager if principal.team_id:
             return Scope(team_id=principal.team_id)
@@ -138,6 +139,7 @@ def customer_row(s: CustomerSnapshot) -> tuple[Any, ...]:
         s.plan_name,
         Decimal(s.plan_fee),
         s.contract_end,
+        s.customer_id,
     )
 
 

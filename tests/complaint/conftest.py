@@ -52,7 +52,7 @@ async def world(resources: Resources, seed_customers: Callable[..., Any]) -> Res
 def api(app_client: Any, world: Resources) -> Api:
     """``async with api(role="manager", user="m1", team="t1") as client:``"""
 
-    def open_client(role: str | None = "admin", **claims: str) -> Any:
+    def open_client(role: str | None = "admin", **claims: Any) -> Any:
         return app_client(create_app(), role=role, **claims)
 
     return open_client

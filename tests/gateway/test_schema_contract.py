@@ -19,7 +19,8 @@ def test_removing_a_field_or_requiring_an_argument_is_breaking() -> None:
     assert any("honorific" in line and "removed" in line for line in breaking)
 
     required = old.replace(
-        "customer(msisdn: String!): Customer", "customer(msisdn: String!, why: String!): Customer"
+        "customer(msisdn: String = null, id: ID = null): Customer",
+        "customer(msisdn: String = null, id: ID = null, why: String!): Customer",
     )
     assert required != old
     breaking, _ = changes(old, required)

@@ -20,7 +20,7 @@ def profile(app_client: Any) -> Client:
     """``async with profile(role="manager", user="M1", team="T1") as client``."""
 
     @asynccontextmanager
-    async def open_client(role: str = "admin", **claims: str) -> AsyncIterator[httpx.AsyncClient]:
+    async def open_client(role: str = "admin", **claims: Any) -> AsyncIterator[httpx.AsyncClient]:
         async with app_client(create_app(), role=role, **claims) as client:
             yield client
 

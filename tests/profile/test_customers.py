@@ -258,7 +258,7 @@ async def test_who_sees_and_changes_what(profile) -> None:
         assert ok.status_code == 200
         no = await own.patch("/customers/13800000001", json={"manager_id": "M2", "version": 2})
         assert no.status_code == 403
-    async with profile(role="partner", user="app") as partner:
+    async with profile(role="partner", user="app", scopes=["customers:read"]) as partner:
         shown = (await partner.get("/customers/13800000001")).json()
         assert shown["msisdn"] == "138****0001"
         refused = await partner.patch("/customers/13800000001", json={"name": "x", "version": 2})
@@ -285,7 +285,7 @@ async def test_a_departing_manager_hands_over_and_the_archive_stays(profile) -> 
 
 
 async def test_partners_see_managers_phone_numbers_masked(profile) -> None:
-    async with profile(role="partner", user="crm-x") as partner:
+    async with profile(role="partner", user="crm-x", scopes=["customers:read"]) as partner:
         listed = (await partner.get("/managers")).json()
         one = (await partner.get("/managers/M1")).json()
     async with profile(role="supervisor", user="S1", team="T1") as supervisor:

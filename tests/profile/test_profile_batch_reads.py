@@ -44,7 +44,7 @@ async def test_batched_customers_keep_the_callers_scope_and_masking(profile) -> 
     async with profile(role="supervisor", user="S2", team="T2") as other_team:
         items = (await other_team.get("/customers", params=both)).json()["items"]
         assert [c["msisdn"] for c in items] == ["13800000003"]
-    async with profile(role="partner", user="P1") as partner:
+    async with profile(role="partner", user="P1", scopes=["customers:read"]) as partner:
         items = (await partner.get("/customers", params=both)).json()["items"]
         assert [c["msisdn"] for c in items] == ["138****0001", "138****0003"]
 
@@ -74,7 +74,7 @@ async def test_managers_and_teams_by_several_ids(profile) -> None:
         teams = (await admin.get("/teams", params=[("id", "T2"), ("id", "T9")])).json()
         assert [t["id"] for t in teams] == ["T2"]
         assert [t["id"] for t in (await admin.get("/teams")).json()] == ["T1", "T2"]
-    async with profile(role="partner", user="P1") as partner:
+    async with profile(role="partner", user="P1", scopes=["customers:read"]) as partner:
         managers = (await partner.get("/managers", params=[("id", "M1")])).json()
         assert [m["phone"] for m in managers] == ["139****0001"]
 

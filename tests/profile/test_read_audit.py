@@ -115,7 +115,7 @@ async def test_a_masked_read_leaves_none_and_hides_personal_fields(
                 custom={"id_card_no": "440101197505201234", "shoe_size": 42},
             ),
         )
-    async with profile(role="partner", user="crm-x") as partner:
+    async with profile(role="partner", user="crm-x", scopes=["customers:read"]) as partner:
         one = (await partner.get("/customers/13800000001")).json()
         listed = (await partner.get("/customers")).json()["items"]
     assert (one["msisdn"], one["family_notes"], one["custom"]) == (
@@ -180,7 +180,7 @@ async def test_a_page_of_fifty_costs_one_more_statement(
     async with profile() as admin:
         for n in range(50):
             await admin.post("/customers", json=customer(f"1380000{n:04d}"))
-    async with profile(role="partner", user="crm-x") as partner:
+    async with profile(role="partner", user="crm-x", scopes=["customers:read"]) as partner:
         await partner.get("/customers", params={"limit": 50})  # warm up the app
         with statements() as masked:
             assert (

@@ -138,8 +138,15 @@ async def test_managers_and_supervisors_see_their_teams_managers_follow_up_their
         assert colleague.status_code == 403 and colleague.json()["code"] == "not_your_warning"
         assert (await client.get(f"/warnings/{ids[M2]}")).status_code == 200
         assert (await client.get(f"/warnings/{ids[M3]}")).status_code == 404
-    async with app_client(create_app(), role="partner", user="p") as client:
-        assert (await client.get("/warnings")).status_code == 403
+    async with app_client(create_app(), role="partner", user="p", scopes=["customers:read"]) as c:
+        assert (await c.get("/warnings")).status_code == 403  # no warnings:read
+    async with app_client(create_app(), role="partner", user="p", scopes=["warnings:read"]) as c:
+        shown = (await c.get("/warnings")).json()
+        # Every team's, as a partner sees them: masked, and nothing of the people.
+        assert {w["id"] for w in shown} == set(ids.values())
+        assert all("****" in w["msisdn"] and w["manager_id"] is None for w in shown)
+        one = (await c.get(f"/warnings/{ids[M3]}")).json()
+        assert one["contacts"] == [] and one["resolution_note"] == ""
 
 
 async def test_retained_customer_gets_a_new_warning_only_after_the_cooling_off(
@@ -339,21 +346,32 @@ async def test_rebuild_customers_reloads_the_read_model_from_the_profile_service
     data = generate(customers=5, seed=11)
     async with raw_connection(settings.database_url) as conn:
         await profile_seed.load_demo(conn, data)
-    first = next(data.customers())
-    # The warning copy already has a newer version of one customer: it is kept.
+    first, second = list(data.customers())[:2]
+    # The warning copy already has a newer version of one customer: it is kept. Another it
+    # copied at profile's version before the copy kept customer ids: the rebuild fills it.
     await world.customer(first.msisdn, version=5, tier="gold")
+    await world.customer(second.msisdn, version=1, tier=second.tier, manager_id=second.manager_id)
 
     async with serve(create_profile_app(settings)) as url:
         counts = await rebuild_customers(url)
 
     assert counts == {"fetched": 5, "applied": 4}
-    rows = await world.run(
-        lambda s: s.execute(text("SELECT msisdn, tier, manager_id FROM warning.customer"))
+    rows = list(
+        await world.run(
+            lambda s: s.execute(
+                text("SELECT msisdn, tier, manager_id, customer_id FROM warning.customer")
+            )
+        )
     )
     copied = {r.msisdn: (r.tier, r.manager_id) for r in rows}
     expected = {c.msisdn: (c.tier, c.manager_id) for c in data.customers()}
     expected[first.msisdn] = ("gold", copied[first.msisdn][1])
     assert copied == expected
+    ids = await world.run(lambda s: s.execute(text("SELECT msisdn, id FROM profile.customer")))
+    by_number = {r.msisdn: r.id for r in ids}
+    assert {r.msisdn: r.customer_id for r in rows if r.msisdn != first.msisdn} == {
+        n: i for n, i in by_number.items() if n != first.msisdn
+    }
 
 
 async def test_asking_for_a_detection_run_queues_one_job_per_day(

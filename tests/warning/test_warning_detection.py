@@ -124,7 +124,7 @@ async def test_evidence_reads_as_numbers_a_manager_understands(world: World) -> 
     from services.warning.schemas import WarningRead
 
     [warning] = await world.warnings(M)
-    read = WarningRead.of(warning)
+    read = WarningRead.of(warning, None)
     assert warning.evidence["metric"] == "minutes"
     assert warning.evidence["drop_pct"] == 72
     assert read.summary.startswith("通话分钟数近7天日均14，较此前30天基线日均50下降72%")
