@@ -50,7 +50,7 @@ from services.kit.errors import InvalidInput, NotFound, Unauthorized
 from services.kit.idempotency import IdempotentRoute
 from services.kit.masking import mask_msisdn, sees_numbers
 from services.kit.params import MsisdnsQuery
-from services.kit.values import normalise_lookup, normalise_msisdn
+from services.kit.values import normalise_msisdn
 
 # Partners have no business in care: every route below admits staff only (admin always).
 router = APIRouter(
@@ -436,4 +436,4 @@ EXPORT_QUERIES = {
     dependencies=[Depends(require_role())],
 )
 async def export_customer(msisdn: str, session: Session) -> dict[str, list[Any]]:
-    return await export_rows(session, EXPORT_QUERIES, normalise_lookup(msisdn))
+    return await export_rows(session, EXPORT_QUERIES, msisdn)

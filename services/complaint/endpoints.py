@@ -65,7 +65,7 @@ from services.kit.erasure import export_rows
 from services.kit.errors import InvalidInput
 from services.kit.idempotency import IdempotentRoute
 from services.kit.params import MsisdnsQuery
-from services.kit.values import MAX_BATCH, normalise_lookup
+from services.kit.values import MAX_BATCH
 
 router = APIRouter(route_class=IdempotentRoute)
 
@@ -609,7 +609,7 @@ EXPORT_QUERIES = {
     dependencies=[Depends(require_role())],
 )
 async def export_customer(msisdn: str, session: Session) -> dict[str, list[Any]]:
-    return await export_rows(session, EXPORT_QUERIES, normalise_lookup(msisdn))
+    return await export_rows(session, EXPORT_QUERIES, msisdn)
 
 
 # Who may call what (services/kit/access.py) where no gate above says: partners none; the

@@ -19,8 +19,10 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit.errors import InvalidInput
 from services.kit.events.tables import event_tables
 from services.kit.idempotency import idempotency_table
+from services.kit.values import normalise_lookup
 
 ERASED_NAME = "已删除客户"
 """What an erased customer's name reads everywhere."""
@@ -164,10 +166,15 @@ def _rows(result: Any) -> int:
 
 
 async def export_rows(
-    session: AsyncSession, queries: Mapping[str, str], msisdn: str
+    session: AsyncSession, queries: Mapping[str, str], raw_msisdn: str
 ) -> dict[str, list[Any]]:
     """A service's part of a customer's export (the access right): each query's rows (it
-    names the number ``:m``) as JSON objects, by kind."""
+    names the number ``:m``) as JSON objects, by kind; ``raw_msisdn`` as the path gave it
+    (a number in any usual form, or an erased customer's stand-in)."""
+    try:
+        msisdn = normalise_lookup(raw_msisdn)
+    except ValueError as exc:
+        raise InvalidInput(f"msisdn：{exc}", field="msisdn") from None
     exported: dict[str, list[Any]] = {}
     for kind, sql in queries.items():
         rows = await session.execute(text(f"SELECT to_jsonb(t) FROM ({sql}) t"), {"m": msisdn})

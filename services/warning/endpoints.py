@@ -16,7 +16,6 @@ from services.kit.errors import InvalidInput, chinese_message
 from services.kit.idempotency import IdempotentRoute
 from services.kit.params import MsisdnsQuery
 from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
-from services.kit.values import normalise_lookup
 from services.warning import service
 from services.warning.config import get_warning_settings
 from services.warning.models import Signal, Status
@@ -338,7 +337,7 @@ EXPORT_QUERIES = {
     dependencies=[Depends(require_role())],
 )
 async def export_customer(msisdn: str, session: Session) -> dict[str, list[Any]]:
-    return await export_rows(session, EXPORT_QUERIES, normalise_lookup(msisdn))
+    return await export_rows(session, EXPORT_QUERIES, msisdn)
 
 
 # Who may call what (services/kit/access.py) where no gate above says: the scope of each
