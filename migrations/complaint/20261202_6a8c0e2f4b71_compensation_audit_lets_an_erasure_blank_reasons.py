@@ -30,9 +30,9 @@ LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'UPDATE' AND current_setting('keepwell.erasure', true) = 'on'
      AND NEW.reason = ''
-     AND ROW(NEW.id, NEW.compensation_id, NEW.action, NEW.by, NEW.role, NEW.at, NEW.details)
+     AND ROW(NEW.id, NEW.compensation_id, NEW.action, NEW."by", NEW.role, NEW.at, NEW.details)
          IS NOT DISTINCT FROM
-         ROW(OLD.id, OLD.compensation_id, OLD.action, OLD.by, OLD.role, OLD.at, OLD.details)
+         ROW(OLD.id, OLD.compensation_id, OLD.action, OLD."by", OLD.role, OLD.at, OLD.details)
   THEN
     RETURN NEW;
   END IF;
