@@ -189,6 +189,27 @@ def token(
     typer.echo(issue_token(principal, get_settings(), ttl_seconds=ttl))
 
 
+@app.command("export")
+def export_command(
+    msisdn: Annotated[
+        str, typer.Argument(help="The customer's number (or an erased one's stand-in).")
+    ],
+    user: Annotated[str, typer.Option(help="The admin it is exported for (audited).")],
+) -> None:
+    """Print everything every service holds about one customer as one JSON document (the
+    access right of PIPL); each service's part comes from its GET /exports/{msisdn}."""
+    import json
+
+    from keepwell.export import export_customer
+
+    try:
+        document = asyncio.run(export_customer(get_settings(), msisdn, user))
+    except LookupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
+
+
 apikey_app = typer.Typer(help="Partners' API keys for the gateway (X-API-Key).")
 app.add_typer(apikey_app, name="apikey")
 

@@ -1,5 +1,6 @@
 """Care's handlers of profile's customer events: the customer copy, and what follows from
-some changes (a new VIP's welcome, a churned customer's tasks cancelled)."""
+some changes (a new VIP's welcome, a churned customer's tasks cancelled, an erased
+customer's messages, tasks and replies anonymised)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.care import repository
 from services.care.automatic import service_message, welcome_new_vip
 from services.care.config import get_care_settings
-from services.care.contract import PRODUCER
+from services.care.contract import PRODUCER, CareErasureConfirmed
 from services.complaint.contract import ComplaintClosed, ComplaintOpened
 from services.kit.clock import today
+from services.kit.erasure import erase_copies
 from services.kit.events import Envelope
 from services.kit.events.consumer import Consumer
+from services.kit.events.publish import publish
+from services.kit.values import is_stand_in
 from services.profile.contract import (
     CustomerChurned,
     CustomerCreated,
+    CustomerErased,
     CustomerSnapshot,
     CustomerUpdated,
+    ErasureReceipt,
     ManagerReassigned,
     TierChanged,
 )
@@ -133,6 +139,35 @@ async def customer_churned(session: AsyncSession, event: CustomerChurned, _: Env
     # Winning a churned customer back is the warning service's follow-up, not a care call.
     if await _is(session, event.customer.msisdn, churned=True):
         await repository.cancel_open_tasks(session, event.customer.msisdn, CHURNED_TASK_NOTE)
+
+
+# What care keeps by number and its personal text: the rendered SMS and the provider's
+# error about it, task notes, the customer's replies. Rows stay under the stand-in, so
+# campaign reports and task counts do not move.
+ERASED_COLUMNS: dict[str, dict[str, Any]] = {
+    "recipient": {"text": None, "error_message": None},
+    "greeting": {},
+    "list_member": {},
+    "task": {"note": None, "outcome_note": None},
+    "sms_reply": {"content": ""},
+}
+
+
+@consumer.handles(CustomerErased)
+async def customer_erased(session: AsyncSession, event: CustomerErased, _: Envelope) -> None:
+    """Anonymise care's copies of an erased customer and confirm it to profile. A replay
+    of the event, scrubbed once every service confirmed, finds nothing to do."""
+    if is_stand_in(event.msisdn):
+        return
+    counts = await erase_copies(session, PRODUCER, event.msisdn, event.stand_in, ERASED_COLUMNS)
+    await upsert(session, event.customer)
+    await publish(
+        session,
+        CareErasureConfirmed(
+            receipt=ErasureReceipt(erasure_id=event.erasure_id, service=PRODUCER, counts=counts)
+        ),
+        aggregate_id=f"erasure:{event.erasure_id}",
+    )
 
 
 # Service messages about a customer's complaint ({honorific} from the copy: 王先生).

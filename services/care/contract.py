@@ -12,7 +12,9 @@ from services.profile.contract import (
     ContactLogEntry,
     CustomerChurned,
     CustomerCreated,
+    CustomerErased,
     CustomerUpdated,
+    ErasureReceipt,
     ManagerReassigned,
     TierChanged,
 )
@@ -74,9 +76,25 @@ class SatisfactionReplied(Event):
     reply_id: str
 
 
-# Care keeps a copy of profile's customers (and acts on some of their changes), and sends a
-# complaint's service messages (acknowledgement, closure, satisfaction follow-up).
+class CareErasureConfirmed(Event):
+    """Care has anonymised its copies of an erased customer (``customer.erased``)."""
+
+    event_type = "care.erasure_confirmed"
+    producer = PRODUCER
+    receipt: ErasureReceipt
+
+
+# Care keeps a copy of profile's customers (and acts on some of their changes, an erasure
+# included), and sends a complaint's service messages (acknowledgement, closure,
+# satisfaction follow-up).
 CONSUMES: frozenset[str] = frozenset(
     e.event_type
-    for e in (CustomerCreated, CustomerUpdated, TierChanged, ManagerReassigned, CustomerChurned)
+    for e in (
+        CustomerCreated,
+        CustomerUpdated,
+        TierChanged,
+        ManagerReassigned,
+        CustomerChurned,
+        CustomerErased,
+    )
 ) | {e.event_type for e in (ComplaintOpened, ComplaintClosed)}

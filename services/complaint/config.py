@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +29,10 @@ class ComplaintSettings(BaseSettings):
     """Used for teams that have no escalation contact of their own configured."""
     sweep_batch: int = 5000
     """Clocks one sweep transaction takes at most; a sweep loops until none is due."""
+    text_retention_days: int = Field(2 * 365, ge=1)
+    """A complaint's free text (description, step notes and what they record, actions,
+    compensation reasons) is anonymised this long after the ticket closed (PIPL: kept no
+    longer than needed); the tickets stay, so the reports count them."""
 
     approval_supervisor_above: dict[str, Decimal] = {
         "bill_credit": Decimal("50"),

@@ -1,18 +1,20 @@
-"""Complaint's handlers: profile's customer events (the customer copy a new ticket reads)
-and the satisfaction scores customers reply to care's follow-up SMS."""
+"""Complaint's handlers: profile's customer events (the customer copy a new ticket reads; an
+erasure anonymises it and the customer's tickets) and the satisfaction scores customers
+reply to care's follow-up SMS."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.care.contract import SatisfactionReplied
-from services.complaint import repository, service
+from services.complaint import erasure, repository, service
 from services.complaint.contract import PRODUCER
 from services.kit.events import Envelope
 from services.kit.events.consumer import Consumer
 from services.profile.contract import (
     CustomerChurned,
     CustomerCreated,
+    CustomerErased,
     CustomerUpdated,
     ManagerReassigned,
     TierChanged,
@@ -42,3 +44,8 @@ async def satisfaction_replied(
     session: AsyncSession, event: SatisfactionReplied, _: Envelope
 ) -> None:
     await service.satisfaction_by_reply(session, event)
+
+
+@consumer.handles(CustomerErased)
+async def customer_erased(session: AsyncSession, event: CustomerErased, _: Envelope) -> None:
+    await erasure.erase_customer(session, event)

@@ -17,7 +17,9 @@ from services.profile.contract import (
     ContactLogEntry,
     CustomerChurned,
     CustomerCreated,
+    CustomerErased,
     CustomerUpdated,
+    ErasureReceipt,
     ManagerReassigned,
     TierChanged,
 )
@@ -99,7 +101,23 @@ class ComplaintEscalated(Event):
 SATISFACTION_REPLIED = "care.satisfaction_replied"
 """A customer's score replied by SMS to a closed complaint's follow-up: recorded on it."""
 
+
+class ComplaintErasureConfirmed(Event):
+    """Complaint has anonymised its copies of an erased customer (``customer.erased``)."""
+
+    event_type = "complaint.erasure_confirmed"
+    producer = PRODUCER
+    receipt: ErasureReceipt
+
+
 CONSUMES: frozenset[str] = frozenset(
     e.event_type
-    for e in (CustomerCreated, CustomerUpdated, TierChanged, ManagerReassigned, CustomerChurned)
+    for e in (
+        CustomerCreated,
+        CustomerUpdated,
+        TierChanged,
+        ManagerReassigned,
+        CustomerChurned,
+        CustomerErased,
+    )
 ) | {SATISFACTION_REPLIED}

@@ -676,3 +676,58 @@ async def customer_compensation(
 
 
 EXECUTABLE = (CompensationStatus.approved,)
+
+
+# -- personal data (PIPL): erasure and retention ------------------------------------------------
+
+ERASED_TEXT = "[已删除]"
+# The step data that is what people said or wrote (emotion heard, findings, what was agreed
+# or disputed, actions' wording, a low score's reason); the rest (responsibility,
+# satisfaction, channel, ids) is kept for the reports.
+STEP_TEXT_KEYS = ("emotion", "findings", "agreed", "disagreements", "actions", "reason")
+
+
+async def blank_ticket_texts(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[str, int]:
+    """The free text of these tickets, their steps, actions and compensations (their audit
+    rows' reasons too: the caller opens :func:`services.kit.erasure.audit_rewrite`)."""
+    ids = {"ids": list(ticket_ids), "erased": ERASED_TEXT, "keys": list(STEP_TEXT_KEYS)}
+    statements = {
+        "tickets": "UPDATE complaint.ticket SET description = :erased, "
+        "satisfaction_reason = NULL WHERE id = ANY(:ids)",
+        "steps": "UPDATE complaint.step SET notes = '', data = data - CAST(:keys AS text[]) "
+        "WHERE ticket_id = ANY(:ids)",
+        "actions": "UPDATE complaint.action SET description = :erased, note = '' "
+        "WHERE ticket_id = ANY(:ids)",
+        "compensations": "UPDATE complaint.compensation SET reason = :erased "
+        "WHERE ticket_id = ANY(:ids)",
+        "compensation_audit": "UPDATE complaint.compensation_audit a SET reason = '' "
+        "FROM complaint.compensation c WHERE a.compensation_id = c.id "
+        "AND c.ticket_id = ANY(:ids) AND a.reason <> ''",
+    }
+    counts = {}
+    for kind, sql in statements.items():
+        result = await session.execute(text(sql), ids)
+        counts[kind] = int(getattr(result, "rowcount", 0) or 0)
+    return counts
+
+
+async def tickets_of(session: AsyncSession, msisdn: str) -> list[int]:
+    query = select(col(Ticket.id)).where(col(Ticket.msisdn) == msisdn)
+    return [i for i in (await session.execute(query)).scalars() if i is not None]
+
+
+async def closed_with_text_before(session: AsyncSession, before: datetime, limit: int) -> list[int]:
+    """Tickets closed before ``before`` whose text is not blanked yet, oldest first, locked
+    ``SKIP LOCKED`` so two runs take different ones."""
+    query = (
+        select(col(Ticket.id))
+        .where(
+            col(Ticket.state) == State.closed,
+            col(Ticket.closed_at) < before,
+            col(Ticket.description) != ERASED_TEXT,
+        )
+        .order_by(col(Ticket.closed_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [i for i in (await session.execute(query)).scalars() if i is not None]

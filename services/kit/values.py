@@ -35,6 +35,10 @@ _REGION_SUFFIXES = ("维吾尔自治区", "壮族自治区", "回族自治区", 
 
 _SEPARATORS = re.compile(r"[\s\-().]")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
+# What stands for the number of a customer whose personal data was erased (PIPL): 11
+# characters like a number, so every column and lookup takes it, but led by 0, which no
+# Chinese mobile number is, so it can never be mistaken for (or collide with) a real one.
+STAND_IN = re.compile(r"0\d{10}")
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of our clock a reported instant may be (the reporter's clock may run fast)."""
@@ -71,15 +75,27 @@ MAX_BATCH = 100
 a gateway page of customers, bounded so one call is one bounded query."""
 
 
+def is_stand_in(value: str) -> bool:
+    return STAND_IN.fullmatch(value) is not None
+
+
+def normalise_lookup(raw: str) -> str:
+    """A number to look a customer up by: a mobile number, or the stand-in of an erased
+    customer (which only lookups take; nothing is created under one)."""
+    stripped = raw.strip()
+    return stripped if is_stand_in(stripped) else normalise_msisdn(raw)
+
+
 def normalise_msisdns(raw: list[str]) -> list[str]:
-    """Each number normalised, duplicates dropped (first order kept), at most
-    :data:`MAX_BATCH`; a bad one is named by its position."""
+    """Each number normalised (an erased customer's stand-in kept as it is), duplicates
+    dropped (first order kept), at most :data:`MAX_BATCH`; a bad one is named by its
+    position."""
     if len(raw) > MAX_BATCH:
         raise ValueError(f"至多 {MAX_BATCH} 个号码（收到 {len(raw)} 个），请分批查询")
     numbers: dict[str, None] = {}
     for position, value in enumerate(raw, 1):
         try:
-            numbers[normalise_msisdn(value)] = None
+            numbers[normalise_lookup(value)] = None
         except ValueError as exc:
             raise ValueError(f"第 {position} 个：{exc}") from None
     return list(numbers)

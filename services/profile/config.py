@@ -61,6 +61,10 @@ class ProfileSettings(BaseSettings):
     # a full archive are about 25 MB of CSV. Read once, when the routes are built.
     import_max_body_bytes: int = 64 * 1024 * 1024
     page_size_max: int = 500
+    # Free text of the contact log (the note) older than this is anonymised by the worker's
+    # nightly retention job (PIPL: kept no longer than needed); the entries stay, so the
+    # reach rate still counts them.
+    contact_text_retention_days: int = Field(3 * 365, ge=1)
 
     @model_validator(mode="after")
     def _thresholds_descend(self) -> ProfileSettings:

@@ -1,5 +1,6 @@
-"""Profile's handlers of other services' events: each reported contact joins the log, and
-an opt-out a customer replied to care's SMS is recorded in the archive."""
+"""Profile's handlers of other services' events: each reported contact joins the log, an
+opt-out a customer replied to care's SMS is recorded in the archive, and each service's
+confirmation of an erasure is recorded on it."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.care.contract import OptOutRequested
 from services.kit.events import Envelope
 from services.kit.events.consumer import Consumer
-from services.profile import service
-from services.profile.contract import CONTACT_EVENT_TYPES, PRODUCER, ContactLogEntry
+from services.profile import erasure, service
+from services.profile.contract import (
+    CONTACT_EVENT_TYPES,
+    ERASURE_RECEIPT_TYPES,
+    PRODUCER,
+    ContactLogEntry,
+    ErasureReceipt,
+)
 
 logger = logging.getLogger("keepwell.profile.consumers")
 
@@ -46,3 +53,11 @@ async def opt_out_requested(session: AsyncSession, event: OptOutRequested, _: En
     if not recorded:
         # Care sends the number nothing either way; failing would hold up later events.
         logger.warning("opt-out reply from a number not on file ignored")
+
+
+async def erasure_confirmed(session: AsyncSession, payload: Any, envelope: Envelope) -> None:
+    await erasure.record_receipt(session, ErasureReceipt.model_validate(payload["receipt"]))
+
+
+for _type in ERASURE_RECEIPT_TYPES:
+    consumer.handles_type(_type)(erasure_confirmed)

@@ -136,6 +136,41 @@ class CustomerChurned(Event):
     customer: CustomerSnapshot
 
 
+class CustomerErased(Event):
+    """An approved erasure (PIPL): profile has anonymised the archive; every service that
+    keeps a copy anonymises it and confirms with an event of
+    :data:`ERASURE_RECEIPT_TYPES`. ``msisdn`` is the number being erased, needed to find
+    the copies; profile scrubs it from this event once every service has confirmed.
+    ``customer`` is the anonymised archive, filed under ``stand_in`` from now on."""
+
+    event_type = "customer.erased"
+    producer = PRODUCER
+    erasure_id: int
+    msisdn: str
+    stand_in: str
+    customer: CustomerSnapshot
+
+
+class ErasureReceipt(BaseModel):
+    """What one service erased of one customer: how many rows of each kind it anonymised.
+
+    The contract for every consumer of ``customer.erased``: put this model, as a field
+    named ``receipt``, in an event of a type listed in :data:`ERASURE_RECEIPT_TYPES`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    erasure_id: int
+    service: str
+    counts: dict[str, int]
+
+
+ERASURE_RECEIPT_TYPES: tuple[str, ...] = (
+    "warning.erasure_confirmed",
+    "care.erasure_confirmed",
+    "complaint.erasure_confirmed",
+)
+
+
 # --- contacts other services report -----------------------------------------------------
 
 
@@ -196,5 +231,8 @@ CONTACT_EVENT_TYPES: tuple[str, ...] = (
 OPT_OUT_REQUESTED = "care.opt_out_requested"
 """A customer replied an opt-out keyword to care's SMS: the archive records the opt-out."""
 
-# What profile's consumers handle: every contact event, and opt-outs customers reply.
-CONSUMES: frozenset[str] = frozenset(CONTACT_EVENT_TYPES) | {OPT_OUT_REQUESTED}
+# What profile's consumers handle: every contact event, opt-outs customers reply, and the
+# services' confirmations of an erasure.
+CONSUMES: frozenset[str] = (
+    frozenset(CONTACT_EVENT_TYPES) | {OPT_OUT_REQUESTED} | frozenset(ERASURE_RECEIPT_TYPES)
+)

@@ -16,7 +16,7 @@ from services.kit.idempotency import IdempotentRoute
 from services.kit.masking import mask_msisdn, sees_numbers
 from services.kit.params import CustomerIdsQuery, IdsQuery, MsisdnsQuery
 from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
-from services.profile import service
+from services.profile import erasure, service
 from services.profile.config import get_profile_settings
 from services.profile.models import (
     ContactLog,
@@ -40,6 +40,8 @@ from services.profile.schemas import (
     CustomerPage,
     CustomerRead,
     CustomerUpdate,
+    ErasureCreate,
+    ErasureRead,
     ImportSummary,
     ManagerCreate,
     ManagerLeave,
@@ -72,14 +74,7 @@ class Audited:
         self.served: list[service.Served] = []
 
     def customer(self, customer: Customer, manager: Manager | None) -> CustomerRead:
-        read = CustomerRead.model_validate(
-            {
-                **customer.model_dump(),
-                "team_id": service.team_of(manager),
-                "manager_name": manager.name if manager is not None else None,
-                "honorific": service.honorific(customer.name, str(customer.gender)),
-            }
-        )
+        read = service.customer_read(customer, manager)
         fields = service.guard_personal(read, self.principal)
         assert customer.id is not None
         self.served.append((customer.id, customer.msisdn, fields))
@@ -427,6 +422,52 @@ async def list_read_audit(
     )
 
 
+# --- personal data on request (PIPL) ------------------------------------------------------------
+
+
+@router.post(
+    "/erasures",
+    status_code=status.HTTP_201_CREATED,
+    summary="Ask for a customer's personal data to be erased (admin; another person approves)",
+    description="Pending until approved by an admin other than the requester or by the "
+    "supervisor of the customer's team (`POST /erasures/{id}/approve`). 409 "
+    "`erasure_open` while the customer has an unfinished one, `already_erased` after.",
+    dependencies=[Idempotent],
+)
+async def request_erasure(data: ErasureCreate, session: Session, principal: Acting) -> ErasureRead:
+    return erasure.read(await erasure.request_erasure(session, principal, data))
+
+
+@router.get(
+    "/erasures/{erasure_id}",
+    summary="An erasure's record: who asked and approved, what each service confirmed",
+)
+async def get_erasure(erasure_id: int, session: Session, principal: Acting) -> ErasureRead:
+    return erasure.read(await erasure.get_erasure(session, principal, erasure_id))
+
+
+@router.post(
+    "/erasures/{erasure_id}/approve",
+    summary="Approve an erasure: the archive is anonymised now, the other services follow",
+    description="Four eyes: an admin other than the requester, or the supervisor of the "
+    "customer's team (403 for the requester). The archive is anonymised and "
+    "`customer.erased` published in one transaction; `status` is `erasing` until warning, "
+    "care and complaint have confirmed (`receipts`), then `completed`.",
+)
+async def approve_erasure(erasure_id: int, session: Session, principal: Acting) -> ErasureRead:
+    return erasure.read(await erasure.approve_erasure(session, principal, erasure_id))
+
+
+@router.get(
+    "/exports/{msisdn}",
+    summary="Profile's part of everything held about one customer (admin; access right)",
+    description="The archive, the contact log, the manager history, billing and tier "
+    "changes; audited as an unmasked read. `keepwell export` joins every service's part.",
+)
+async def export_customer(msisdn: str, session: Session, principal: Acting) -> dict[str, object]:
+    return await erasure.export(session, principal, msisdn)
+
+
 # --- teams and managers ------------------------------------------------------------------------
 
 
@@ -552,6 +593,10 @@ ROUTE_ROLES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("PUT", "/billing"): (_O,),
     ("POST", "/tiers/recompute"): (_O,),
     ("GET", "/audit/reads"): (),  # admin only
+    ("POST", "/erasures"): (),  # admin only
+    ("GET", "/erasures/{erasure_id}"): (_S,),  # the approving supervisor's team
+    ("POST", "/erasures/{erasure_id}/approve"): (_S,),
+    ("GET", "/exports/{msisdn}"): (),  # admin only
     ("GET", "/teams"): EVERYONE,
     ("POST", "/teams"): (_O,),
     ("GET", "/teams/{team_id}"): EVERYONE,

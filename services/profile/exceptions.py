@@ -62,10 +62,42 @@ class SnapshotMissing(InvalidInput):
     code = "snapshot_missing"
 
 
+class ErasureNotFound(NotFound):
+    code = "erasure_not_found"
+
+    def __init__(self, erasure_id: int) -> None:
+        super().__init__(f"找不到删除申请 {erasure_id}", field="erasure_id")
+
+
+class AlreadyErased(Conflict):
+    code = "already_erased"
+
+    def __init__(self) -> None:
+        super().__init__("该客户的个人信息已删除", field="msisdn")
+
+
+class ErasureOpen(Conflict):
+    code = "erasure_open"
+
+    def __init__(self) -> None:
+        super().__init__("该客户已有一份未完成的删除申请", field="msisdn")
+
+
+class ErasureNotPending(Conflict):
+    code = "invalid_transition"
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"该删除申请已是 {status} 状态，不能再批准", field="erasure_id")
+
+
 __all__ = [
+    "AlreadyErased",
     "Conflict",
     "CustomerExists",
     "CustomerNotFound",
+    "ErasureNotFound",
+    "ErasureNotPending",
+    "ErasureOpen",
     "Forbidden",
     "InvalidInput",
     "ManagerNotFound",

@@ -8,7 +8,7 @@ from typing import Any
 
 from services.kit.bulk import raw_connection
 from services.kit.worker import resources_of
-from services.profile import service
+from services.profile import erasure, service
 from services.profile.tiers import recompute
 
 logger = logging.getLogger("keepwell.profile.jobs")
@@ -31,3 +31,17 @@ async def take_vip_snapshot(ctx: dict[str, Any], day: str | None = None) -> dict
         taken = await service.take_snapshot(session, target, "system:snapshot")
     logger.info("VIP snapshot: %s", taken.model_dump_json())
     return taken.model_dump(mode="json")
+
+
+async def anonymise_old_contact_text(ctx: dict[str, Any]) -> int:
+    """Nightly: contact-log notes older than PROFILE_CONTACT_TEXT_RETENTION_DAYS set to
+    NULL, a batch per transaction until none is left; how many."""
+    total = 0
+    while True:
+        async with resources_of(ctx).session() as session:
+            done = await erasure.anonymise_old_contact_text(session)
+        total += done
+        if done < erasure.RETENTION_BATCH:
+            break
+    logger.info("contact-log notes past the retention anonymised: %d", total)
+    return total

@@ -335,5 +335,44 @@ class ReadAudit(SQLModel, table=True):
     fields: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
 
 
+class ErasureStatus(StrEnum):
+    pending = "pending"  # requested, waiting for the second pair of eyes
+    erasing = "erasing"  # approved: profile's archive is anonymised, the others confirming
+    completed = "completed"  # every service that keeps a copy confirmed
+
+
+class Erasure(SQLModel, table=True):
+    """One customer's erasure (PIPL): who asked, who approved, what each service confirmed.
+
+    Kept for good as the record that it happened, without the personal values: the
+    customer by id, and after approval the stand-in their number became."""
+
+    __tablename__ = "erasure"
+    __table_args__ = (
+        # One erasure at a time per customer; a completed one may be followed by another
+        # (a customer who came back and asked again).
+        Index(
+            "uq_erasure_customer_open",
+            "customer_id",
+            unique=True,
+            postgresql_where=text("status <> 'completed'"),
+        ),
+        {"schema": SCHEMA},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    customer_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    stand_in: str | None = Field(default=None, max_length=11)
+    status: ErasureStatus = Field(sa_column=enum_column(ErasureStatus, "status"))
+    reason: str = Field(max_length=500)
+    requested_by: str = Field(max_length=64)
+    requested_at: datetime = _created()
+    approved_by: str | None = Field(default=None, max_length=64)
+    approved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    completed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # {service: {"at": ISO instant, "counts": {kind: rows}}}, profile's own included.
+    receipts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+
+
 events = event_tables(SCHEMA)
 idempotency = idempotency_table(SCHEMA)  # Idempotency-Key answers of the create routes

@@ -31,9 +31,12 @@ from sqlmodel import col
 
 from services.profile.contract import ContactOutcome
 from services.profile.models import (
+    BillingMonth,
     ContactLog,
     Customer,
     CustomerStatus,
+    Erasure,
+    ErasureStatus,
     Manager,
     ManagerAssignment,
     ReadAudit,
@@ -41,6 +44,7 @@ from services.profile.models import (
     SnapshotCustomer,
     Team,
     Tier,
+    TierChange,
 )
 
 
@@ -488,3 +492,106 @@ async def list_read_audit(
         query = query.where(col(ReadAudit.id) < before_id)
     query = query.order_by(col(ReadAudit.id).desc()).limit(limit)
     return list((await session.execute(query)).scalars())
+
+
+# -- erasure (PIPL) ---------------------------------------------------------------------------
+
+
+async def get_customer_by_id(
+    session: AsyncSession, customer_id: int, *, for_update: bool = False
+) -> Customer | None:
+    return await session.get(Customer, customer_id, with_for_update=for_update)
+
+
+async def get_erasure(
+    session: AsyncSession, erasure_id: int, *, for_update: bool = False
+) -> Erasure | None:
+    return await session.get(Erasure, erasure_id, with_for_update=for_update)
+
+
+async def open_erasure_of(session: AsyncSession, customer_id: int) -> Erasure | None:
+    query = select(Erasure).where(
+        col(Erasure.customer_id) == customer_id, col(Erasure.status) != ErasureStatus.completed
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def erase_customer_rows(
+    session: AsyncSession, customer_id: int, msisdn: str, stand_in: str
+) -> dict[str, int]:
+    """The contact log's free text, and the number where history keeps it (snapshots, the
+    read audit: rows kept, so counts and rates stay as they were). Rows changed, by kind."""
+    notes = await session.execute(
+        update(ContactLog)
+        .where(col(ContactLog.customer_id) == customer_id, col(ContactLog.note).is_not(None))
+        .values(note=None)
+    )
+    snapshots = await session.execute(
+        update(SnapshotCustomer)
+        .where(col(SnapshotCustomer.customer_id) == customer_id)
+        .values(msisdn=stand_in)
+    )
+    audit = await session.execute(
+        update(ReadAudit).where(col(ReadAudit.msisdn) == msisdn).values(msisdn=stand_in)
+    )
+    return {
+        "contact_notes": _count(notes),
+        "snapshot_rows": _count(snapshots),
+        "read_audit_rows": _count(audit),
+    }
+
+
+def _count(result: Result[Any]) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def erasure_event_msisdn(session: AsyncSession, erasure_id: int) -> str | None:
+    """The number an erasure's ``customer.erased`` event still carries (until scrubbed)."""
+    return (
+        await session.execute(
+            text(
+                "SELECT payload->>'msisdn' FROM profile.outbox WHERE type = 'customer.erased' "
+                "AND (payload->>'erasure_id')::bigint = :id"
+            ),
+            {"id": erasure_id},
+        )
+    ).scalar_one_or_none()
+
+
+async def anonymise_old_contact_notes(session: AsyncSession, before: datetime, batch: int) -> int:
+    """One batch of contact-log notes older than ``before`` set to NULL; rows taken by a
+    concurrent run are skipped (``SKIP LOCKED``), so two workers never wait on each other."""
+    result = await session.execute(
+        text("""
+        UPDATE profile.contact_log SET note = NULL WHERE id IN (
+          SELECT id FROM profile.contact_log
+          WHERE at < :before AND note IS NOT NULL
+          ORDER BY at LIMIT :batch FOR UPDATE SKIP LOCKED)
+        """),
+        {"before": before, "batch": batch},
+    )
+    return _count(result)
+
+
+async def billing_of(session: AsyncSession, customer_id: int) -> list[dict[str, Any]]:
+    query = (
+        select(col(BillingMonth.month), col(BillingMonth.spend))
+        .where(col(BillingMonth.customer_id) == customer_id)
+        .order_by(col(BillingMonth.month))
+    )
+    return [
+        {"month": r.month.isoformat(), "spend": f"{r.spend:.2f}"}
+        for r in await session.execute(query)
+    ]
+
+
+async def tier_changes_of(session: AsyncSession, customer_id: int) -> list[dict[str, Any]]:
+    query = (
+        select(TierChange)
+        .where(col(TierChange.customer_id) == customer_id)
+        .order_by(col(TierChange.computed_at))
+    )
+    return [
+        c.model_dump(mode="json", exclude={"id", "customer_id"})
+        for c in (await session.execute(query)).scalars()
+    ]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.profile.contract import ContactChannel, ContactDirection, ContactOutcome
 from services.profile.models import (
     CustomerStatus,
+    ErasureStatus,
     Gender,
     Lifecycle,
     ServiceLevel,
@@ -449,3 +450,38 @@ class BillingEntry(_Strict):
 class BillingResult(BaseModel):
     loaded: int
     unknown_customers: int
+
+
+class ErasureCreate(_Strict):
+    """Ask for one customer's personal data to be erased (PIPL); a second person approves."""
+
+    msisdn: Msisdn | None = Field(None, description="The customer's number, or give customer_id")
+    customer_id: int | None = Field(None, ge=1)
+    reason: str = Field(min_length=1, max_length=500, description="Why, e.g. the request's ref")
+
+
+class ErasureReceiptRead(BaseModel):
+    at: datetime
+    counts: dict[str, int] = Field(description="Rows anonymised, by kind")
+
+
+class ErasureRead(BaseModel):
+    """The record of an erasure: who asked and approved, and what each service confirmed.
+    It never holds the customer's personal values."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    customer_id: int
+    stand_in: str | None = Field(description="What the customer's number became, once approved")
+    status: ErasureStatus
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    approved_by: str | None
+    approved_at: datetime | None
+    completed_at: datetime | None
+    receipts: dict[str, ErasureReceiptRead] = Field(
+        description="By service: profile at approval, the others as they confirm"
+    )
+    waiting_for: list[str] = Field(description="Services that have not confirmed yet")

@@ -28,6 +28,7 @@ from services.kit.events.publish import publish, publish_many
 from services.kit.http import current_request_id
 from services.kit.masking import mask_msisdn, sees_numbers
 from services.kit.periods import check_period, instants
+from services.kit.values import normalise_lookup
 from services.profile import repository as repo
 from services.profile.config import get_profile_settings
 from services.profile.contract import (
@@ -89,7 +90,7 @@ from services.profile.schemas import (
     TeamCreate,
     TeamUpdate,
 )
-from services.profile.validation import check_custom, normalise_msisdn, surname_of, time_zone_of
+from services.profile.validation import check_custom, surname_of, time_zone_of
 
 # Defaults of a new customer for the fields REQUIRED_FOR_NEW does not cover.
 NEW_CUSTOMER_DEFAULTS: dict[str, Any] = {
@@ -291,7 +292,7 @@ async def _visible_customer(
 
 def parse_msisdn(raw: str) -> str:
     try:
-        return normalise_msisdn(raw)
+        return normalise_lookup(raw)
     except ValueError as exc:
         raise InvalidInput(f"msisdn：{exc}", field="msisdn") from None
 
@@ -475,7 +476,7 @@ async def add_contact(
 
 async def record_reported_contact(session: AsyncSession, entry: ContactLogEntry) -> bool:
     """A contact another service reported (through an event); False for an unknown customer."""
-    customer_id = await repo.customer_id_of(session, normalise_msisdn(entry.msisdn))
+    customer_id = await repo.customer_id_of(session, normalise_lookup(entry.msisdn))
     if customer_id is None:
         return False
     at = entry.at if entry.at.tzinfo is not None else entry.at.replace(tzinfo=UTC)
@@ -513,7 +514,7 @@ async def record_opt_out_reply(
     """A customer's opt-out reply to care's SMS: the archive records the SMS opt-out (as of
     the reply) and publishes ``customer.updated``; the contact log says why, once per reply
     (``reply_ref``). False for a number not on file."""
-    customer = await repo.get_customer(session, normalise_msisdn(msisdn), for_update=True)
+    customer = await repo.get_customer(session, normalise_lookup(msisdn), for_update=True)
     if customer is None:
         return False
     assert customer.id is not None
@@ -736,6 +737,18 @@ Served = tuple[int, str, list[str]]
 def _personal_custom() -> frozenset[str]:
     attributes = get_profile_settings().custom_attributes
     return frozenset(name for name, spec in attributes.items() if spec.personal)
+
+
+def customer_read(customer: Customer, manager: Manager | None) -> CustomerRead:
+    """The archive as the API answers it, before :func:`guard_personal` masks it."""
+    return CustomerRead.model_validate(
+        {
+            **customer.model_dump(),
+            "team_id": team_of(manager),
+            "manager_name": manager.name if manager is not None else None,
+            "honorific": honorific(customer.name, str(customer.gender)),
+        }
+    )
 
 
 def guard_personal(read: CustomerRead, principal: Principal) -> list[str]:

@@ -1,5 +1,6 @@
 """Warning's handlers of other services' events: profile's customer events keep the
-customer copy; ``complaint.opened`` raises a complaint warning."""
+customer copy (an erasure anonymises it and what hangs under the customer);
+``complaint.opened`` raises a complaint warning."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from services.kit.events.consumer import Consumer
 from services.profile.contract import (
     CustomerChurned,
     CustomerCreated,
+    CustomerErased,
     CustomerUpdated,
     ManagerReassigned,
     TierChanged,
@@ -48,3 +50,8 @@ async def on_complaint_opened(
     session: AsyncSession, event: ComplaintOpened, envelope: Envelope
 ) -> None:
     await service.raise_complaint_warning(session, event, actor=envelope.actor)
+
+
+@consumer.handles(CustomerErased)
+async def on_customer_erased(session: AsyncSession, event: CustomerErased, _: Envelope) -> None:
+    await service.erase_customer(session, event)

@@ -12,7 +12,9 @@ from services.profile.contract import (
     ContactLogEntry,
     CustomerChurned,
     CustomerCreated,
+    CustomerErased,
     CustomerUpdated,
+    ErasureReceipt,
     ManagerReassigned,
     TierChanged,
 )
@@ -61,9 +63,17 @@ class WarningContactRecorded(Event):
     contact: ContactLogEntry
 
 
+class WarningErasureConfirmed(Event):
+    """Warning has anonymised its copies of an erased customer (``customer.erased``)."""
+
+    event_type = "warning.erasure_confirmed"
+    producer = PRODUCER
+    receipt: ErasureReceipt
+
+
 # Profile's customer events feed the local read model ``warning.customer`` (what detection
 # and assignment need: tier, manager, plan fee, contract end); ``complaint.opened`` raises a
-# complaint warning.
+# complaint warning; ``customer.erased`` anonymises what warning holds of the customer.
 CONSUMES: frozenset[str] = frozenset(
     e.event_type
     for e in (
@@ -72,6 +82,7 @@ CONSUMES: frozenset[str] = frozenset(
         TierChanged,
         ManagerReassigned,
         CustomerChurned,
+        CustomerErased,
         ComplaintOpened,
     )
 )

@@ -16,12 +16,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.complaint.contract import ComplaintOpened
 from services.kit import clock
 from services.kit.auth import Principal, Role
+from services.kit.erasure import erase_copies
 from services.kit.events.publish import publish, publish_many
 from services.kit.periods import instants
-from services.profile.contract import ContactLogEntry, CustomerSnapshot
+from services.kit.values import is_stand_in
+from services.profile.contract import (
+    ContactLogEntry,
+    CustomerErased,
+    CustomerSnapshot,
+    ErasureReceipt,
+)
 from services.warning import repository as repo
 from services.warning.config import get_warning_settings
-from services.warning.contract import WarningContactRecorded, WarningRaised, WarningResolved
+from services.warning.contract import (
+    PRODUCER,
+    WarningContactRecorded,
+    WarningErasureConfirmed,
+    WarningRaised,
+    WarningResolved,
+)
 from services.warning.evidence import SIGNAL_NAMES, describe
 from services.warning.exceptions import (
     CustomerNotFound,
@@ -727,3 +740,30 @@ async def churn_reason_report(
             counts[str(reason)] += n
     reasons = [Count(key=k, count=n) for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
     return ChurnReasonReport(period_from=period_from, period_to=period_to, reasons=reasons)
+
+
+# -- erasure (PIPL) -----------------------------------------------------------------------------
+
+# Tables keyed by number and their free text; warnings and follow-ups stay (under the
+# stand-in), so the reports count them as before.
+ERASED_COLUMNS: dict[str, dict[str, Any]] = {
+    "warning": {"resolution_note": ""},
+    "contact": {"note": ""},
+    "daily_usage": {},
+}
+
+
+async def erase_customer(session: AsyncSession, event: CustomerErased) -> None:
+    """Anonymise what warning holds of an erased customer and confirm it to profile. A
+    replay of the event, scrubbed once every service confirmed, finds nothing to do."""
+    if is_stand_in(event.msisdn):
+        return
+    counts = await erase_copies(session, PRODUCER, event.msisdn, event.stand_in, ERASED_COLUMNS)
+    await apply_snapshots(session, [event.customer])
+    await publish(
+        session,
+        WarningErasureConfirmed(
+            receipt=ErasureReceipt(erasure_id=event.erasure_id, service=PRODUCER, counts=counts)
+        ),
+        aggregate_id=f"erasure:{event.erasure_id}",
+    )

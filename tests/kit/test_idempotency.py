@@ -318,6 +318,7 @@ CREATES: dict[str, set[str]] = {
         "/customers",
         "/customers/import",
         "/customers/{msisdn}/contacts",
+        "/erasures",
         "/managers",
         "/snapshots/{day}",
         "/teams",
