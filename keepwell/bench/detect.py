@@ -73,9 +73,10 @@ def _customer_copy(data: DemoData, customers: Iterator[Customer]) -> Iterator[tu
     team_of = {m.id: m.team_id for m in data.managers}
     now = clock.now()
     for c in customers:
+        # No profile here, so no archive id (partners' reads go by it; detection does not).
         yield (
             c.msisdn, 1, c.name, "active", c.tier, c.manager_id, team_of.get(c.manager_id),
-            c.plan_name, c.plan_fee, c.contract_end, now,
+            c.plan_name, c.plan_fee, c.contract_end, None, now,
         )  # fmt: skip
 
 
