@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # The same value in every process of a service: its API accepts what its worker's prune
     # still remembers.
     event_retention_days: int = Field(7, ge=1)
+    # How long deliveries a relay claimed stay its own: a relay killed outright holds back
+    # what it claimed until then (services/kit/events/relay.py scales its timeouts to fit).
+    relay_lease_seconds: float = Field(120, ge=8)
 
     PRODUCTION_REQUIRES: ClassVar[tuple[str, ...]] = (
         "user_public_key",
