@@ -3,26 +3,11 @@ service: which URL, what went wrong, what to do."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from types import TracebackType
 from urllib.parse import urlsplit, urlunsplit
 
+from services.kit.outages import chain, raised_through, unavailable
+
 HINT = "start the system with `make run` (or `keepwell run`) or set {var}"
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    found: BaseException | None = exc
-    while found is not None and id(found) not in seen:
-        seen.add(id(found))
-        yield found
-        found = found.__cause__ or found.__context__
-
-
-def _modules(tb: TracebackType | None) -> Iterator[str]:
-    while tb is not None:
-        yield tb.tb_frame.f_globals.get("__name__", "")
-        tb = tb.tb_next
 
 
 def masked(url: str) -> str:
@@ -37,15 +22,16 @@ def masked(url: str) -> str:
 
 def _kind(exc: BaseException) -> str | None:
     """database, redis, http or None (not a reachability problem)."""
-    for found in _chain(exc):
+    down = unavailable(exc)
+    if down is not None:
+        return down
+    for found in chain(exc):
         module = type(found).__module__
+        # A server that is there but refuses us: for a command, as good as unreachable.
         if module.startswith("asyncpg") and type(found).__name__ in (
             "InvalidCatalogNameError",
             "InvalidPasswordError",
             "InvalidAuthorizationSpecificationError",
-            "CannotConnectNowError",
-            "ConnectionDoesNotExistError",
-            "TooManyConnectionsError",
         ):
             return "database"
         if module.startswith("sqlalchemy") and type(found).__name__ in (
@@ -53,8 +39,6 @@ def _kind(exc: BaseException) -> str | None:
             "InterfaceError",
         ):
             return "database"
-        if module.startswith("redis") and "Connection" in type(found).__name__:
-            return "redis"
         if module.startswith(("httpx", "httpcore")) and type(found).__name__ in (
             "ConnectError",
             "ConnectTimeout",
@@ -62,21 +46,14 @@ def _kind(exc: BaseException) -> str | None:
             "RemoteProtocolError",
         ):
             return "http"
-        if isinstance(found, OSError | TimeoutError):
-            # A refused or timed-out socket: whose it is shows in the frames it came through.
-            names = list(_modules(found.__traceback__))
-            if any(n.startswith(("asyncpg", "sqlalchemy")) for n in names):
-                return "database"
-            if any(n.startswith("redis") for n in names):
-                return "redis"
-            if any(n.startswith(("httpx", "httpcore")) for n in names):
-                return "http"
+        if isinstance(found, OSError) and raised_through(found, "httpx", "httpcore"):
+            return "http"
     return None
 
 
 def innermost(exc: BaseException) -> BaseException:
     """The exception at the end of ``exc``'s chain of causes (the first to be raised)."""
-    return list(_chain(exc))[-1]
+    return list(chain(exc))[-1]
 
 
 def innermost_reason(exc: BaseException) -> str:
@@ -87,7 +64,7 @@ def innermost_reason(exc: BaseException) -> str:
 
 
 def _http_url(exc: BaseException) -> str:
-    for found in _chain(exc):
+    for found in chain(exc):
         request = getattr(found, "_request", None)
         if request is not None:
             return str(request.url)

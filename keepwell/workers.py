@@ -2,7 +2,8 @@
 
 Production runs one worker process per service (and several replicas of each); ``keepwell
 run`` puts every service's worker in one process, which starts in a fraction of the time
-and memory on a developer's machine.
+and memory on a developer's machine. Either way each queue is worked by the kernel's
+:class:`~services.kit.worker.Worker`, which waits out a Redis outage instead of exiting.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ import asyncio
 import importlib
 import signal
 from collections.abc import Sequence
+from typing import Any, cast
 
-from arq.worker import Worker, create_worker, run_worker
+from arq.worker import get_kwargs
 
 from services.kit.config import get_settings
-from services.kit.worker import configure_worker_process
+from services.kit.worker import Worker, configure_worker_process
 
 
 def run_workers(services: Sequence[str]) -> None:
-    if len(services) == 1:
-        run_worker(_settings_of(services[0]))
-        return
-    configure_worker_process("workers", get_settings(), services[0])
+    if len(services) > 1:
+        # One name for the process's logs, and every queue's metrics on the first's port.
+        configure_worker_process("workers", get_settings(), services[0])
     asyncio.run(_run_together(services))
 
 
@@ -32,7 +33,11 @@ def _settings_of(service: str) -> type:
 
 
 async def _run_together(services: Sequence[str]) -> None:
-    workers: list[Worker] = [create_worker(_settings_of(s), handle_signals=False) for s in services]
+    # arq's create_worker, with the kernel's Worker (arq types get_kwargs' values wrongly).
+    workers = [
+        Worker(**cast(dict[str, Any], get_kwargs(_settings_of(s))), handle_signals=False)
+        for s in services
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,7 +12,6 @@ and checks the two things that matter: nothing sent twice, nothing lost.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,7 +19,6 @@ import typer
 
 from keepwell.bench._report import QUICK_HELP, Figure, Result, size_help
 from keepwell.bench._scratch import Scratch
-from services.kit import clock
 
 if TYPE_CHECKING:
     import httpx
@@ -97,6 +95,7 @@ async def _run(
 
     import httpx
 
+    from keepwell.bench._system import answers, load_care_customers, numbers_from, spawn, until
     from services.kit.embedded import free_port
 
     assert found.database_url is not None and found.redis_url is not None
@@ -121,16 +120,14 @@ async def _run(
         "CARE_QUIET_END_HOUR": "0",
         "KEEPWELL_LOG_LEVEL": "WARNING",
     }
-    sandbox = _spawn(["care", "sandbox", "--port", str(sandbox_port)], env, scratch / "sandbox.log")
+    sandbox = spawn(["care", "sandbox", "--port", str(sandbox_port)], env, scratch / "sandbox.log")
     try:
         async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as client:
             started = time.monotonic()
             await _migrate(database_url)
-            await _load_customers(database_url, recipients)
+            await load_care_customers(database_url, numbers_from(13000000000, recipients))
             loaded = time.monotonic() - started
-            await _until(
-                lambda: _answers(client, "/healthz"), 180, "the sandbox to start", [sandbox]
-            )
+            await until(lambda: answers(client, "/healthz"), 180, "the sandbox to start", [sandbox])
             runs: dict[str, dict[str, object]] = {}
             for name in ["undisturbed", *(["worker_killed"] if kill else [])]:
                 runs[name] = await _campaign_run(
@@ -175,85 +172,12 @@ def _rate(run: dict[str, object] | None) -> float | None:
     return None if run is None else float(str(run["messages_per_second"]))
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    import os
-    import sys
-
-    from services.kit.processes import die_with_parent
-
-    return subprocess.Popen(
-        [sys.executable, "-m", "keepwell", *args],
-        env={**os.environ, **env},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent,
-    )
-
-
-async def _answers(client: httpx.AsyncClient, url: str) -> bool:
-    import httpx
-
-    try:
-        return (await client.get(url)).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-async def _until(
-    condition: Callable[[], Awaitable[bool]],
-    within: float,
-    what: str,
-    watched: list[subprocess.Popen[bytes]] | None = None,
-) -> None:
-    """Wait for ``condition``; fail at once if a process it waits on has exited."""
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + within
-    while not await condition():
-        for process in watched or []:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"waiting for {what}: a process exited with code {process.returncode}"
-                )
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
 async def _migrate(database_url: str) -> None:
     import asyncio
 
     import migrations
 
     await asyncio.to_thread(migrations.upgrade, database_url, ("care",))
-
-
-async def _load_customers(database_url: str, count: int) -> None:
-    from datetime import date
-    from decimal import Decimal
-
-    from services.kit.bulk import copy_rows, raw_connection
-
-    now = clock.now()
-    columns = [
-        "msisdn", "version", "name", "gender", "honorific", "birthday", "region", "city",
-        "time_zone", "join_date", "status", "tier", "service_level", "lifecycle", "manager_id",
-        "manager_name", "team_id", "balance", "sms_opt_out", "do_not_disturb", "taboos", "tags",
-        "interests", "important_dates", "custom", "updated_at",
-    ]  # fmt: skip
-    rows = (
-        (
-            str(13000000000 + i), 1, "客户" + str(i % 1000), "female" if i % 2 else "male", "",
-            date(1980, 1 + i % 12, 1 + i % 28), "广东", "深圳", "Asia/Shanghai",
-            date(2015, 1, 1), "active", "gold", "B", "maturity", f"m{i % 200}", "李经理",
-            f"t{i % 20}", Decimal("88.00"), False, False, "[]", "[]", "[]", "[]", "{}", now,
-        )
-        for i in range(count)
-    )  # fmt: skip
-    async with raw_connection(database_url) as conn:
-        await copy_rows(conn, "care", "customer", columns, rows)
-        await conn.execute("ANALYZE care.customer")
 
 
 async def _campaign_run(
@@ -271,6 +195,7 @@ async def _campaign_run(
     import httpx
     from sqlalchemy import text
 
+    from keepwell.bench._system import answers, spawn, until
     from services.care import service
     from services.care.config import CareSettings
     from services.care.schemas import CampaignCreate
@@ -288,7 +213,7 @@ async def _campaign_run(
         # A worker serves metrics once started: that is how we know it is ready.
         metrics = free_port()
         metrics_urls.append(f"http://127.0.0.1:{metrics}/")
-        return _spawn(
+        return spawn(
             ["worker", "care"],
             {**env, "KEEPWELL_WORKER_METRICS_BASE_PORT": str(metrics - 3)},
             scratch / f"worker-{n}.log",
@@ -297,7 +222,7 @@ async def _campaign_run(
     procs = [start_worker(n) for n in range(workers)]
     async with httpx.AsyncClient() as probe:
         for url, process in zip(metrics_urls, procs, strict=True):
-            await _until(lambda u=url: _answers(probe, u), 180, "a worker to start", [process])  # type: ignore[misc]
+            await until(lambda u=url: answers(probe, u), 180, "a worker to start", [process])  # type: ignore[misc]
 
     settings = get_settings().model_copy(
         update={"database_url": database_url, "redis_url": env["REDIS_URL"]}
@@ -330,7 +255,7 @@ async def _campaign_run(
                 stats = (await client.get("/stats")).json()
                 return int(stats["accepted"]) >= recipients // 2
 
-            await _until(halfway, 3600, "half the messages to go out")
+            await until(halfway, 3600, "half the messages to go out")
             procs[0].send_signal(signal.SIGKILL)
             procs[0].wait()
             killed_at = int((await client.get("/stats")).json()["accepted"])
@@ -345,7 +270,7 @@ async def _campaign_run(
                 ).scalar_one()
             return bool(status == "completed")
 
-        await _until(completed, 7200, "the campaign to complete")
+        await until(completed, 7200, "the campaign to complete")
         seconds = time.monotonic() - started
         stats = (await client.get("/stats")).json()
         async with res.engine.connect() as conn:

@@ -80,7 +80,7 @@ def _customer_copy(data: DemoData, customers: Iterator[Customer]) -> Iterator[tu
         )  # fmt: skip
 
 
-def _load_part(url: str, subscribers: int, days: int, seed: int, today: str, part: int) -> int:
+def load_part(url: str, subscribers: int, days: int, seed: int, today: str, part: int) -> int:
     """One loader process: half of the customers and their usage, over COPY."""
     from keepwell.demo import generate
     from services.kit.bulk import copy_rows, raw_connection
@@ -127,7 +127,7 @@ async def _run(found: Scratch, *, subscribers: int, days: int, sample: int, seed
     with ProcessPoolExecutor(2) as pool:
         parts = [
             loop.run_in_executor(
-                pool, _load_part, url, subscribers, days, seed, today.isoformat(), part
+                pool, load_part, url, subscribers, days, seed, today.isoformat(), part
             )
             for part in (0, 1)
         ]

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
         ),
     )
+    # How long deliveries a relay claimed stay its own: a relay killed outright holds back
+    # what it claimed until then (services/kit/events/relay.py scales its timeouts to fit).
+    relay_lease_seconds: float = Field(120, ge=8)
 
     PRODUCTION_REQUIRES: ClassVar[tuple[str, ...]] = (
         "user_public_key",

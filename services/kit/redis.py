@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from arq.connections import ArqRedis, RedisSettings
 from redis.asyncio import ConnectionPool
 
@@ -10,8 +12,13 @@ def queue_name(service: str) -> str:
     return f"keepwell:{service}"
 
 
+STARTUP_CONNECT_TRIES = 60
+"""A worker starting while Redis is down (restarted during an outage) waits about a
+minute for it, a second apart, before it gives up; once running it waits for ever."""
+
+
 def redis_settings(url: str) -> RedisSettings:
-    return RedisSettings.from_dsn(url)
+    return dataclasses.replace(RedisSettings.from_dsn(url), conn_retries=STARTUP_CONNECT_TRIES)
 
 
 def create_redis(url: str, service: str) -> ArqRedis:

@@ -2,11 +2,13 @@
 
 arq delivers at least once and fails a job for good on any exception but ``Retry``, so
 every job function must be safe to run twice: PostgreSQL holds the state of long work and
-Redis only carries the nudge.
+Redis only carries the nudge. A job that finds PostgreSQL or Redis unreachable is retried
+later rather than failed, and a worker that loses Redis waits for it (:class:`Worker`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+import arq.worker
 from arq import Retry
 from arq.cron import CronJob, cron
 from arq.worker import Function, func
@@ -28,6 +31,7 @@ from services.kit.events.relay import Relay
 from services.kit.keys import Signer, require_signing_key
 from services.kit.logging import configure_logging
 from services.kit.metrics import JOB_DURATION, JOBS
+from services.kit.outages import unavailable
 from services.kit.redis import queue_name, redis_settings
 
 logger = logging.getLogger("keepwell.worker")
@@ -40,6 +44,11 @@ EVENTS_PRUNE_MINUTE = 47
 """Every hour at this minute each worker prunes its own event tables: an hour's worth of
 rows per run, in short batches, rather than a night's at once (half an hour away from the
 Idempotency-Key pruning)."""
+MAX_TRIES = 20
+OUTAGE_RETRY_MAX_SECONDS = 30
+"""A job that finds PostgreSQL or Redis down runs again after 2, 4, 8, ... seconds, at
+most this far apart: with ``MAX_TRIES`` it outlasts an outage of about eight minutes."""
+REDIS_LOST_PAUSE_SECONDS = 1.0
 
 
 def _measured(service: str, job: JobFunction) -> JobFunction:
@@ -56,6 +65,15 @@ def _measured(service: str, job: JobFunction) -> JobFunction:
         except Retry:
             outcome = "retry"
             raise
+        except Exception as exc:
+            if unavailable(exc) is None:
+                raise
+            # Not the job's fault: once the server is back the same job succeeds.
+            outcome = "retry"
+            try_ = int(ctx.get("job_try", 1))
+            delay = min(2**try_, OUTAGE_RETRY_MAX_SECONDS)
+            logger.warning("%s: %s unreachable, retrying in %ss", name, unavailable(exc), delay)
+            raise Retry(defer=delay) from exc
         finally:
             JOBS.labels(service, name, outcome).inc()
             JOB_DURATION.labels(service, name).observe(time.perf_counter() - started)
@@ -143,11 +161,53 @@ def worker_settings(
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": 20,
+        "max_tries": MAX_TRIES,
         "job_timeout": 600,
         "keep_result": 3600,
         "health_check_interval": 30,
     }
     return type(f"{service.title()}WorkerSettings", (), attributes)
+
+
+class Worker(arq.worker.Worker):
+    """arq's worker, but one that outlives Redis going away.
+
+    arq's own poll loop ends at the first Redis error, and the process with it
+    (python-arq/arq#435, #498). Here a lost Redis pauses the loop instead: jobs already
+    running go on (their state is in PostgreSQL), and polling resumes once Redis answers;
+    the client reconnects by itself. A job whose end could not be recorded runs again
+    when its in-progress key expires, which every job allows.
+    """
+
+    _redis_lost = False
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except Exception as exc:
+            if unavailable(exc) != "redis":
+                raise
+            if not self._redis_lost:
+                logger.warning("%s: Redis unreachable, waiting for it: %s", self.queue_name, exc)
+            self._redis_lost = True
+            await asyncio.sleep(REDIS_LOST_PAUSE_SECONDS)
+            return
+        if self._redis_lost:
+            logger.warning("%s: Redis is back", self.queue_name)
+            self._redis_lost = False
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        for job_id in job_ids:
+            try:
+                await super().start_jobs([job_id])
+            except Exception as exc:
+                if unavailable(exc) != "redis":
+                    raise
+                # arq takes a job slot before asking Redis whether the job is free, and
+                # would keep it: give it back, or each outage would shrink the worker.
+                self.job_counter -= 1
+                self.sem.release()
+                raise
 
 
 async def relay_events(ctx: dict[str, Any]) -> int:

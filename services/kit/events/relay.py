@@ -74,6 +74,18 @@ class RelayPolicy:
     """A run hands over after this long (the next sweep goes on), well inside a job's
     timeout."""
 
+    @classmethod
+    def leased(cls, lease_seconds: float) -> RelayPolicy:
+        """The policy for a lease of ``lease_seconds`` (``KEEPWELL_RELAY_LEASE_SECONDS``):
+        each pass's time limits scaled to fit well inside it (at 120 s, the defaults)."""
+        quarter = lease_seconds / 4
+        return cls(
+            lease_seconds=lease_seconds,
+            service_timeout_seconds=min(cls.service_timeout_seconds, quarter),
+            webhook_timeout_seconds=min(cls.webhook_timeout_seconds, quarter),
+            webhook_round_seconds=min(cls.webhook_round_seconds, quarter),
+        )
+
     def backoff(self, attempts: int) -> timedelta:
         delay = min(self.base_backoff_seconds * 2 ** (attempts - 1), self.max_backoff_seconds)
         # Jitter so that many failed deliveries do not all come back at the same instant.
@@ -184,7 +196,7 @@ class Relay:
         self.sessionmaker = sessionmaker
         self.http = http
         self.settings = settings
-        self.policy = policy or RelayPolicy()
+        self.policy = policy or RelayPolicy.leased(settings.relay_lease_seconds)
         self.service_url = service_url or settings.url_of
         self._next_sql = text(_NEXT.format(schema=producer))
         self._earliest_outside_sql = text(_EARLIEST_OUTSIDE.format(schema=producer))
