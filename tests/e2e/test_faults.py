@@ -48,7 +48,8 @@ from keepwell.bench import _system
 from keepwell.bench._system import System, until
 from services.kit.db import create_engine, create_sessionmaker, libpq_url
 
-pytestmark = pytest.mark.e2e
+# No date can break a fault and its recovery, and they are slow: the first pass of CI only.
+pytestmark = [pytest.mark.e2e, pytest.mark.once]
 
 CUSTOMERS = 400
 DETECTION_DAY = date(2026, 11, 22)
