@@ -88,6 +88,7 @@ async def test_a_valid_token_identifies_the_acting_principal(app_client: AppClie
         "role": "manager",
         "team_id": "T001",
         "caller": None,
+        "scopes": [],  # a partner's only
     }
 
 
