@@ -10,7 +10,7 @@ import typer
 from keepwell.bench._report import QUICK_HELP, size_help
 
 FULL = {"recipients": 200_000, "events": 50_000, "interval": 10.0}
-QUICK = {"recipients": 2_000, "events": 1_000, "interval": 3.0}
+QUICK = {"recipients": 1_000, "events": 500, "interval": 3.0}
 
 
 def register(bench: typer.Typer) -> None:
@@ -45,4 +45,4 @@ def register(bench: typer.Typer) -> None:
         from keepwell.bench._report import run_bench, sized
 
         size = sized(quick, FULL, QUICK, recipients=recipients, events=events, interval=interval)
-        run_bench("chaos", lambda found: run(found, **size, seed=seed), quick=quick, database=False)
+        run_bench("chaos", lambda found: run(found, **size, seed=seed), quick=quick)

@@ -16,7 +16,7 @@ from services.kit.testing import Infra
 
 pytestmark = [pytest.mark.e2e, pytest.mark.once]
 
-BENCHMARKS = {"campaign", "complaints", "detect", "events", "gateway", "import-customers"}
+BENCHMARKS = {"campaign", "chaos", "complaints", "detect", "events", "gateway", "import-customers"}
 COMMON = ("bench", "quick", "headline", "comparison", "ratio", "duplicates", "lost", "machine")
 
 
@@ -36,7 +36,7 @@ def test_every_benchmark_runs_at_its_quick_size_and_loses_nothing(
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1200,  # seven benchmarks, the chaos one with eight processes of its own
         check=False,
     )
     assert found.returncode == 0, found.stderr[-4000:]
