@@ -39,8 +39,10 @@ async def run(
     found: Scratch, *, recipients: int, events: int, interval: float, seed: int
 ) -> Result:
     started = time.monotonic()
+    assert found.database_url is not None
     system = await _system.start_system(
         found.dir,
+        database_url=found.database_url,
         services=["profile", "warning", "care", "complaint"],
         workers=["profile", "care"],
         extra_env={
@@ -66,7 +68,6 @@ async def run(
         await stream
         sent = await _system.campaign_outcome(system, campaign)
         applied = await _system.event_outcome(system, customers)
-        machine_postgres = await _version(system)
     finally:
         await _system.stop_system(system)
     consumers = [applied[c] for c in _system.CONSUMERS]
@@ -78,7 +79,6 @@ async def run(
         comparison=Figure("interval_seconds", interval, "s between kills"),
         duplicates=duplicates,
         lost=lost,
-        database=f"embedded (its own, PostgreSQL {machine_postgres})",
         details={
             "recipients": recipients,
             "events": events,
@@ -211,14 +211,6 @@ class Chaos:
             "care_applied": int(row["care_applied"]),
             "messages": int(stats["unique"]),
         }
-
-
-async def _version(system: System) -> str:
-    conn = await asyncpg.connect(libpq_url(system.database_url))
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
 
 
 def _by_kind(kills: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,8 @@
 ``keepwell bench chaos`` and the fault-injection tests (tests/e2e/test_faults.py) run the
 services, workers and the SMS sandbox as production does, each its own ``keepwell``
 process, on an embedded PostgreSQL and Redis that belong to this system alone: stopping
-them hurts nobody else. Any process can be SIGKILLed and started again with the same
+them hurts nobody else (the benchmark, which never stops PostgreSQL, runs on the scratch
+database every benchmark gets instead). Any process can be SIGKILLed and started again with the same
 command, ports and environment, and PostgreSQL or Redis stopped and started again on the
 same address, so every client's URL stays valid.
 
@@ -109,7 +110,8 @@ class Process:
 @dataclass
 class System:
     dir: Path
-    postgres: EmbeddedPostgres
+    postgres: EmbeddedPostgres | None
+    """The system's own server, or None on a database it was given (never stopped then)."""
     redis: EmbeddedRedis
     database_url: str
     env: dict[str, str]
@@ -152,6 +154,7 @@ class System:
         if name == "redis":
             await asyncio.to_thread(self.redis.restart)
         elif name == "postgres":
+            assert self.postgres is not None, "a PostgreSQL of the system's own"
             await asyncio.to_thread(self.postgres.resume)
         else:
             self.processes[name].start(self.env)
@@ -159,6 +162,7 @@ class System:
     async def stop_server(self, name: str) -> None:
         """Stop PostgreSQL or Redis cleanly, as an outage or maintenance would."""
         if name == "postgres":
+            assert self.postgres is not None, "a PostgreSQL of the system's own"
             await asyncio.to_thread(self.postgres.halt)
         else:
             await asyncio.to_thread(self.redis.stop)
@@ -209,24 +213,32 @@ def system_env(directory: Path, database_url: str, redis_url: str) -> dict[str, 
 async def start_system(
     directory: Path,
     *,
+    database_url: str | None = None,
     services: Sequence[str],
     workers: Sequence[str],
     sandbox: bool = True,
     extra_env: dict[str, str] | None = None,
 ) -> System:
-    """PostgreSQL and Redis of the system's own, every schema migrated, then the processes
-    (services and sandbox first, workers once the services answer, as ``keepwell run``
-    does); returns once all are ready. The caller stops it: :func:`stop_system`."""
+    """A Redis of the system's own and a PostgreSQL of its own too unless ``database_url``
+    names an empty database to use (one that will not be stopped), every schema migrated,
+    then the processes (services and sandbox first, workers once the services answer, as
+    ``keepwell run`` does); returns once all are ready. The caller stops it:
+    :func:`stop_system`."""
     import migrations
     from services.kit.embedded import ensure_database
 
-    postgres = await asyncio.to_thread(EmbeddedPostgres.start, directory / "postgres")
+    postgres = None
+    if database_url is None:
+        postgres = await asyncio.to_thread(EmbeddedPostgres.start, directory / "postgres")
     try:
         redis = await asyncio.to_thread(EmbeddedRedis.start, directory / "redis")
     except BaseException:
-        await asyncio.to_thread(postgres.stop)
+        if postgres is not None:
+            await asyncio.to_thread(postgres.stop)
         raise
-    database_url = await ensure_database(postgres.url, "keepwell")
+    if postgres is not None:
+        database_url = await ensure_database(postgres.url, "keepwell")
+    assert database_url is not None
     env = system_env(directory, database_url, redis.url) | (extra_env or {})
     settings = Settings.model_validate(
         {
@@ -279,7 +291,8 @@ async def start_system(
 async def stop_system(system: System) -> None:
     await asyncio.to_thread(system.stop)
     await asyncio.to_thread(system.redis.stop)
-    await asyncio.to_thread(system.postgres.stop)
+    if system.postgres is not None:
+        await asyncio.to_thread(system.postgres.stop)
 
 
 def token(system: System, role: str = "operator", user: str = "chaos") -> str:

@@ -45,4 +45,4 @@ def register(bench: typer.Typer) -> None:
         from keepwell.bench._report import run_bench, sized
 
         size = sized(quick, FULL, QUICK, recipients=recipients, events=events, interval=interval)
-        run_bench("chaos", lambda found: run(found, **size, seed=seed), quick=quick, database=False)
+        run_bench("chaos", lambda found: run(found, **size, seed=seed), quick=quick)

@@ -33,11 +33,14 @@ test holds detection's advisory lock until the run waits on it.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -58,9 +61,12 @@ RECOVERY = 120.0
 
 
 @pytest.fixture(scope="module")
-async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
+async def system() -> AsyncIterator[System]:
+    # Not pytest's tmp_path: another pytest run on the machine resets the permissions of
+    # its base directory, and the embedded PostgreSQL (its own system user) loses its data.
+    directory = Path(tempfile.mkdtemp(prefix="keepwell-faults-"))
     started = await _system.start_system(
-        tmp_path_factory.mktemp("faults"),
+        directory,
         services=["profile", "warning", "care", "complaint"],
         workers=["profile", "care", "warning"],
     )
@@ -75,6 +81,7 @@ async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syst
         yield started
     finally:
         await _system.stop_system(started)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _load_population(url: str, part: int, today: str) -> None:

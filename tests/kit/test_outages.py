@@ -7,6 +7,8 @@ Each test stops servers of its own (never the session's, which other tests use).
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -27,15 +29,24 @@ from services.warning.app import create_app as create_warning
 
 
 @pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres.start(tmp_path / "postgres")
+def own_dir() -> Iterator[Path]:
+    # Not pytest's tmp_path: another pytest run on the machine resets the permissions of
+    # its base directory, and the embedded PostgreSQL (its own system user) loses its data.
+    directory = Path(tempfile.mkdtemp(prefix="keepwell-outage-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres(own_dir: Path) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres.start(own_dir / "postgres")
     yield server
     server.stop()
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis.start(tmp_path / "redis")
+def own_redis(own_dir: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis.start(own_dir / "redis")
     yield server
     server.stop()
 
