@@ -52,6 +52,4 @@ def test_every_benchmark_runs_at_its_quick_size_and_loses_nothing(
         assert document["duplicates"] in (0, None), (name, document["duplicates"])
         assert document["lost"] == 0, (name, document["lost"])
         assert document["machine"]["cores"] and document["machine"]["postgres"], name
-        # The chaos benchmark stops and restarts servers: it runs on its own.
-        own = name == "chaos"
-        assert own or document["database"] == "DATABASE_URL's server", name
+        assert document["database"] == "DATABASE_URL's server", name
