@@ -45,17 +45,23 @@ def service_settings(service: str) -> tuple[type[BaseSettings], ...]:
     )
 
 
-def variable(cls: type[BaseSettings], field: str) -> str:
+def variables(cls: type[BaseSettings], field: str) -> list[str]:
+    """The environment variables a settings field is read from, first the preferred one."""
     alias = cls.model_fields[field].validation_alias
     if isinstance(alias, str):
-        return alias
-    assert not isinstance(alias, AliasChoices)
-    return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+        return [alias]
+    if isinstance(alias, AliasChoices):
+        return [choice for choice in alias.choices if isinstance(choice, str)]
+    return [f"{cls.model_config.get('env_prefix', '')}{field}".upper()]
+
+
+def variable(cls: type[BaseSettings], field: str) -> str:
+    return variables(cls, field)[0]
 
 
 def every_variable() -> set[str]:
     classes = [Settings, *(c for s in SERVICES for c in service_settings(s))]
-    return {variable(cls, field) for cls in classes for field in cls.model_fields}
+    return {name for cls in classes for field in cls.model_fields for name in variables(cls, field)}
 
 
 def known_variable(name: str) -> bool:
