@@ -38,12 +38,6 @@ async def sla_sweep(ctx: dict[str, Any], now: str | None = None) -> dict[str, An
 async def anonymise_old_texts(ctx: dict[str, Any]) -> int:
     """Nightly: the text of complaints closed longer ago than the retention anonymised, a
     batch per transaction until none is left; how many tickets."""
-    total = 0
-    while True:
-        async with resources_of(ctx).session() as session:
-            done = await erasure.anonymise_old_texts(session)
-        total += done
-        if done < erasure.RETENTION_BATCH:
-            break
+    total = await resources_of(ctx).in_batches(erasure.anonymise_old_texts, erasure.RETENTION_BATCH)
     logger.info("complaint texts past the retention anonymised: %d tickets", total)
     return total

@@ -73,6 +73,19 @@ class Resources:
         """A unit of work outside a request (jobs, commands): commit on success."""
         return session_scope(self.sessionmaker, redis=self.redis, service=self.service)
 
+    async def in_batches(
+        self, batch: Callable[[AsyncSession], Awaitable[int]], batch_size: int
+    ) -> int:
+        """Run ``batch`` one committed transaction at a time until it does fewer than
+        ``batch_size`` rows, so a nightly job never holds locks long; the rows it did."""
+        total = 0
+        while True:
+            async with self.session() as session:
+                done = await batch(session)
+            total += done
+            if done < batch_size:
+                return total
+
     async def close(self) -> None:
         await self.http.aclose()
         await self.redis.aclose()

@@ -36,12 +36,8 @@ async def take_vip_snapshot(ctx: dict[str, Any], day: str | None = None) -> dict
 async def anonymise_old_contact_text(ctx: dict[str, Any]) -> int:
     """Nightly: contact-log notes older than PROFILE_CONTACT_TEXT_RETENTION_DAYS set to
     NULL, a batch per transaction until none is left; how many."""
-    total = 0
-    while True:
-        async with resources_of(ctx).session() as session:
-            done = await erasure.anonymise_old_contact_text(session)
-        total += done
-        if done < erasure.RETENTION_BATCH:
-            break
+    total = await resources_of(ctx).in_batches(
+        erasure.anonymise_old_contact_text, erasure.RETENTION_BATCH
+    )
     logger.info("contact-log notes past the retention anonymised: %d", total)
     return total

@@ -25,16 +25,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keepwell.export import export_customer
 from services.care.app import create_app as create_care_app
 from services.care.ops import rebuild_read_model
-from services.complaint import erasure as complaint_erasure
 from services.complaint import service as complaint_service
 from services.complaint.app import create_app as create_complaint_app
+from services.complaint.jobs import anonymise_old_texts
 from services.kit import clock
+from services.kit.app import Resources
 from services.kit.config import SCHEMAS, Settings
 from services.kit.db import create_sessionmaker, session_scope
 from services.kit.events.relay import Relay
 from services.kit.testing import serve
-from services.profile import erasure as profile_erasure
 from services.profile.app import create_app as create_profile_app
+from services.profile.jobs import anonymise_old_contact_text
 from services.warning.app import create_app as create_warning_app
 from services.warning.ops import rebuild_customers as rebuild_warning_customers
 
@@ -420,13 +421,16 @@ async def test_retention_anonymises_only_text_older_than_the_period(world: World
             ),
             {"at": long_ago, "m": VICTIM},
         )
-    sessions = create_sessionmaker(world.engine)
-    async with session_scope(sessions) as session:
-        assert await profile_erasure.anonymise_old_contact_text(session) == 1
-        assert await complaint_erasure.anonymise_old_texts(session) == 1
-    async with session_scope(sessions) as session:
-        assert await profile_erasure.anonymise_old_contact_text(session) == 0
-        assert await complaint_erasure.anonymise_old_texts(session) == 0
+    # The nightly jobs, as the workers run them; a second night finds nothing left.
+    profile_res = Resources.open("profile", world.settings)
+    complaint_res = Resources.open("complaint", world.settings)
+    try:
+        for expected in (1, 0):
+            assert await anonymise_old_contact_text({"resources": profile_res}) == expected
+            assert await anonymise_old_texts({"resources": complaint_res}) == expected
+    finally:
+        await profile_res.close()
+        await complaint_res.close()
 
     notes = await world.clients["profile"].get(f"/customers/{VICTIM}/contacts")
     assert sorted(str(c["note"]) for c in notes.json()["items"]) == sorted(
