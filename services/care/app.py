@@ -5,6 +5,7 @@ from fastapi import FastAPI
 import services.care as package
 from services.care.consumers import consumer
 from services.care.endpoints import receipts_router, router
+from services.care.repository import EXPORT_QUERIES
 from services.kit.app import create_service_app
 from services.kit.config import Settings
 
@@ -17,6 +18,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         consumer=consumer,
         settings=settings,
+        exports=EXPORT_QUERIES,
     )
     # The provider calls this one; it proves itself with its own mechanism, not our JWT.
     app.include_router(receipts_router)

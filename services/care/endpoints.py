@@ -45,7 +45,6 @@ from services.care.schemas import (
 )
 from services.kit.app import Idempotent, Session, resources
 from services.kit.auth import Acting, Principal, Role, require_role
-from services.kit.erasure import export_rows
 from services.kit.errors import InvalidInput, NotFound, Unauthorized
 from services.kit.idempotency import IdempotentRoute
 from services.kit.masking import mask_msisdn, sees_numbers
@@ -415,25 +414,3 @@ async def uplinks(
     if provider == "aliyun":
         return dict(UPLINK_ACK)
     return result.model_dump()
-
-
-# What care holds about one customer (the access right; `keepwell export` joins every
-# service's part into one document).
-EXPORT_QUERIES = {
-    "customer": "SELECT * FROM care.customer WHERE msisdn = :m",
-    "messages": "SELECT c.name AS campaign_name, c.category, r.state, r.text, r.sent_at, "
-    "r.delivered_at FROM care.recipient r JOIN care.campaign c ON c.id = r.campaign_id "
-    "WHERE r.msisdn = :m ORDER BY r.id",
-    "tasks": "SELECT * FROM care.task WHERE msisdn = :m ORDER BY id",
-    "replies": "SELECT * FROM care.sms_reply WHERE msisdn = :m ORDER BY id",
-    "greetings": "SELECT * FROM care.greeting WHERE msisdn = :m ORDER BY at",
-}
-
-
-@router.get(
-    "/exports/{msisdn}",
-    summary="Care's part of everything held about one customer (admin)",
-    dependencies=[Depends(require_role())],
-)
-async def export_customer(msisdn: str, session: Session) -> dict[str, list[Any]]:
-    return await export_rows(session, EXPORT_QUERIES, msisdn)

@@ -1078,3 +1078,16 @@ async def customers_with_managers(
         )
     )
     return [(r[0], r[1]) for r in rows]
+
+
+# What care holds about one customer (the access right; `keepwell export` joins every
+# service's part into one document).
+EXPORT_QUERIES = {
+    "customer": "SELECT * FROM care.customer WHERE msisdn = :m",
+    "messages": "SELECT c.name AS campaign_name, c.category, r.state, r.text, r.sent_at, "
+    "r.delivered_at FROM care.recipient r JOIN care.campaign c ON c.id = r.campaign_id "
+    "WHERE r.msisdn = :m ORDER BY r.id",
+    "tasks": "SELECT * FROM care.task WHERE msisdn = :m ORDER BY id",
+    "replies": "SELECT * FROM care.sms_reply WHERE msisdn = :m ORDER BY id",
+    "greetings": "SELECT * FROM care.greeting WHERE msisdn = :m ORDER BY at",
+}

@@ -5,6 +5,7 @@ from fastapi import FastAPI
 import services.complaint as package
 from services.complaint.consumers import consumer
 from services.complaint.endpoints import ROUTE_ROLES, ROUTE_SCOPES, router
+from services.complaint.repository import EXPORT_QUERIES
 from services.kit.app import create_service_app
 from services.kit.config import Settings
 
@@ -17,6 +18,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         consumer=consumer,
         settings=settings,
+        exports=EXPORT_QUERIES,
         roles=ROUTE_ROLES,
         scopes=ROUTE_SCOPES,
     )

@@ -63,7 +63,6 @@ from services.kit import clock
 from services.kit.access import EVERYONE, STAFF
 from services.kit.app import Idempotent, Session
 from services.kit.auth import Acting, Principal, Role, Scope, require_role
-from services.kit.erasure import export_rows
 from services.kit.errors import InvalidInput
 from services.kit.idempotency import IdempotentRoute
 from services.kit.masking import sees_numbers
@@ -649,28 +648,6 @@ async def get_report(
     if end < start:
         raise InvalidInput("end is before start", field="end")
     return await reports.report(session, service.scope_of(principal), group_by, start, end)
-
-
-# What complaint holds about one customer (the access right; `keepwell export` joins every
-# service's part into one document).
-EXPORT_QUERIES = {
-    "customer": "SELECT * FROM complaint.customer WHERE msisdn = :m",
-    "tickets": "SELECT * FROM complaint.ticket WHERE msisdn = :m ORDER BY id",
-    "steps": "SELECT s.* FROM complaint.step s JOIN complaint.ticket t ON t.id = s.ticket_id "
-    "WHERE t.msisdn = :m ORDER BY s.id",
-    "actions": "SELECT a.* FROM complaint.action a JOIN complaint.ticket t "
-    "ON t.id = a.ticket_id WHERE t.msisdn = :m ORDER BY a.id",
-    "compensations": "SELECT * FROM complaint.compensation WHERE msisdn = :m ORDER BY id",
-}
-
-
-@router.get(
-    "/exports/{msisdn}",
-    summary="Complaint's part of everything held about one customer (admin)",
-    dependencies=[Depends(require_role())],
-)
-async def export_customer(msisdn: str, session: Session) -> dict[str, list[Any]]:
-    return await export_rows(session, EXPORT_QUERIES, msisdn)
 
 
 # Who may call what (services/kit/access.py) where no gate above says: partners none; the

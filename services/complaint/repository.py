@@ -731,3 +731,16 @@ async def closed_with_text_before(session: AsyncSession, before: datetime, limit
         .with_for_update(skip_locked=True)
     )
     return [i for i in (await session.execute(query)).scalars() if i is not None]
+
+
+# What complaint holds about one customer (the access right; `keepwell export` joins every
+# service's part into one document).
+EXPORT_QUERIES = {
+    "customer": "SELECT * FROM complaint.customer WHERE msisdn = :m",
+    "tickets": "SELECT * FROM complaint.ticket WHERE msisdn = :m ORDER BY id",
+    "steps": "SELECT s.* FROM complaint.step s JOIN complaint.ticket t ON t.id = s.ticket_id "
+    "WHERE t.msisdn = :m ORDER BY s.id",
+    "actions": "SELECT a.* FROM complaint.action a JOIN complaint.ticket t "
+    "ON t.id = a.ticket_id WHERE t.msisdn = :m ORDER BY a.id",
+    "compensations": "SELECT * FROM complaint.compensation WHERE msisdn = :m ORDER BY id",
+}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 from arq.connections import ArqRedis
@@ -29,9 +29,10 @@ from services.kit.access import (
     undeclared,
     unknown_entries,
 )
-from services.kit.auth import Acting, Principal, current_principal, require_caller
+from services.kit.auth import Acting, Principal, current_principal, require_caller, require_role
 from services.kit.config import Settings, get_settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
+from services.kit.erasure import export_rows
 from services.kit.errors import ERROR_RESPONSES, install_error_handlers
 from services.kit.events.consumer import Consumer
 from services.kit.events.webhooks import events_router
@@ -212,6 +213,20 @@ def _whoami_router() -> APIRouter:
     return router
 
 
+def _exports_router(service: str, queries: Mapping[str, str]) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(
+        "/exports/{msisdn}",
+        summary=f"{service.capitalize()}'s part of everything held about one customer (admin)",
+        dependencies=[Depends(require_role())],
+    )
+    async def export_customer(msisdn: str, session: Session) -> dict[str, list[Any]]:
+        return await export_rows(session, queries, msisdn)
+
+    return router
+
+
 def create_service_app(
     service: str,
     *,
@@ -222,11 +237,13 @@ def create_service_app(
     settings: Settings | None = None,
     roles: RouteRoles | None = None,
     scopes: RouteScopes | None = None,
+    exports: Mapping[str, str] | None = None,
 ) -> FastAPI:
     """A service's FastAPI app. Every route in ``routers`` requires a valid internal token
     and declares the roles that may call it: a ``require_role`` gate, or an entry of
     ``roles`` (the service's registry, services/kit/access.py); an app with a route that
-    declares neither is refused here. ``scopes`` names what a partner needs on a route."""
+    declares neither is refused here. ``scopes`` names what a partner needs on a route.
+    ``exports`` are the queries of the service's part of a customer's export."""
     settings = settings or get_settings()
     configure_logging(service, settings.log_level)
 
@@ -267,6 +284,7 @@ def create_service_app(
         _whoami_router(),
         events_router(service, db_session, Idempotent, production=settings.env == "production"),
         *routers,
+        *([_exports_router(service, exports)] if exports else []),
     ):
         app.include_router(
             router, dependencies=[Depends(current_principal)], responses=ERROR_RESPONSES

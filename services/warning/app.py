@@ -7,6 +7,7 @@ from services.kit.app import create_service_app
 from services.kit.config import Settings
 from services.warning.consumers import consumer
 from services.warning.endpoints import ROUTE_ROLES, ROUTE_SCOPES, router
+from services.warning.repository import EXPORT_QUERIES
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -19,4 +20,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         roles=ROUTE_ROLES,
         scopes=ROUTE_SCOPES,
+        exports=EXPORT_QUERIES,
     )

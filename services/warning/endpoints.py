@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ValidationError
@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from services.kit.access import EVERYONE, STAFF
 from services.kit.app import Idempotent, Session, resources
 from services.kit.auth import Acting, Principal, Role, Scope, require_role
-from services.kit.erasure import export_rows
 from services.kit.errors import InvalidInput, chinese_message
 from services.kit.idempotency import IdempotentRoute
 from services.kit.masking import mask_msisdn, sees_numbers
@@ -366,25 +365,6 @@ async def report_churn_reasons(
     session: Session, principal: Acting, period_from: PeriodFrom, period_to: PeriodTo
 ) -> ChurnReasonReport:
     return await service.churn_reason_report(session, principal, period_from, period_to)
-
-
-# What warning holds about one customer (the access right; `keepwell export` joins every
-# service's part into one document).
-EXPORT_QUERIES = {
-    "customer": "SELECT * FROM warning.customer WHERE msisdn = :m",
-    "warnings": "SELECT * FROM warning.warning WHERE msisdn = :m ORDER BY id",
-    "follow_ups": "SELECT * FROM warning.contact WHERE msisdn = :m ORDER BY id",
-    "daily_usage": "SELECT * FROM warning.daily_usage WHERE msisdn = :m ORDER BY day",
-}
-
-
-@router.get(
-    "/exports/{msisdn}",
-    summary="Warning's part of everything held about one customer (admin)",
-    dependencies=[Depends(require_role())],
-)
-async def export_customer(msisdn: str, session: Session) -> dict[str, list[Any]]:
-    return await export_rows(session, EXPORT_QUERIES, msisdn)
 
 
 # Who may call what (services/kit/access.py) where no gate above says: the scope of each

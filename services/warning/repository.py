@@ -649,3 +649,13 @@ async def outcome_counts(
     )
     query = _scoped(query, scope).group_by(key, col(Warning.outcome))
     return [(r[0], r[1], r[2]) for r in await session.execute(query)]
+
+
+# What warning holds about one customer (the access right; `keepwell export` joins every
+# service's part into one document).
+EXPORT_QUERIES = {
+    "customer": "SELECT * FROM warning.customer WHERE msisdn = :m",
+    "warnings": "SELECT * FROM warning.warning WHERE msisdn = :m ORDER BY id",
+    "follow_ups": "SELECT * FROM warning.contact WHERE msisdn = :m ORDER BY id",
+    "daily_usage": "SELECT * FROM warning.daily_usage WHERE msisdn = :m ORDER BY day",
+}
