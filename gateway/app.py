@@ -3,18 +3,25 @@ edge's HTTP rules (gateway/http.py) and CORS for the configured origins only."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway import apikeys
 from gateway.config import GatewaySettings, get_gateway_settings
 from gateway.context import Clients, Context
 from gateway.http import EdgeMiddleware, EdgeRouter
+from gateway.live.feed import events_router, prune_inbox_hourly
+from gateway.live.hub import Connections, Hub
 from gateway.observe import Observer
 from gateway.persisted import PersistedQueries
 from gateway.ratelimit import Meter, RateLimiter
@@ -56,14 +63,31 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         app.state.persisted = PersistedQueries(
             redis, app.state.clients.sessionmaker, gateway, settings.env == "production"
         )
+        hub = app.state.hub = Hub(settings.redis_url)
+        await hub.start()
+        app.state.connections = Connections(
+            hub,
+            gateway.live_max_connections,
+            gateway.live_max_connections_per_user,
+            gateway.live_max_subscriptions,
+        )
+        pruning = asyncio.create_task(prune_inbox_hourly(app.state.clients.sessionmaker, settings))
         try:
             yield
         finally:
+            pruning.cancel()
+            await hub.stop()
             await http.aclose()
             await redis.aclose()
             await engine.dispose()
 
-    async def context(request: Request) -> Context:
+    async def context(request: HTTPConnection) -> Context:
+        if isinstance(request, WebSocket):
+            # Who is calling is known at connection_init (gateway/live/subscriptions.py).
+            ctx = Context(request.app.state.clients, settings, gateway, None)
+            ctx.live = request.app.state.connections.connection()
+            return ctx
+        assert isinstance(request, Request)
         ctx, partner = await caller(request)
         if gateway.rate_limits:
             ctx.rate = _meter(request.app.state.rate_limiter, gateway, request, ctx, partner)
@@ -90,6 +114,8 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         gateway=gateway,
         observer=Observer(gateway.metrics_max_operations, traced),
         context_getter=context,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        connection_init_wait_timeout=timedelta(seconds=gateway.live_init_timeout_seconds),
         graphql_ide="graphiql" if settings.env == "development" else None,
     )
     app = FastAPI(
@@ -97,6 +123,7 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
     )
     install_error_handlers(app)
     app.include_router(graphql, prefix="/graphql")
+    app.include_router(events_router())
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

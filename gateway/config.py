@@ -96,6 +96,18 @@ class GatewaySettings(BaseSettings):
     """Whether partners' API keys are held to the safelist too (they write their own
     queries, so by default they are not; their scopes and limits still apply)."""
 
+    # Live updates (gateway/live/): subscriptions over graphql-transport-ws.
+    live_max_connections: int = Field(2000, ge=1)
+    """WebSocket connections per gateway process."""
+    live_max_connections_per_user: int = Field(5, ge=1)
+    """Per person and process: an app on a phone and a browser or two."""
+    live_max_subscriptions: int = Field(10, ge=1)
+    """Subscriptions at once on one connection."""
+    live_init_timeout_seconds: float = Field(10, gt=0, le=120)
+    """How long a new connection has to send ``connection_init`` before it is closed."""
+    live_poll_seconds: float = Field(2.0, gt=0, le=60)
+    """How often ``campaignProgress`` looks at its campaign."""
+
     @model_validator(mode="after")
     def _one_way_to_verify(self) -> GatewaySettings:
         if self.jwks_url is not None and self.jwt_secret is not None:

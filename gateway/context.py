@@ -15,6 +15,7 @@ from gateway.clients.base import Caller, ServiceClient
 from gateway.config import GatewaySettings
 from gateway.errors import Unauthenticated
 from gateway.identity import Verifier
+from gateway.live.hub import Connection
 from gateway.loaders import Loaders
 from gateway.observe import Seen
 from gateway.ratelimit import Meter
@@ -81,6 +82,9 @@ class Context(BaseContext):
         """The cost the limits measured of the operation that runs (gateway/limits.py)."""
         self.seen: Seen | None = None
         """The operation as its metrics and trace see it (gateway/observe.py)."""
+        self.live: Connection | None = None
+        """A WebSocket connection's share of the live updates (gateway/live/); ``None``
+        over HTTP."""
 
     @cached_property
     def caller(self) -> Caller:

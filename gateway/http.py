@@ -32,6 +32,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
 from strawberry.http.base import BaseRequestProtocol
@@ -42,6 +43,7 @@ from strawberry.types.unset import UNSET
 
 from gateway.config import GatewaySettings
 from gateway.context import Context
+from gateway.live.subscriptions import admit
 from gateway.observe import Observer, Seen
 
 if TYPE_CHECKING:
@@ -210,10 +212,16 @@ class EdgeRouter(GraphQLRouter[Context, None]):
 
     async def run(  # type: ignore[override]
         self,
-        request: Request,
+        request: Request | WebSocket,
         context: Context = UNSET,
         root_value: None = UNSET,
-    ) -> Response:
+    ) -> Response | WebSocket:
+        if isinstance(request, WebSocket):
+            try:
+                return await super().run(request, context, root_value)
+            finally:
+                if context and context.live is not None:
+                    context.live.close()
         accept = request.headers.get("accept", "")
         request.state.graphql_request_error = False
         try:
@@ -229,6 +237,9 @@ class EdgeRouter(GraphQLRouter[Context, None]):
             if request.state.graphql_request_error and response.status_code == 200:
                 response.status_code = 400
         return response
+
+    async def on_ws_connect(self, context: Context) -> None:
+        await admit(context)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A GET with only a persisted query's hash is an operation, not the page.

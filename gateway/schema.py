@@ -15,6 +15,7 @@ from strawberry.types.field import StrawberryField
 from gateway.errors import ServiceError, ServiceUnavailable, graphql_error
 from gateway.hardening import Exposure, MaskUnexpected
 from gateway.limits import QueryLimits
+from gateway.live.subscriptions import OverWebSocket, Subscription
 from gateway.mutations import Mutation
 from gateway.observe import OperationName
 from gateway.queries import Query
@@ -62,12 +63,14 @@ class ServiceCalls(SchemaExtension):
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     extensions=[
         # Which operation runs, for its metrics and span (gateway/observe.py).
         OperationName,
         # The edge first: limits before parsing and validation (gateway/limits.py), then
         # what production hides (gateway/hardening.py).
         QueryLimits,
+        OverWebSocket,
         Exposure,
         # A repeated operation (an app sends the same few) skips parsing and validation;
         # the caches are bounded and shared by every request.

@@ -140,8 +140,8 @@ def run_env(settings: Settings, data_dir: Path, infra_env: dict[str, str]) -> di
         env["REDIS_URL"] = settings.redis_url
     env["KEEPWELL_HOST"] = settings.host
     env["KEEPWELL_GATEWAY_PORT"] = str(settings.gateway_port)
-    for service in SERVICES:
-        env[f"KEEPWELL_{service.upper()}_URL"] = settings.url_of(service)
+    for name in (*SERVICES, "gateway"):
+        env[f"KEEPWELL_{name.upper()}_URL"] = settings.url_of(name)
     env["CARE_SANDBOX_URL"] = get_care_settings().sandbox_url
     return env
 
@@ -275,6 +275,10 @@ def run(data_dir: Path, demo_customers: int) -> None:
         # Children find the development keys (made now, on first start) under data_dir.
         infra_env["KEEPWELL_DATA_DIR"] = str(data_dir)
         os.environ.update(infra_env)
+        settings = Settings()
+        # The services' relays deliver the gateway's events (live updates) to the gateway
+        # this run starts, unless one is configured.
+        os.environ.setdefault("KEEPWELL_GATEWAY_URL", settings.url_of("gateway"))
         settings = Settings()
         for signer in Signer:  # configured keys are used as they are; none is made then
             public_key(settings, signer)

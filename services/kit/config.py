@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     warning_url: str | None = None
     care_url: str | None = None
     complaint_url: str | None = None
+    # Where relays deliver the events the gateway subscribes to (live updates, staff
+    # channels: gateway/live/). Unset: no process delivers to a gateway, so a system run
+    # without one leaves no deliveries to go dead.
+    gateway_url: str | None = None
     worker_metrics_base_port: int = 9100
     log_level: str = "INFO"
     # Partner ids that see phone numbers in full (services.kit.masking); others see 138****1234.

@@ -13,10 +13,14 @@ import importlib
 from functools import cache
 from types import ModuleType
 
-from services.kit.config import SERVICES
+from services.kit.config import SERVICES, get_settings
 from services.kit.events.model import Event, event_types
 
 CONTRACT_MODULE = "services.{}.contract"
+GATEWAY_CONTRACT = "gateway.live.contract"
+"""The gateway subscribes too (live updates): ``CONSUMES`` in a module as plain as a
+service's contract. It takes deliveries only where ``KEEPWELL_GATEWAY_URL`` says where
+it runs (:func:`configured`)."""
 
 # Subscribers that are not services (a test harness's probe consumer), added in-process.
 _extra: dict[str, frozenset[str]] = {}
@@ -31,7 +35,14 @@ def contracts() -> dict[str, ModuleType]:
 def consumes() -> dict[str, frozenset[str]]:
     """The event types each subscriber consumes, by subscriber name."""
     declared = {name: frozenset(module.CONSUMES) for name, module in contracts().items()}
+    declared["gateway"] = frozenset(importlib.import_module(GATEWAY_CONTRACT).CONSUMES)
     return declared | _extra
+
+
+def configured(subscriber: str) -> bool:
+    """Whether deliveries are made to ``subscriber``: every service always; the gateway
+    where its address is configured."""
+    return subscriber != "gateway" or get_settings().gateway_url is not None
 
 
 def consumers_of(event_type: str) -> list[str]:

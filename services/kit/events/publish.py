@@ -13,15 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import clock
 from services.kit.db import after_commit
-from services.kit.events.contracts import consumers_of
+from services.kit.events.contracts import configured, consumers_of
 from services.kit.events.model import Event
 
 RELAY_JOB = "relay_events"
 
 
 def service_subscribers(event_type: str) -> list[str]:
-    """Our own services that consume ``event_type``, as delivery subscriber names."""
-    return [f"service:{name}" for name in consumers_of(event_type)]
+    """Our own processes (services, the gateway) that consume ``event_type`` and take
+    deliveries here, as delivery subscriber names."""
+    return [f"service:{name}" for name in consumers_of(event_type) if configured(name)]
 
 
 async def publish(
