@@ -3,6 +3,8 @@ edge's HTTP rules (gateway/http.py) and CORS for the configured origins only."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +14,7 @@ from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
 from gateway import apikeys
+from gateway.channels import ChannelPolicy, ChannelSender
 from gateway.config import GatewaySettings, get_gateway_settings
 from gateway.context import Clients, Context
 from gateway.http import EdgeMiddleware, EdgeRouter
@@ -56,9 +59,20 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         app.state.persisted = PersistedQueries(
             redis, app.state.clients.sessionmaker, gateway, settings.env == "production"
         )
+        # Staff channels (gateway/channels): every process sends a share of the notices.
+        sending: asyncio.Task[None] | None = None
+        if gateway.channel_sender:
+            app.state.channel_sender = ChannelSender(
+                app.state.clients.sessionmaker, http, ChannelPolicy.from_settings(gateway)
+            )
+            sending = asyncio.create_task(app.state.channel_sender.run())
         try:
             yield
         finally:
+            if sending is not None:
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sending
             await http.aclose()
             await redis.aclose()
             await engine.dispose()
