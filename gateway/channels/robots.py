@@ -18,7 +18,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 
 import httpx
 
@@ -73,7 +73,9 @@ def masked_url(url: str) -> str:
     """The URL as lists and logs show it: every query value (the robot's key or access
     token) and any password cut to its first 4 characters."""
     parts = urlsplit(url)
-    query = urlencode([(k, _mask(v)) for k, v in parse_qsl(parts.query, keep_blank_values=True)])
+    query = "&".join(
+        f"{quote_plus(k)}={_mask(v)}" for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    )
     netloc = parts.hostname or ""
     if parts.port:
         netloc = f"{netloc}:{parts.port}"

@@ -312,8 +312,8 @@ async def test_the_gateway_sends_queued_notices_while_it_runs(
 def test_lists_show_a_robot_url_without_its_key() -> None:
     assert (
         masked_url("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7a0c-4bc4-97a0")
-        == "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a%2A%2A%2A%2A"
+        == "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a****"
     )
     assert masked_url("https://u:pw@oapi.dingtalk.com/robot/send?access_token=abcdef") == (
-        "https://u:****@oapi.dingtalk.com/robot/send?access_token=abcd%2A%2A%2A%2A"
+        "https://u:****@oapi.dingtalk.com/robot/send?access_token=abcd****"
     )
