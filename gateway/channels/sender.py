@@ -94,6 +94,13 @@ class _Claimed:
     attempts: int
 
 
+async def lock_team(session: AsyncSession, team: str) -> None:
+    """The team's turn to count and claim, until the transaction ends (its key space apart
+    from other advisory locks by the first int4)."""
+    key = func.pg_advisory_xact_lock(func.hashtext("gateway.channel_rate"), func.hashtext(team))
+    await session.execute(select(key))
+
+
 class ChannelSender:
     """Sends the queued notices; one per gateway process (``run`` for its lifespan)."""
 
@@ -243,13 +250,7 @@ class ChannelSender:
         """How many messages the team may still send in the window ending ``now``, and when
         the window has room again; under the team's lock until the transaction ends."""
         m, c = ChannelMessage, TeamChannel
-        await session.execute(
-            select(
-                func.pg_advisory_xact_lock(
-                    func.hashtext("gateway.channel_rate"), func.hashtext(team)
-                )
-            )
-        )
+        await lock_team(session, team)
         count, oldest = (
             await session.execute(
                 select(func.count(), func.min(col(m.attempted_at)))

@@ -14,13 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from gateway.app import create_app
 from gateway.channels import ChannelPolicy, ChannelSender, Notice, manage, queue_notice
 from gateway.channels.robots import masked_url
+from gateway.channels.sender import lock_team
 from gateway.models import ChannelMessage, MessageStatus, TeamChannel
 from services.kit import clock
 from services.kit.config import Settings
@@ -244,6 +245,35 @@ async def test_two_gateway_processes_send_each_message_once_within_the_rate(
     assert len(sent) == len(set(sent)) == 90 == len(events)
     rows = await world.messages()
     assert all(r.status is MessageStatus.sent and r.attempts == 1 for r in rows)
+
+
+async def test_two_processes_claiming_for_one_team_at_once_take_turns_within_its_rate(
+    world: World, second_process: async_sessionmaker[AsyncSession]
+) -> None:
+    await world.channel("T001", "wecom", "wk-1")
+    await world.queue("T001", 30)
+    senders = [
+        world.sender(batch_size=15),
+        ChannelSender(second_process, world.http, ChannelPolicy(batch_size=15)),
+    ]
+    now = clock.now()
+    async with world.sessionmaker() as third, third.begin():
+        await lock_team(third, "T001")  # a third process, counting for the team now
+        passes = [asyncio.create_task(s.send_due(now)) for s in senders]
+        # Both have locked 15 rows each and wait for the team's turn.
+        await both_waiting(third)
+    assert sorted(await asyncio.gather(*passes)) == [5, 15]
+    assert len(world.robots.received) == 20
+
+
+async def both_waiting(session: AsyncSession) -> None:
+    """Until two sessions wait for an advisory lock (checked every 10 ms, for 10 s)."""
+    query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    async with asyncio.timeout(10):
+        while True:
+            if (await session.execute(query)).scalar_one() == 2:
+                return
+            await asyncio.sleep(0.01)
 
 
 async def test_the_same_event_queued_twice_is_queued_once(world: World) -> None:
