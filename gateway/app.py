@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         sending: asyncio.Task[None] | None = None
         if gateway.channel_sender:
             app.state.channel_sender = ChannelSender(
-                app.state.clients.sessionmaker, http, ChannelPolicy.from_settings(gateway)
+                app.state.clients.sessionmaker, http, ChannelPolicy.from_settings(gateway, settings)
             )
             sending = asyncio.create_task(app.state.channel_sender.run())
         try:

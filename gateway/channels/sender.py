@@ -20,6 +20,7 @@ import contextlib
 import logging
 import math
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from typing import Any
 
 import httpx
 from prometheus_client import Counter
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -35,6 +36,7 @@ from gateway.channels import robots
 from gateway.config import GatewaySettings
 from gateway.models import ChannelKind, ChannelMessage, MessageStatus, TeamChannel
 from services.kit import clock
+from services.kit.config import Settings
 
 logger = logging.getLogger("keepwell.gateway.channels")
 
@@ -64,6 +66,10 @@ class ChannelPolicy:
     lease_seconds: float = 120.0
     """How long claimed rows are one process's: well past the longest pass (50 s)."""
     poll_seconds: float = 1.0
+    keep_days: int = 7
+    """Sent and dead messages are deleted this long after they were queued (the events'
+    retention: an older event is refused by the consumer, so it cannot come again)."""
+    prune_every_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         longest = math.ceil(self.batch_size / self.concurrency) * self.timeout_seconds
@@ -71,10 +77,11 @@ class ChannelPolicy:
             raise ValueError(f"a pass may take {longest} s: lease_seconds must be longer")
 
     @classmethod
-    def from_settings(cls, gateway: GatewaySettings) -> ChannelPolicy:
+    def from_settings(cls, gateway: GatewaySettings, settings: Settings) -> ChannelPolicy:
         return cls(
             rate_per_minute=gateway.channel_rate_per_minute,
             max_attempts=gateway.channel_max_attempts,
+            keep_days=settings.event_retention_days,
         )
 
     def backoff(self, attempts: int) -> timedelta:
@@ -125,9 +132,13 @@ class ChannelSender:
         every ``poll_seconds`` or when nudged. A failing pass (the database down) is logged
         once, and passes go on."""
         failing = False
+        pruned_at = -math.inf
         while True:
             self._wake.clear()
             try:
+                if time.monotonic() - pruned_at > self.policy.prune_every_seconds:
+                    await self.prune()
+                    pruned_at = time.monotonic()
                 claimed, _ = await self._finishing(asyncio.ensure_future(self._pass(None)))
             except Exception as exc:
                 if not failing:
@@ -150,6 +161,25 @@ class ChannelSender:
             with contextlib.suppress(Exception, asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(current, self.policy.timeout_seconds + 5)
             raise
+
+    async def prune(self, now: datetime | None = None) -> int:
+        """Delete the sent and dead messages queued more than ``keep_days`` before ``now``,
+        1,000 per transaction; how many."""
+        before = (now or clock.now()) - timedelta(days=self.policy.keep_days)
+        m = ChannelMessage
+        old = (
+            select(col(m.id))
+            .where(col(m.status) != MessageStatus.pending, col(m.created_at) < before)
+            .limit(1000)
+        )
+        total = 0
+        while True:
+            async with self.sessionmaker() as session, session.begin():
+                result = await session.execute(delete(m).where(col(m.id).in_(old)))
+            done = int(getattr(result, "rowcount", 0) or 0)
+            total += done
+            if done < 1000:
+                return total
 
     async def send_due(self, now: datetime | None = None) -> int:
         """One pass: claim what is due at ``now`` (default: the clock's now), send it,

@@ -339,6 +339,21 @@ async def test_the_gateway_sends_queued_notices_while_it_runs(
         assert not hasattr(off.state, "channel_sender")
 
 
+async def test_sent_and_dead_messages_are_deleted_after_the_events_retention(
+    world: World,
+) -> None:
+    await world.channel("T001", "wecom", "wk-1")
+    await world.queue("T001", 3)
+    sender = world.sender(keep_days=7, max_attempts=1)
+    world.robots.answer_next(1, status=500)
+    assert await sender.send_due() == 2  # one dead
+    await world.queue("T001")  # pending: kept whatever its age
+    now = clock.now()
+    assert await sender.prune(now + timedelta(days=6)) == 0
+    assert await sender.prune(now + timedelta(days=8)) == 3
+    assert [r.status for r in await world.messages()] == [MessageStatus.pending]
+
+
 def test_lists_show_a_robot_url_without_its_key() -> None:
     assert (
         masked_url("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7a0c-4bc4-97a0")
