@@ -32,8 +32,9 @@ DINGTALK_MAX_BYTES = 20000
 
 
 def markdown(title: str, lines: list[str], kind: ChannelKind) -> str:
-    """The notice as the robot's markdown: the title in bold, one line each after it.
-    DingTalk needs an empty line between lines to break them; WeCom breaks on one."""
+    """The notice as the robot's markdown, cut to what the robot takes: WeCom's title in
+    bold and each line quoted; DingTalk's title a heading, and an empty line between lines
+    (it breaks lines only so)."""
     if kind is ChannelKind.dingtalk:
         text = "\n\n".join([f"#### {title}", *lines])
         return _fit(text, DINGTALK_MAX_BYTES)

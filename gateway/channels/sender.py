@@ -142,7 +142,13 @@ class ChannelSender:
                 claimed, _ = await self._finishing(asyncio.ensure_future(self._pass(None)))
             except Exception as exc:
                 if not failing:
-                    logger.warning("staff channels: a pass failed (%s); retrying", exc)
+                    # The first line only: SQLAlchemy's text goes on with the statement.
+                    first = str(exc).splitlines()[0] if str(exc) else ""
+                    logger.warning(
+                        "staff channels: a pass failed (%s: %s); retrying every second",
+                        type(exc).__name__,
+                        first[:300],
+                    )
                 failing, claimed = True, 0
             else:
                 if failing:

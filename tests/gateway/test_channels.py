@@ -20,9 +20,9 @@ from sqlmodel import col
 
 from gateway.app import create_app
 from gateway.channels import ChannelPolicy, ChannelSender, Notice, manage, queue_notice
-from gateway.channels.robots import masked_url
+from gateway.channels.robots import body, masked_url
 from gateway.channels.sender import lock_team
-from gateway.models import ChannelMessage, MessageStatus, TeamChannel
+from gateway.models import ChannelKind, ChannelMessage, MessageStatus, TeamChannel
 from services.kit import clock
 from services.kit.config import Settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
@@ -352,6 +352,14 @@ async def test_sent_and_dead_messages_are_deleted_after_the_events_retention(
     assert await sender.prune(now + timedelta(days=6)) == 0
     assert await sender.prune(now + timedelta(days=8)) == 3
     assert [r.status for r in await world.messages()] == [MessageStatus.pending]
+
+
+def test_a_long_notice_is_cut_to_what_the_robot_takes() -> None:
+    lines = ["客户流失风险上升，请尽快联系。" * 10] * 40
+    wecom = body(ChannelKind.wecom, "流失预警", lines)["markdown"]["content"]
+    assert len(wecom.encode()) <= 4096 and wecom.endswith("…")
+    dingtalk = body(ChannelKind.dingtalk, "流失预警", lines)["markdown"]["text"]
+    assert len(dingtalk.encode()) <= 20000 and dingtalk.startswith("#### 流失预警\n\n客户")
 
 
 def test_lists_show_a_robot_url_without_its_key() -> None:
