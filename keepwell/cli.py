@@ -316,7 +316,13 @@ def channels_add(
     team: Annotated[str, typer.Option(help="The team's id in profile, e.g. T001.")],
     kind: Annotated[str, typer.Option(help="wecom or dingtalk.")],
     name: Annotated[str, typer.Option(help="What the channel is, e.g. 一组值班群.")],
-    url: Annotated[str, typer.Option(help="The robot's webhook URL (with its key / token).")],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="The robot's webhook URL (with its key or token); without it, it is asked "
+            "for, so the key stays out of the shell's history."
+        ),
+    ] = None,
     secret_env: Annotated[
         str | None,
         typer.Option(
@@ -331,6 +337,8 @@ def channels_add(
     from gateway.channels import manage
     from services.kit.errors import InvalidInput
 
+    if url is None:
+        url = typer.prompt("机器人 webhook 地址", hide_input=True)
     secret: str | None = None
     if secret_env is not None:
         secret = os.environ.get(secret_env)

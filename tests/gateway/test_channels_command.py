@@ -24,8 +24,9 @@ async def robots() -> AsyncIterator[tuple[Robots, str]]:
         yield stand_in, url
 
 
-async def channels(infra: Infra, *args: str, **env: str) -> tuple[int, str, str]:
-    """The command in a process of its own; awaited, so the stand-in keeps answering."""
+async def channels(infra: Infra, *args: str, answers: str = "", **env: str) -> tuple[int, str, str]:
+    """The command in a process of its own, ``answers`` on its stdin; awaited, so the
+    stand-in keeps answering."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -34,11 +35,11 @@ async def channels(infra: Infra, *args: str, **env: str) -> tuple[int, str, str]
         "channels",
         *args,
         env={**os.environ, "DATABASE_URL": infra.database_url, "REDIS_URL": infra.redis_url, **env},
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    out, err = await asyncio.wait_for(process.communicate(answers.encode()), 60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 
@@ -64,9 +65,18 @@ async def test_channels_added_listed_tested_and_removed(
         *("--url", f"{url}/cgi-bin/webhook/send?key=wk-key-0002"),
     )
     assert code == 0, err
+    # Both asked for: the URL (its token) and the secret, neither on the command line.
+    code, out, err = await channels(
+        infra,
+        "add",
+        *("--team", "T003", "--kind", "dingtalk", "--name", "三组"),
+        answers=f"{url}/robot/send?access_token=dt-token-3\n{SECRET}\n",
+    )
+    assert code == 0, err
+    assert "signed" in out and "dt-token-3" not in out + err and SECRET not in out + err
 
     code, out, _ = await channels(infra, "list")
-    assert code == 0 and len(out.strip().splitlines()) == 2
+    assert code == 0 and len(out.strip().splitlines()) == 3
     assert "dt-t****" in out and "wk-k****" in out
     assert "dt-token-1" not in out and "wk-key-0002" not in out and SECRET not in out
 
