@@ -4,6 +4,7 @@ edge's HTTP rules (gateway/http.py) and CORS for the configured origins only."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -17,6 +18,7 @@ from starlette.websockets import WebSocket
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway import apikeys
+from gateway.channels import ChannelPolicy, ChannelSender
 from gateway.config import GatewaySettings, get_gateway_settings
 from gateway.context import Clients, Context
 from gateway.http import EdgeMiddleware, EdgeRouter
@@ -72,10 +74,21 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
             gateway.live_max_subscriptions,
         )
         pruning = asyncio.create_task(prune_inbox_hourly(app.state.clients.sessionmaker, settings))
+        # Staff channels (gateway/channels): every process sends a share of the notices.
+        sending: asyncio.Task[None] | None = None
+        if gateway.channel_sender:
+            app.state.channel_sender = ChannelSender(
+                app.state.clients.sessionmaker, http, ChannelPolicy.from_settings(gateway, settings)
+            )
+            sending = asyncio.create_task(app.state.channel_sender.run())
         try:
             yield
         finally:
             pruning.cancel()
+            if sending is not None:
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sending
             await hub.stop()
             await http.aclose()
             await redis.aclose()

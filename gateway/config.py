@@ -108,6 +108,16 @@ class GatewaySettings(BaseSettings):
     live_poll_seconds: float = Field(2.0, gt=0, le=60)
     """How often ``campaignProgress`` looks at its campaign."""
 
+    # Staff channels (gateway/channels): the teams' WeCom and DingTalk group robots.
+    channel_sender: bool = True
+    """Send queued notices from this process; every gateway process takes a share."""
+    channel_rate_per_minute: int = Field(20, ge=1, le=1000)
+    """Messages per team per minute, over all its channels and every gateway process (both
+    robots take about 20 a minute each); the rest wait, none is dropped."""
+    channel_max_attempts: int = Field(8, ge=1, le=50)
+    """Attempts before a message is given up (dead); the robots' rate-limit answers do not
+    count. Retries back off from 2 s, doubling, to 10 minutes."""
+
     @model_validator(mode="after")
     def _one_way_to_verify(self) -> GatewaySettings:
         if self.jwks_url is not None and self.jwt_secret is not None:

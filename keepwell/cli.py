@@ -299,8 +299,124 @@ def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The id `list` show
     typer.echo(f"revoked {row.id} ({row.partner_id})")
 
 
-gateway_app = typer.Typer(help="The gateway's safelist of operations.", no_args_is_help=True)
+gateway_app = typer.Typer(
+    help="The gateway's safelist of operations and the teams' staff channels.",
+    no_args_is_help=True,
+)
 app.add_typer(gateway_app, name="gateway")
+channels_app = typer.Typer(
+    help="Teams' staff channels: WeCom (企业微信) and DingTalk (钉钉) group robots.",
+    no_args_is_help=True,
+)
+gateway_app.add_typer(channels_app, name="channels")
+
+
+@channels_app.command("add")
+def channels_add(
+    team: Annotated[str, typer.Option(help="The team's id in profile, e.g. T001.")],
+    kind: Annotated[str, typer.Option(help="wecom or dingtalk.")],
+    name: Annotated[str, typer.Option(help="What the channel is, e.g. 一组值班群.")],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="The robot's webhook URL (with its key or token); without it, it is asked "
+            "for, so the key stays out of the shell's history."
+        ),
+    ] = None,
+    secret_env: Annotated[
+        str | None,
+        typer.Option(
+            help="DingTalk: the environment variable holding the 加签 secret (SEC...); "
+            "without it the secret is asked for (Enter: none)."
+        ),
+    ] = None,
+) -> None:
+    """Add a channel: the team's notices go to it from now on."""
+    import os
+
+    from gateway.channels import manage
+    from services.kit.errors import InvalidInput
+
+    if url is None:
+        url = typer.prompt("机器人 webhook 地址", hide_input=True)
+    secret: str | None = None
+    if secret_env is not None:
+        secret = os.environ.get(secret_env)
+        if not secret:
+            raise InvalidInput(f"secret：环境变量 {secret_env} 未设置或为空", field="secret")
+    elif kind == "dingtalk":
+        secret = typer.prompt(
+            "加签密钥（SEC...，没有则回车）", default="", hide_input=True, show_default=False
+        )
+    production = get_settings().env == "production"
+
+    async def work(session: Any) -> Any:
+        row = await manage.add(
+            session,
+            team_id=team,
+            kind=kind,
+            name=name,
+            url=url,
+            secret=secret,
+            created_by="cli",
+            production=production,
+        )
+        return (await manage.listed(session, row.team_id), row.id)
+
+    rows, channel_id = asyncio.run(_with_gateway_session(work))
+    [row] = [r for r in rows if r.id == channel_id]
+    typer.echo(_channel_line(row))
+
+
+@channels_app.command("list")
+def channels_list(
+    team: Annotated[str | None, typer.Option(help="One team's only.")] = None,
+) -> None:
+    """Channels by team, with their messages by status (URLs' keys masked, no secrets)."""
+    from gateway.channels import manage
+
+    for row in asyncio.run(_with_gateway_session(lambda s: manage.listed(s, team))):
+        typer.echo(_channel_line(row))
+
+
+def _channel_line(row: Any) -> str:
+    counts = "  ".join(f"{status} {n}" for status, n in row.counts.items())
+    return (
+        f"{row.id}  team {row.team_id}  {row.kind}  {row.name}  "
+        f"{'active' if row.active else 'inactive'}  {'signed ' if row.signed else ''}"
+        f"{row.url}  {counts}"
+    )
+
+
+@channels_app.command("remove")
+def channels_remove(
+    channel_id: Annotated[int, typer.Argument(help="The id `list` shows.")],
+) -> None:
+    """Remove a channel with its queued messages (its URL and secret with it)."""
+    from gateway.channels import manage
+
+    row = asyncio.run(_with_gateway_session(lambda s: manage.remove(s, channel_id)))
+    typer.echo(f"removed {row.id} (team {row.team_id}, {row.kind.value} {row.name})")
+
+
+@channels_app.command("test")
+def channels_test(
+    channel_id: Annotated[int, typer.Argument(help="The id `list` shows.")],
+) -> None:
+    """Send a test message to a channel now and print what the robot answered."""
+    from gateway.channels import manage
+    from services.kit.http import create_http_client
+
+    async def work(session: Any) -> Any:
+        channel = await manage.get(session, channel_id)
+        async with create_http_client(10.0) as http:
+            return await manage.send_test(http, channel)
+
+    answer = asyncio.run(_with_gateway_session(work))
+    if not answer.ok:
+        typer.echo(f"failed: {answer.error}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"sent to channel {channel_id}")
 
 
 @gateway_app.command("register-operations")

@@ -23,6 +23,11 @@ EXPECTED = {
         "(provider_message_id, provider)",
         "WHERE (provider_message_id IS NOT NULL)",
     ),
+    # the staff channels' senders claim due pending messages by next_attempt_at
+    ("gateway", "ix_channel_message_due"): (
+        "(next_attempt_at)",
+        "WHERE ((status)::text = 'pending'::text)",
+    ),
 } | {
     # pruning the event tables takes the oldest rows first, in every service's schema
     (schema, f"ix_{schema}_{table}_{column}"): (f"({column})",)

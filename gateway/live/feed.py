@@ -1,8 +1,9 @@
 """The gateway as an event subscriber: ``POST /events`` from the services' relays.
 
 Each event goes into the gateway's inbox (schema ``gateway``) in one transaction, as into a
-service's, so a redelivered event does nothing a second time; once that transaction has
-committed, the events applied are published to every gateway process (gateway/live/hub.py).
+service's, with the notices it makes for the team's staff channels (gateway/channels), so a
+redelivered event does nothing a second time; once that transaction has committed, the
+events applied are published to every gateway process (gateway/live/hub.py).
 A process killed between the commit and the publication loses that event's live update
 (clients still see it in their queries); it is never sent twice.
 """
@@ -17,8 +18,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.channels import queue_notice
 from gateway.live.contract import CONSUMES
 from gateway.live.hub import Hub, LiveEvent
+from gateway.live.notices import notice_of
 from services.kit.auth import Principal, require_caller
 from services.kit.config import Settings
 from services.kit.db import session_scope
@@ -32,6 +35,7 @@ logger = logging.getLogger("keepwell.gateway.live")
 consumer = Consumer("gateway")
 
 _LIVE = "live_events"
+_NOTICES = "notices_queued"
 
 
 def _record(session: AsyncSession, payload: dict[str, Any], envelope: Envelope) -> None:
@@ -50,6 +54,10 @@ for _type in CONSUMES:
     @consumer.handles_type(_type)
     async def _live(session: AsyncSession, payload: Any, envelope: Envelope) -> None:
         _record(session, payload, envelope)
+        # The team's staff channels, in the inbox's transaction: queued once, never lost.
+        notice = notice_of(envelope.id, envelope.type, payload)
+        if notice is not None and await queue_notice(session, notice):
+            session.info[_NOTICES] = True
 
 
 def events_router() -> APIRouter:
@@ -64,6 +72,10 @@ def events_router() -> APIRouter:
         async with session_scope(request.app.state.clients.sessionmaker) as session:
             results = await consumer.receive(session, batch.events)
             kept: dict[str, LiveEvent] = session.info.pop(_LIVE, {})
+            notified = session.info.pop(_NOTICES, False)
+        sender = getattr(request.app.state, "channel_sender", None)
+        if notified and sender is not None:
+            sender.nudge()
         processed = [kept[r.id] for r in results if r.status == "processed" and r.id in kept]
         if processed:
             hub: Hub = request.app.state.hub

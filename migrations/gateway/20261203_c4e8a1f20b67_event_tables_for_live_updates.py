@@ -4,7 +4,7 @@ The gateway subscribes to the services' events (gateway/live/): its inbox, and t
 the kernel's event tables as every schema has them, built the way the services' were.
 
 Revision ID: c4e8a1f20b67
-Revises: b7e4d1c09a3f
+Revises: 84849443c051
 Created: 2026-12-03 08:40:00
 """
 
@@ -19,7 +19,7 @@ from migrations import (
 )
 
 revision: str = "c4e8a1f20b67"
-down_revision: str | None = "b7e4d1c09a3f"
+down_revision: str | None = "84849443c051"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

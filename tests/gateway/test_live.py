@@ -22,11 +22,14 @@ import websockets
 from fastapi import FastAPI
 
 from gateway.app import create_app as create_gateway
+from gateway.channels import manage
 from services.kit import clock
 from services.kit.auth import issue_token, relay_principal
 from services.kit.config import Settings, get_settings
+from services.kit.db import session_scope
 from services.kit.testing import serve
 from tests.gateway.conftest import GATEWAY, bearer, deliver_events, fetch
+from tests.gateway.robots import Robots
 
 WAIT = 20.0
 PROTOCOL = "graphql-transport-ws"
@@ -320,7 +323,7 @@ async def test_only_the_relay_delivers_events_to_the_gateway(
     assert rows[0]["n"] == 0
 
 
-async def test_an_sla_breach_reaches_the_team_and_not_another_team(
+async def test_an_sla_breach_reaches_the_team_and_its_group_robot_and_not_another_team(
     gateways: tuple[Gateway, Gateway, Settings],
 ) -> None:
     first, second, settings = gateways
@@ -328,24 +331,40 @@ async def test_an_sla_breach_reaches_the_team_and_not_another_team(
     team = customer["team_id"]
     complaint_id = await open_complaint(first, customer["msisdn"])
     breach = _breach({"payload": {"msisdn": customer["msisdn"]}}, team, complaint_id)
-    async with (
-        connected(second, bearer("supervisor", "sup", team)) as ours,
-        connected(second, bearer("supervisor", "sup-2", "another-team")) as theirs,
-    ):
-        await ours.subscribe(BREACHES)
-        await theirs.subscribe(BREACHES)
-        await until(lambda: second.listeners() == 2)
-        assert (await _post_events(first, settings, [breach]))[0]["status"] == "processed"
-        message = await ours.next()
-        got = message["payload"]["data"]["slaBreached"]
-        assert got["eventId"] == breach["id"]
-        assert got["metric"] == "first_response"
-        assert got["complaint"] == {
-            "id": complaint_id,
-            "number": got["complaint"]["number"],
-            "teamId": team,
-        }
-        assert all(listener.queue.empty() for listener in second.app.state.hub.listeners)
+    robots = Robots()
+    async with serve(robots.app()) as robot_url:
+        async with session_scope(first.app.state.clients.sessionmaker) as session:
+            await manage.add(
+                session,
+                team_id=team,
+                kind="wecom",
+                name="值班群",
+                url=f"{robot_url}/cgi-bin/webhook/send?key=k1",
+                secret=None,
+                created_by="test",
+                production=False,
+            )
+        async with (
+            connected(second, bearer("supervisor", "sup", team)) as ours,
+            connected(second, bearer("supervisor", "sup-2", "another-team")) as theirs,
+        ):
+            await ours.subscribe(BREACHES)
+            await theirs.subscribe(BREACHES)
+            await until(lambda: second.listeners() == 2)
+            assert (await _post_events(first, settings, [breach]))[0]["status"] == "processed"
+            message = await ours.next()
+            got = message["payload"]["data"]["slaBreached"]
+            assert got["eventId"] == breach["id"]
+            assert got["metric"] == "first_response"
+            assert got["complaint"]["id"] == complaint_id
+            assert got["complaint"]["teamId"] == team
+            assert all(listener.queue.empty() for listener in second.app.state.hub.listeners)
+            # The team's group robot is told too, from the same transaction, number masked.
+            await robots.wait_for(1)
+        (sent,) = robots.bodies("wecom:k1")
+        content = sent["markdown"]["content"]
+        assert "投诉超时" in content and "首次响应" in content
+        assert customer["msisdn"] not in content and customer["msisdn"][-4:] in content
 
 
 async def test_campaign_progress_sends_the_campaign_as_it_stands(
