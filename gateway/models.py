@@ -31,6 +31,7 @@ from sqlmodel import Field, SQLModel
 
 from services.kit import clock
 from services.kit.db import enum_column
+from services.kit.events.tables import event_tables
 
 SCHEMA = "gateway"
 
@@ -167,3 +168,7 @@ class ChannelMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = _at()
     sent_at: datetime | None = _at(nullable=True)
+
+
+# The events the gateway subscribes to (live updates, gateway/live/) land in its inbox.
+events = event_tables(SCHEMA)
