@@ -136,14 +136,19 @@ class ProbeConsumer:
             schema=schema,
         )
 
-        @self.consumer.handles(ProbePinged)
-        async def apply(session: AsyncSession, event: ProbePinged, envelope: Envelope) -> None:
-            if event.n in self.failing:
-                raise RuntimeError(f"probe told to fail on {event.n}")
+        @self.consumer.handles_many(ProbePinged)
+        async def apply(session: AsyncSession, events: list[tuple[ProbePinged, Envelope]]) -> None:
+            # One effect row per event, written in one statement per run of a batch, as a
+            # consumer applying many events would.
+            failing = [event.n for event, _ in events if event.n in self.failing]
+            if failing:
+                raise RuntimeError(f"probe told to fail on {failing[0]}")
             await session.execute(
-                self.effect.insert().values(
-                    event_id=envelope.id, aggregate_id=envelope.aggregate_id, n=event.n
-                )
+                self.effect.insert(),
+                [
+                    {"event_id": envelope.id, "aggregate_id": envelope.aggregate_id, "n": event.n}
+                    for event, envelope in events
+                ],
             )
 
     async def create_tables(self, engine: AsyncEngine) -> None:

@@ -21,6 +21,7 @@ logger = logging.getLogger("keepwell.events")
 
 E = TypeVar("E", bound=Event)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
+ManyHandler = Callable[[AsyncSession, list[tuple[Any, Envelope]]], Awaitable[None]]
 
 
 class EventBatch(BaseModel):
@@ -53,13 +54,15 @@ class Consumer:
     def __init__(self, service: str) -> None:
         self.service = service
         self.handlers: dict[str, Handler] = {}
+        # Types applied a run at a time: consecutive events of the type in a batch, in order.
+        self.many: dict[str, ManyHandler] = {}
         # Types registered by name: their handlers get the payload as a plain dict.
         self.untyped: set[str] = set()
         self.inbox = event_tables(service).inbox
 
     @property
     def handled_types(self) -> frozenset[str]:
-        return frozenset(self.handlers)
+        return frozenset(self.handlers) | frozenset(self.many)
 
     def handles(
         self, event_type: type[E]
@@ -68,6 +71,24 @@ class Consumer:
             handler: Callable[[AsyncSession, E, Envelope], Awaitable[None]],
         ) -> Handler:
             self.handlers[event_type.event_type] = handler
+            return handler
+
+        return register
+
+    def handles_many(
+        self, event_type: type[E]
+    ) -> Callable[
+        [Callable[[AsyncSession, list[tuple[E, Envelope]]], Awaitable[None]]], ManyHandler
+    ]:
+        """Register a handler that applies several events of one type at once (a few
+        statements for the lot, where one per event would be the cost of the batch): it
+        gets each run of consecutive fresh events of the type in a batch, in order, and
+        a single event when a failed batch is applied one event at a time."""
+
+        def register(
+            handler: Callable[[AsyncSession, list[tuple[E, Envelope]]], Awaitable[None]],
+        ) -> ManyHandler:
+            self.many[event_type.event_type] = handler
             return handler
 
         return register
@@ -148,14 +169,24 @@ class Consumer:
             ).scalars()
         )
         results: list[EventResult] = []
+        run: list[Envelope] = []  # consecutive events of one type applied together
         for envelope in batch:
             if envelope.id not in fresh:
                 results.append(EventResult(id=str(envelope.id), status="duplicate"))
+                continue
+            if run and run[0].type != envelope.type:
+                await self._handle_run(session, run)
+                run = []
+            if envelope.type in self.many:
+                run.append(envelope)
+                results.append(EventResult(id=str(envelope.id), status="processed"))
             elif envelope.type not in self.handlers:
                 results.append(EventResult(id=str(envelope.id), status="ignored"))
             else:
                 await self._handle(session, envelope)
                 results.append(EventResult(id=str(envelope.id), status="processed"))
+        if run:
+            await self._handle_run(session, run)
         return results
 
     async def _apply_each(self, session: AsyncSession, batch: list[Envelope]) -> list[EventResult]:
@@ -192,10 +223,16 @@ class Consumer:
         )
         if recorded.first() is None:
             return "duplicate"
+        if envelope.type in self.many:
+            await self._handle_run(session, [envelope])
+            return "processed"
         if envelope.type not in self.handlers:
             return "ignored"
         await self._handle(session, envelope)
         return "processed"
+
+    async def _handle_run(self, session: AsyncSession, run: list[Envelope]) -> None:
+        await self.many[run[0].type](session, [(e.event(), e) for e in run])
 
     async def _handle(self, session: AsyncSession, envelope: Envelope) -> None:
         event = envelope.payload if envelope.type in self.untyped else envelope.event()
