@@ -223,9 +223,8 @@ async def test_rows_cannot_be_changed_or_removed_but_an_erasure_may_file_the_num
     assert rows[0]["resource_ids"] == [cid, "00000000042"]
     assert [r["user_id"] for r in rows] == ["m1"] * 3
     assert all("14709036453" not in r["resource_ids"] for r in rows)
-    async with AsyncSession(engine) as session, session.begin():
+    async with AsyncSession(engine) as session, session.begin(), audit_rewrite(session):
         async with audit_rewrite(session):
-            async with audit_rewrite(session):
-                pass
-            # An inner block leaves the outer one's setting on.
-            assert await session.scalar(text("SELECT current_setting('keepwell.erasure')")) == "on"
+            pass
+        # An inner block leaves the outer one's setting on.
+        assert await session.scalar(text("SELECT current_setting('keepwell.erasure')")) == "on"
