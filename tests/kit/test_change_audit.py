@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi import APIRouter, Depends
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -17,6 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from services.care.app import create_app as create_care_app
 from services.complaint.app import create_app as create_complaint_app
 from services.kit import clock
+from services.kit.app import create_service_app
+from services.kit.audit import AuditedRoute
+from services.kit.auth import Role, require_role
+from services.kit.config import Settings
 from services.kit.erasure import audit_rewrite, scrub_events
 from services.profile.app import create_app as create_profile_app
 from services.warning.app import create_app as create_warning_app
@@ -228,3 +233,21 @@ async def test_rows_cannot_be_changed_or_removed_but_an_erasure_may_file_the_num
             pass
         # An inner block leaves the outer one's setting on.
         assert await session.scalar(text("SELECT current_setting('keepwell.erasure')")) == "on"
+
+
+def test_an_app_with_a_write_that_would_not_be_audited_is_refused(settings: Settings) -> None:
+    def router(**kwargs: Any) -> APIRouter:
+        made = APIRouter(**kwargs)
+
+        @made.post("/things", dependencies=[Depends(require_role(Role.operator))])
+        async def create_thing() -> dict[str, bool]:
+            return {"ok": True}
+
+        return made
+
+    def app(made: APIRouter) -> Any:
+        return create_service_app("t", title="t", description="", routers=[made], settings=settings)
+
+    with pytest.raises(RuntimeError, match=r"would not be audited: \[\('POST', '/things'\)\]"):
+        app(router())
+    assert app(router(route_class=AuditedRoute))
