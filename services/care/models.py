@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from services.kit import clock
+from services.kit.audit import change_audit_table
 from services.kit.db import enum_column
 from services.kit.events import event_tables
 from services.kit.idempotency import idempotency_table
@@ -332,3 +333,4 @@ class SmsReply(SQLModel, table=True):
 
 events = event_tables(SCHEMA)
 idempotency = idempotency_table(SCHEMA)  # Idempotency-Key answers of the create routes
+change_audit = change_audit_table(SCHEMA)  # who changed what through the API

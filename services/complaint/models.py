@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from services.kit import clock
+from services.kit.audit import change_audit_table
 from services.kit.db import enum_column
 from services.kit.events import event_tables
 from services.kit.idempotency import idempotency_table
@@ -448,3 +449,4 @@ class CompensationAudit(SQLModel, table=True):
 
 events = event_tables(SCHEMA)
 idempotency = idempotency_table(SCHEMA)  # Idempotency-Key answers of the create routes
+change_audit = change_audit_table(SCHEMA)  # who changed what through the API

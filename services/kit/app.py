@@ -6,31 +6,33 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 import httpx
 from arq.connections import ArqRedis
 from asgi_correlation_id import CorrelationIdMiddleware
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.kit import idempotency
+from services.kit import audit, idempotency
 from services.kit.access import (
     KIT_ROUTE_ROLES,
     RouteKey,
     RouteRoles,
     RouteScopes,
     depends_on,
+    route_roles,
     routes,
     undeclared,
     unknown_entries,
 )
 from services.kit.auth import Acting, Principal, current_principal, require_caller, require_role
 from services.kit.config import Settings, get_settings
+from services.kit.cursors import decode_cursor, encode_cursor
 from services.kit.db import create_engine, create_sessionmaker, session_scope
 from services.kit.erasure import export_rows
 from services.kit.errors import ERROR_RESPONSES, install_error_handlers
@@ -41,6 +43,7 @@ from services.kit.inputs import BodyLimit, guard_inputs
 from services.kit.keys import Signer
 from services.kit.logging import configure_logging
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
+from services.kit.periods import FROM_DESCRIPTION, TO_DESCRIPTION
 from services.kit.redis import create_redis
 from services.kit.tracing import FASTAPI_TELEMETRY, TracingMiddleware, tracer
 
@@ -106,6 +109,7 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
     commit that fails would leave the client with a 2xx for a write that never happened.
     """
     async with resources(request).session() as session:
+        request.scope[audit.SESSION_SCOPE_KEY] = session  # the change audit's row joins it
         yield session
 
 
@@ -156,6 +160,20 @@ def _misrouted(app: FastAPI) -> list[str]:
         for context in iter_route_contexts(app.routes)
         if depends_on(getattr(context, "dependant", None), idempotency_key)
         and not isinstance(context.original_route, idempotency.IdempotentRoute)
+    ]
+
+
+def _unaudited(app: FastAPI) -> list[RouteKey]:
+    """Writes a person or partner may make whose changes would not be recorded (not an
+    AuditedRoute); routes only an internal caller may call (the relay's) need none."""
+    admitted = route_roles(app)
+    return [
+        (method, str(context.path))
+        for context in iter_route_contexts(app.routes)
+        for method in sorted(context.methods or ())
+        if method in audit.WRITE_METHODS
+        and admitted.get((method, str(context.path)))
+        and not isinstance(context.original_route, audit.AuditedRoute)
     ]
 
 
@@ -227,6 +245,57 @@ def _exports_router(service: str, queries: Mapping[str, str]) -> APIRouter:
     return router
 
 
+def _audit_router(service: str) -> APIRouter:
+    router = APIRouter(tags=["audit"])
+
+    @router.get(
+        "/audit/changes",
+        summary=f"Every change made through {service}'s API, newest first (admin)",
+        description="One row per write (POST, PUT, PATCH, DELETE) that answered 2xx, written "
+        "in the write's own transaction: who (user id, role, team, internal caller), the "
+        "method, the route template and the path's parameters (`resource_ids`), the status, "
+        "when and the request id. Refused writes and reads leave none; neither do the "
+        "relay's event deliveries, a provider's pushes or the jobs. `resource_id` matches "
+        "any of a row's path parameters (a number in any usual form). `from` / `to` are "
+        "Beijing dates, `to` excluded; either may be left out.",
+        dependencies=[Depends(require_role())],
+    )
+    async def list_changes(
+        request: Request,
+        session: Session,
+        user_id: str | None = None,
+        route: Annotated[
+            str | None, Query(description="Exact route template, e.g. `/campaigns/{campaign_id}`")
+        ] = None,
+        resource_id: str | None = None,
+        period_from: Annotated[
+            date | None, Query(alias="from", description=FROM_DESCRIPTION)
+        ] = None,
+        period_to: Annotated[date | None, Query(alias="to", description=TO_DESCRIPTION)] = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
+    ) -> audit.ChangeAuditPage:
+        rows = await audit.list_changes(
+            session,
+            resources(request).service,
+            user_id=user_id,
+            route=route,
+            resource_id=resource_id,
+            period_from=period_from,
+            period_to=period_to,
+            before_id=decode_cursor(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return audit.ChangeAuditPage(
+            items=[audit.ChangeAuditRow.model_validate(r) for r in rows],
+            next_cursor=encode_cursor(rows[-1].id) if rows and more else None,
+        )
+
+    return router
+
+
 def create_service_app(
     service: str,
     *,
@@ -285,6 +354,7 @@ def create_service_app(
         events_router(service, db_session, Idempotent, production=settings.env == "production"),
         *routers,
         *([_exports_router(service, exports)] if exports else []),
+        _audit_router(service),
     ):
         app.include_router(
             router, dependencies=[Depends(current_principal)], responses=ERROR_RESPONSES
@@ -302,6 +372,11 @@ def create_service_app(
         raise RuntimeError(
             f"{service}: routes taking an Idempotency-Key on a router without "
             f"route_class=IdempotentRoute (their answers would never be kept): {misrouted}"
+        )
+    if unaudited := _unaudited(app):
+        raise RuntimeError(
+            f"{service}: writes on a router without route_class=AuditedRoute (or "
+            f"IdempotentRoute), whose changes would not be audited: {unaudited}"
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=service)

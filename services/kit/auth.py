@@ -205,6 +205,13 @@ async def current_principal(request: Request) -> Principal:
     return principal
 
 
+def principal_of(request: Request) -> Principal | None:
+    """Who the request acts as, once :func:`current_principal` admitted it (None before, or
+    on a route without a token, such as a provider's push)."""
+    found = request.scope.get(_PRINCIPAL)
+    return found if isinstance(found, Principal) else None
+
+
 Acting = Annotated[Principal, Depends(current_principal)]
 
 

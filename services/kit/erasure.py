@@ -4,7 +4,9 @@ Each service anonymises its own tables (it knows which columns are personal); wh
 schema has alike is here: the outbox payloads that name the customer (a replay, a
 read-model catch-up or a partner's delivery log must not bring the values back), the error
 texts of their deliveries (a consumer's validation error quotes the values it refused),
-and the kept answers of the create routes (``idempotency_key``: the customer as created).
+the kept answers of the create routes (``idempotency_key``: the customer as created), and
+the change audit's rows whose path named the number (``change_audit``: the number gives way
+to the stand-in; who changed what and when stays).
 A scrubbed payload still validates as its event type, so a replay of it applies as an
 anonymised, older version, which the read models ignore.
 """
@@ -15,10 +17,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit.audit import change_audit_table
 from services.kit.errors import InvalidInput
 from services.kit.events.tables import event_tables
 from services.kit.idempotency import idempotency_table
@@ -74,7 +77,8 @@ async def scrub_events(
     :func:`scrub_value`), the errors of their deliveries and attempts, and, with
     ``aggregates``, the aggregate ids. Those stay until every earlier event has reached its
     consumers, since the relay keeps an aggregate's events in order by them. Also drops the
-    kept create answers that hold the number. Returns how many events it scrubbed."""
+    kept create answers that hold the number, and files the change audit's rows that name it
+    under the stand-in. Returns how many events it scrubbed."""
     tables = event_tables(schema)
     outbox, delivery, attempt = tables.outbox, tables.delivery, tables.attempt
     # strpos over the payload's text: the number may sit anywhere in it (a snapshot, a
@@ -120,17 +124,29 @@ async def scrub_events(
         ),
         {"m": msisdn},
     )
+    changes = change_audit_table(schema)
+    async with audit_rewrite(session):
+        await session.execute(
+            update(changes)
+            .where(changes.c.resource_ids.contains([msisdn]))
+            .values(resource_ids=func.array_replace(changes.c.resource_ids, msisdn, stand_in))
+        )
     return len(rows)
 
 
 @asynccontextmanager
 async def audit_rewrite(session: AsyncSession) -> AsyncIterator[None]:
-    """Within the block, the audit tables' triggers accept an erasure's UPDATE."""
+    """Within the block, the audit tables' triggers accept an erasure's UPDATE. A block
+    inside another leaves the setting on for the rest of the outer one."""
+    before = await session.scalar(text(f"SELECT current_setting('{AUDIT_REWRITE_SETTING}', true)"))
     await session.execute(text(f"SELECT set_config('{AUDIT_REWRITE_SETTING}', 'on', true)"))
     try:
         yield
     finally:
-        await session.execute(text(f"SELECT set_config('{AUDIT_REWRITE_SETTING}', 'off', true)"))
+        await session.execute(
+            text("SELECT set_config(:name, :value, true)"),
+            {"name": AUDIT_REWRITE_SETTING, "value": "on" if before == "on" else "off"},
+        )
 
 
 async def erase_copies(

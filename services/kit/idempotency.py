@@ -33,7 +33,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.routing import APIRoute
 from sqlalchemy import (
     Column,
     DateTime,
@@ -51,6 +50,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import clock
+from services.kit.audit import AuditedRoute
 from services.kit.auth import Principal
 from services.kit.db import metadata
 from services.kit.errors import Conflict, InvalidInput
@@ -251,8 +251,9 @@ async def begin(
 CLAIM_SCOPE_KEY = "keepwell.idempotency"
 
 
-class IdempotentRoute(APIRoute):
-    """A route whose kept answers are replayed and whose successes are stored.
+class IdempotentRoute(AuditedRoute):
+    """A route whose kept answers are replayed and whose successes are stored, and, as every
+    service route, whose writes are audited (a replay changes nothing and is not).
 
     The handler FastAPI builds runs inside the request's function-scoped dependencies, so
     the answer is stored here before :func:`services.kit.app.db_session` commits."""

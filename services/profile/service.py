@@ -13,7 +13,6 @@ Who may do what (the principal comes from the internal token):
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit import clock
 from services.kit.auth import Principal, Role
 from services.kit.clock import BEIJING, today
+from services.kit.cursors import decode_cursor, encode_cursor
 from services.kit.events.publish import publish, publish_many
 from services.kit.http import current_request_id
 from services.kit.masking import mask_msisdn, sees_numbers
@@ -400,18 +400,6 @@ async def _reassign_history(
     await repo.close_assignment(session, customer_id, clock.now())
     if manager_id is not None:
         await repo.open_assignment(session, customer_id, manager_id, by, reason)
-
-
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return int(base64.urlsafe_b64decode(padded.encode()).decode())
-    except ValueError:
-        raise InvalidInput("cursor：不是本服务给出的分页游标", field="cursor") from None
 
 
 async def list_customers(

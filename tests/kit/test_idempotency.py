@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.kit import clock
 from services.kit.access import EVERYONE
 from services.kit.app import Idempotent, Resources, Session, create_service_app, idempotent_routes
+from services.kit.audit import change_audit_table
 from services.kit.auth import Acting
 from services.kit.config import SERVICES, Settings
 from services.kit.errors import InvalidInput
@@ -42,6 +43,7 @@ THINGS = Table(
     schema=SCHEMA,
 )
 KEYS = idempotency_table(SCHEMA)
+CHANGES = change_audit_table(SCHEMA)
 T0 = datetime(2031, 5, 6, 2, 0, tzinfo=UTC)  # a fixed instant: no test depends on its day
 
 
@@ -105,6 +107,7 @@ async def probe(
         await conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
         await conn.run_sync(THINGS.create)
         await conn.run_sync(KEYS.create)
+        await conn.run_sync(CHANGES.create)
     app = probe_app(settings, holds)
     async with LifespanManager(app) as manager:
         # A 500 comes back as an answer, as a server would send it, not as an exception.
@@ -154,6 +157,9 @@ async def test_a_retry_with_the_same_key_answers_the_first_result_and_creates_no
     assert "idempotent-replayed" not in first.headers
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
     assert await things(engine) == 2
+    # The replay changed nothing, so the change audit has the two creates only.
+    async with engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(CHANGES)) == 2
 
 
 async def test_without_a_key_every_post_creates(probe: Probe, engine: AsyncEngine) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from services.kit import clock, keys
 from services.kit.access import EVERYONE
 from services.kit.app import Session, create_service_app
+from services.kit.audit import AuditedRoute, change_audit_table
 from services.kit.auth import Principal, Role, issue_token, relay_principal
 from services.kit.config import SERVICES, Settings
 from services.kit.events import Envelope, event_tables
@@ -166,8 +167,8 @@ async def test_a_write_whose_commit_fails_is_never_reported_done(
     engine: AsyncEngine, settings: Settings, token: Callable[..., str]
 ) -> None:
     """The commit happens before the response: a client (a person, or the relay posting to
-    ``/events``) is told "done" only for what committed. A deferred constraint makes the
-    statements succeed and the commit fail."""
+    ``/events``) is told "done" only for what committed, and the change audit records only
+    what committed. A deferred constraint makes the statements succeed and the commit fail."""
     async with engine.begin() as conn:
         await conn.execute(text("DROP SCHEMA IF EXISTS commit_probe CASCADE"))
         await conn.execute(text("CREATE SCHEMA commit_probe"))
@@ -178,9 +179,10 @@ async def test_a_write_whose_commit_fails_is_never_reported_done(
             )
         )
         await conn.run_sync(event_tables("commit_probe").inbox.create)
+        await conn.run_sync(change_audit_table("commit_probe").create)
     insert_twice = text("INSERT INTO commit_probe.once VALUES (1), (1)")
 
-    router = APIRouter()
+    router = APIRouter(route_class=AuditedRoute)
 
     @router.post("/twice")
     async def twice(session: Session) -> dict[str, bool]:
@@ -217,9 +219,11 @@ async def test_a_write_whose_commit_fails_is_never_reported_done(
             )
         async with engine.connect() as conn:
             inbox = await conn.scalar(text("SELECT count(*) FROM commit_probe.inbox"))
+            audited = await conn.scalar(text("SELECT count(*) FROM commit_probe.change_audit"))
     finally:
         async with engine.begin() as conn:
             await conn.execute(text("DROP SCHEMA commit_probe CASCADE"))
     assert write.status_code >= 500 and write.json()["code"] == "internal_error"
     assert events.status_code >= 500
     assert inbox == 0
+    assert audited == 0

@@ -238,7 +238,7 @@ async def everything_served(world: World, stand_in: str, complaint_id: int) -> s
     }  # fmt: skip
     answers = []
     for service, paths in gets.items():
-        for path in paths:
+        for path in (*paths, "/audit/changes?limit=500", f"/audit/changes?resource_id={VICTIM}"):
             response = await world.clients[service].get(path)
             assert response.status_code < 500, (service, path, response.text)
             answers.append(response.text)
@@ -246,7 +246,8 @@ async def everything_served(world: World, stand_in: str, complaint_id: int) -> s
 
 
 async def retained(world: World) -> str:
-    """What the event machinery and the kept create answers hold, in every schema."""
+    """What the event machinery, the kept create answers and the change audit hold, in every
+    schema."""
     parts = []
     for schema in SCHEMAS:
         if schema == "gateway":
@@ -262,6 +263,12 @@ async def retained(world: World) -> str:
             await world.scalar(
                 f"SELECT coalesce(string_agg(convert_from(body, 'UTF8'), E'\\n'), '') "
                 f"FROM {schema}.idempotency_key"
+            )
+        )
+        parts.append(
+            await world.scalar(
+                f"SELECT coalesce(string_agg(route || ' ' || array_to_string(resource_ids, ' '), "
+                f"E'\\n'), '') FROM {schema}.change_audit"
             )
         )
     return "\n".join(parts)
@@ -298,6 +305,15 @@ async def test_an_approved_erasure_leaves_nothing_of_the_customer_in_any_service
     assert archive["tags"] == [] and archive["sms_opt_out"] is True
     assert leaked(await everything_served(world, stand_in, complaint_id)) == []
     assert leaked(await retained(world)) == []
+    # Who changed the customer stays on record, under the stand-in.
+    for service, route in (
+        ("profile", "/customers/{msisdn}/contacts"),
+        ("warning", "/subscribers/{msisdn}/contacts"),
+    ):
+        changes = await world.clients[service].get(f"/audit/changes?resource_id={stand_in}")
+        assert [(r["route"], r["resource_ids"]) for r in changes.json()["items"]] == [
+            (route, [stand_in])
+        ], service
     # By the old number nothing is found any more.
     assert (await world.clients["profile"].get(f"/customers/{VICTIM}")).status_code == 404
     for service in ("warning", "care", "complaint"):
