@@ -24,12 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
 from keepwell.bench._report import Figure, Result
-from keepwell.bench._scratch import Scratch
+from keepwell.bench._scratch import BenchFailed, Scratch
 from services.kit.config import Settings
 from services.kit.db import create_engine, create_sessionmaker, session_scope
 from services.kit.embedded import free_port
+from services.kit.events.contracts import subscribe
 from services.kit.events.prune import prune_inbox, prune_outbox
-from services.kit.events.publish import publish
+from services.kit.events.publish import publish_many
 from services.kit.events.relay import Relay, RelayPolicy
 from services.kit.testing import ProbeConsumer, ProbePinged
 
@@ -127,6 +128,138 @@ async def _prune(engine: AsyncEngine, total: int, share: float) -> dict[str, Any
     }
 
 
+def _produce_share(
+    database_url: str, index: int, producers: int, total: int, batch: int, aggregates: int
+) -> None:
+    """One producer process: its share of the events (every ``producers``-th, so each
+    aggregate has one producer and its events' order is the order written), in
+    transactions of ``batch`` events written with ``publish_many``, as a bulk job does."""
+    os.environ["DATABASE_URL"] = database_url
+    subscribe("probe", frozenset({ProbePinged.event_type}))
+
+    async def produce() -> None:
+        engine = create_engine(database_url, pool_size=1)
+        sessionmaker = create_sessionmaker(engine)
+        mine = range(index, total, producers)
+        try:
+            for start in range(0, len(mine), batch):
+                async with session_scope(sessionmaker) as session:
+                    await publish_many(
+                        session,
+                        [
+                            (ProbePinged(n=n), f"agg-{n % aggregates}")
+                            for n in mine[start : start + batch]
+                        ],
+                    )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(produce())
+
+
+def _relay(database_url: str, probe_url: str, produced: Any) -> None:
+    """One relay process: delivers until the producers are done and nothing is due."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("KEEPWELL_LOG_LEVEL", "WARNING")
+
+    async def deliver() -> None:
+        settings = Settings(database_url=database_url)
+        engine = create_engine(database_url, pool_size=2)
+        async with httpx.AsyncClient(timeout=30) as http:
+            relay = Relay(
+                "profile",
+                create_sessionmaker(engine),
+                http,
+                settings,
+                RelayPolicy(batch_size=500),
+                service_url=lambda _: probe_url,
+            )
+            try:
+                while True:
+                    done = produced.is_set()
+                    if await relay.run() == 0:
+                        if done:
+                            return
+                        await asyncio.sleep(0.01)  # let the producers get ahead
+            finally:
+                await engine.dispose()
+
+    asyncio.run(deliver())
+
+
+def _spawn(target: Any, *args: Any) -> multiprocessing.process.BaseProcess:
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
+    process.start()
+    return process
+
+
+def _join(processes: list[multiprocessing.process.BaseProcess], what: str) -> None:
+    for process in processes:
+        process.join()
+        if process.exitcode != 0:
+            raise BenchFailed(f"a {what} process failed (exit code {process.exitcode})")
+
+
+async def _fill(engine: AsyncEngine, deliveries: int, aggregates: int, first: int) -> None:
+    """A pre-filled outbox: ``deliveries`` events to the probe, each with its delivery, as
+    producers would have left them while the relays were down (written in SQL: the drain,
+    not the writing, is measured)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO profile.outbox"
+                " (id, type, version, aggregate_id, occurred_at, payload)"
+                " SELECT gen_random_uuid(), :type, 1,"
+                " 'drain-' || (g % CAST(:aggregates AS bigint)),"
+                " clock_timestamp(), jsonb_build_object('n', g)"
+                " FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g"
+                " ORDER BY g"
+            ),
+            {
+                "type": ProbePinged.event_type,
+                "aggregates": aggregates,
+                "first": first,
+                "last": first + deliveries - 1,
+            },
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO profile.delivery (event_seq, subscriber, aggregate_id)"
+                " SELECT seq, 'service:probe', aggregate_id FROM profile.outbox"
+                " WHERE aggregate_id LIKE 'drain-%' ORDER BY seq"
+            )
+        )
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE profile.outbox, profile.delivery"))
+
+
+async def _applied(engine: AsyncEngine, prefix: str) -> Any:
+    """What the consumer applied of the events whose aggregates start with ``prefix``: how
+    many rows, how many events, how many applied after a later event of their aggregate,
+    and the lag from publish to effect."""
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(
+                text(
+                    "WITH e AS (SELECT e.*, o.occurred_at, lag(e.n) OVER"
+                    "   (PARTITION BY e.aggregate_id ORDER BY e.id) AS before"
+                    "   FROM probe.effect e JOIN profile.outbox o ON o.id = e.event_id"
+                    "   WHERE e.aggregate_id LIKE :prefix)"
+                    " SELECT count(*) AS applied, count(DISTINCT event_id) AS distinct_events,"
+                    " count(*) FILTER (WHERE before > n) AS out_of_order,"
+                    " min(occurred_at) AS first_at, max(applied_at) AS last_at,"
+                    " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM"
+                    "   applied_at - occurred_at)) AS p50,"
+                    " percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM"
+                    "   applied_at - occurred_at)) AS p99"
+                    " FROM e"
+                ),
+                {"prefix": f"{prefix}%"},
+            )
+        ).one()
+
+
 async def run(
     found: Scratch,
     *,
@@ -134,109 +267,95 @@ async def run(
     aggregates: int,
     relays: int,
     batch: int,
+    producers: int,
+    drain: int,
     prune_share: float = 0.5,
 ) -> Result:
     total = events
+    # Each aggregate's events all from one producer (event n is producer n % producers's).
+    aggregates = -(-aggregates // producers) * producers
     assert found.database_url is not None
     database_url = found.database_url
     # The relay's development key, here and in the consumer's process: the bench's own,
     # not the one of a system run from this directory.
     os.environ["KEEPWELL_DATA_DIR"] = str(found.dir / "data")
+    context = multiprocessing.get_context("spawn")
     async with AsyncExitStack() as stack:
         await asyncio.to_thread(migrations.upgrade, database_url)
-        engine = create_engine(database_url, pool_size=relays + 2)
+        engine = create_engine(database_url, pool_size=2)
         stack.push_async_callback(engine.dispose)
         probe = ProbeConsumer()
         await probe.create_tables(engine)
 
         port = free_port()
-        process = multiprocessing.get_context("spawn").Process(
-            target=_serve_probe, args=(database_url, port), daemon=True
-        )
-        process.start()
-        stack.callback(process.join, 10)
-        stack.callback(process.terminate)
+        consumer = _spawn(_serve_probe, database_url, port)
+        stack.callback(consumer.join, 10)
+        stack.callback(consumer.terminate)
         probe_url = f"http://127.0.0.1:{port}"
         await _wait_until_up(probe_url)
 
-        settings = Settings(database_url=database_url)
-        sessionmaker = create_sessionmaker(engine)
-        http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
-        producing = True
-
-        async def produce() -> None:
-            nonlocal producing
-            for start in range(0, total, batch):
-                async with session_scope(sessionmaker) as session:
-                    for n in range(start, min(start + batch, total)):
-                        await publish(
-                            session, ProbePinged(n=n), aggregate_id=f"agg-{n % aggregates}"
-                        )
-            producing = False
-
-        async def relay_loop() -> None:
-            relay = Relay(
-                "profile",
-                sessionmaker,
-                http,
-                settings,
-                RelayPolicy(batch_size=500),
-                service_url=lambda _: probe_url,
-            )
-            while True:
-                was_producing = producing
-                if await relay.run() == 0 and not was_producing:
-                    return
-                if was_producing:
-                    await asyncio.sleep(0.01)  # let the producer get ahead
-
-        produced_seconds = 0.0
-
-        async def timed_produce() -> None:
-            nonlocal produced_seconds
-            await produce()
-            produced_seconds = time.perf_counter() - started
-
+        # End to end: producers, relays and the consumer each in processes of their own.
+        produced = context.Event()
         started = time.perf_counter()
-        await asyncio.gather(timed_produce(), *(relay_loop() for _ in range(relays)))
+        relaying = [_spawn(_relay, database_url, probe_url, produced) for _ in range(relays)]
+        writing = [
+            _spawn(_produce_share, database_url, i, producers, total, batch, aggregates)
+            for i in range(producers)
+        ]
+        await asyncio.to_thread(_join, writing, "producer")
+        produced_seconds = time.perf_counter() - started
+        produced.set()
+        await asyncio.to_thread(_join, relaying, "relay")
         seconds = time.perf_counter() - started
+        row = await _applied(engine, "agg-")
 
-        async with engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) AS applied, count(DISTINCT e.event_id) AS distinct_events,"
-                        " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM"
-                        "   e.applied_at - o.occurred_at)) AS p50,"
-                        " percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM"
-                        "   e.applied_at - o.occurred_at)) AS p99"
-                        " FROM probe.effect e JOIN profile.outbox o ON o.id = e.event_id"
-                    )
-                )
-            ).one()
+        # The drain: a pre-filled outbox, two relays (or --relays), nothing else running.
+        drained: dict[str, Any] = {}
+        if drain:
+            await _fill(engine, drain, aggregates, first=total)
+            done = context.Event()
+            done.set()
+            drain_started = time.perf_counter()
+            draining = [_spawn(_relay, database_url, probe_url, done) for _ in range(relays)]
+            await asyncio.to_thread(_join, draining, "relay")
+            drain_seconds = time.perf_counter() - drain_started
+            d = await _applied(engine, "drain-")
+            drained = {
+                "deliveries": drain,
+                "relays": relays,
+                "seconds": round(drain_seconds, 2),
+                "per_second": round(drain / drain_seconds, 1),
+                "applied_twice": d.applied - d.distinct_events,
+                "lost": drain - d.distinct_events,
+                "out_of_order": d.out_of_order,
+            }
         pruned = await _prune(engine, total, prune_share)
         await probe.drop_tables(engine)
     end_to_end = round(total / seconds, 1)
-    produced = round(total / produced_seconds, 1)
+    produced_rate = round(total / produced_seconds, 1)
     return Result(
         # How many events a second reach their consumer's effect, next to how many a second
         # the producers wrote: a ratio near 1 means the relays keep up with the writes.
         headline=Figure("events_per_second", end_to_end, "events/s, publish to effect"),
-        comparison=Figure("produced_per_second", produced, "events/s written to the outbox"),
-        duplicates=row.applied - row.distinct_events,
-        lost=total - row.distinct_events,
+        comparison=Figure("produced_per_second", produced_rate, "events/s written to the outbox"),
+        duplicates=row.applied - row.distinct_events + drained.get("applied_twice", 0),
+        lost=total - row.distinct_events + drained.get("lost", 0),
         details={
             "events": total,
             "aggregates": aggregates,
+            "producers": producers,
+            "events_per_transaction": batch,
             "relays": relays,
             "seconds": round(seconds, 2),
             "events_per_second": end_to_end,
             "produce_seconds": round(produced_seconds, 2),
-            "produced_per_second": produced,
+            "produced_per_second": produced_rate,
             "applied": row.applied,
             "applied_twice": row.applied - row.distinct_events,
+            "out_of_order": row.out_of_order,
             "lag_p50_seconds": round(float(row.p50), 3),
             "lag_p99_seconds": round(float(row.p99), 3),
+            "drain": drained,
             "prune": pruned,
         },
     )

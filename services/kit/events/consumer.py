@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,6 +59,11 @@ class Consumer:
         # Types registered by name: their handlers get the payload as a plain dict.
         self.untyped: set[str] = set()
         self.inbox = event_tables(service).inbox
+        self._record_all = text(
+            f"INSERT INTO {service}.inbox (event_id, producer, type)"
+            " SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:producers AS varchar[]),"
+            " CAST(:types AS varchar[])) ON CONFLICT DO NOTHING RETURNING event_id"
+        )
 
     @property
     def handled_types(self) -> frozenset[str]:
@@ -156,15 +161,17 @@ class Consumer:
     async def _apply_all(self, session: AsyncSession, batch: list[Envelope]) -> list[EventResult]:
         if not batch:
             return []
+        # One statement of three arrays: a multi-row VALUES of the same rows is compiled
+        # anew for every batch size, which took most of a consumer's time per batch.
         fresh = set(
             (
                 await session.execute(
-                    insert(self.inbox)
-                    .values(
-                        [{"event_id": e.id, "producer": e.producer, "type": e.type} for e in batch]
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(self.inbox.c.event_id)
+                    self._record_all,
+                    {
+                        "ids": [e.id for e in batch],
+                        "producers": [e.producer for e in batch],
+                        "types": [e.type for e in batch],
+                    },
                 )
             ).scalars()
         )
