@@ -16,6 +16,7 @@ import asyncpg
 from sqlalchemy.dialects import postgresql
 
 from services.kit.events.publish import service_subscribers
+from services.profile.config import get_profile_settings
 from services.profile.models import SCHEMA, Customer, events
 from services.profile.schemas import REQUIRED_FOR_NEW, CustomerFields, ImportIssue
 from services.profile.validation import COMPOUND_SURNAMES
@@ -187,6 +188,8 @@ async def apply(
     conn: asyncpg.Connection, *, actor: str
 ) -> tuple[dict[str, int], list[ImportIssue]]:
     """Upsert the staged rows; returns the counts and the rows refused at this stage."""
+    work_mem = get_profile_settings().import_work_mem_mb
+    await conn.execute(f"SET LOCAL work_mem = '{int(work_mem)}MB'")
     await conn.execute("ANALYZE import_row")
     await hold_managers(conn)
     issues: list[ImportIssue] = []
@@ -292,20 +295,23 @@ async def apply(
             f"ev AS ({_OUTBOX} SELECT gen_random_uuid(), e.type, 1, u.msisdn, now(), "
             "e.payload, $1 FROM upd u "
             f"LEFT JOIN {SCHEMA}.manager mg ON mg.id = u.manager_id "
-            f"CROSS JOIN LATERAL (SELECT {_snapshot('u')} AS snap) sn "
+            # OFFSET 0 keeps the snapshot a subquery built once per row: pulled up, it
+            # would be built again for each of the four payloads.
+            f"CROSS JOIN LATERAL (SELECT {_snapshot('u')} AS snap OFFSET 0) sn "
+            # A payload is built only for an event the row has (the others are NULL).
             "CROSS JOIN LATERAL (VALUES "
             "(1, 'customer.updated', jsonb_build_object('changed', to_jsonb(u.changed), "
-            "'customer', sn.snap), true), "
-            "(2, 'customer.tier_changed', jsonb_build_object('old_tier', u.old_tier, "
-            f"'new_tier', u.tier, 'reason', '{IMPORT_REASON}', 'customer', sn.snap), "
-            "u.old_tier IS DISTINCT FROM u.tier), "
-            "(3, 'customer.manager_reassigned', jsonb_build_object('old_manager_id', "
-            "u.old_manager_id, 'new_manager_id', u.manager_id, 'customer', sn.snap), "
-            "u.old_manager_id IS DISTINCT FROM u.manager_id), "
-            "(4, 'customer.churned', jsonb_build_object('churned_on', u.churned_on, "
-            "'reason', COALESCE(u.churn_reason, ''), 'customer', sn.snap), "
-            "u.status = 'churned' AND u.old_status <> 'churned')"
-            ") AS e(n, type, payload, wanted) WHERE e.wanted ORDER BY u.id, e.n "
+            "'customer', sn.snap)), "
+            "(2, 'customer.tier_changed', CASE WHEN u.old_tier IS DISTINCT FROM u.tier THEN "
+            "jsonb_build_object('old_tier', u.old_tier, "
+            f"'new_tier', u.tier, 'reason', '{IMPORT_REASON}', 'customer', sn.snap) END), "
+            "(3, 'customer.manager_reassigned', CASE WHEN u.old_manager_id IS DISTINCT FROM "
+            "u.manager_id THEN jsonb_build_object('old_manager_id', "
+            "u.old_manager_id, 'new_manager_id', u.manager_id, 'customer', sn.snap) END), "
+            "(4, 'customer.churned', CASE WHEN u.status = 'churned' AND u.old_status <> "
+            "'churned' THEN jsonb_build_object('churned_on', u.churned_on, "
+            "'reason', COALESCE(u.churn_reason, ''), 'customer', sn.snap) END)"
+            ") AS e(n, type, payload) WHERE e.payload IS NOT NULL ORDER BY u.id, e.n "
             "RETURNING seq, type, aggregate_id) " + _DELIVER,
             actor,
             types,
