@@ -3,22 +3,31 @@
 Creates a scratch database (on DATABASE_URL's server, or an embedded PostgreSQL when
 DATABASE_URL is not set), migrates it, loads the demo teams and managers, writes N demo
 customers to a CSV file and loads it through the same code as ``keepwell import customers``
-(events included). Then inserts a sample of other customers one ORM insert and commit per
-row, the naive way, and prints both rates and their ratio as JSON.
+(events included), then loads a changed copy of it (every balance moved: N updates). Both
+loads run in a process of their own, so its peak RSS is the import's, not the generator's.
+Then inserts a sample of other customers one ORM insert and commit per row, the naive way,
+and prints the rates and the ratio of new rows to naive ones as JSON.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from keepwell.bench._report import QUICK_HELP, Figure, Result, size_help
 from keepwell.bench._scratch import Scratch
 from services.kit import clock
+
+if TYPE_CHECKING:
+    from services.profile.schemas import ImportSummary
 
 FULL = {"rows": 100_000, "naive_sample": 2_000, "seed": 7}
 QUICK = {"rows": 2_000, "naive_sample": 200, "seed": 7}
@@ -51,8 +60,6 @@ def register(bench: typer.Typer) -> None:
 
 
 async def _run(found: Scratch, *, rows: int, naive_sample: int, seed: int) -> Result:
-    import asyncio
-
     import migrations
 
     assert found.database_url is not None
@@ -64,7 +71,6 @@ async def _measure(url: str, scratch: Path, rows: int, sample: int, seed: int) -
 
     from keepwell.demo import generate
     from services.kit.bulk import copy_rows, raw_connection
-    from services.profile.importer import import_file
 
     data = generate(customers=rows + sample, seed=seed)
     now = clock.now()
@@ -85,14 +91,19 @@ async def _measure(url: str, scratch: Path, rows: int, sample: int, seed: int) -
         )
 
     started = time.perf_counter()
-    path = scratch / "customers.csv"
+    path, changed = scratch / "customers.csv", scratch / "changed.csv"
     _write_csv(path, data.customers(stop=rows))
+    _write_csv(changed, data.customers(stop=rows), balance_change=Decimal("1.00"))
     generate_seconds = time.perf_counter() - started
 
-    started = time.perf_counter()
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as child:
+        loop = asyncio.get_running_loop()
+        seconds, summary = await loop.run_in_executor(child, _import, url, path)
+        update_seconds, update, peak_kib = await loop.run_in_executor(
+            child, _import_with_peak, url, changed
+        )
     async with raw_connection(url) as conn:
-        summary = await import_file(conn, path, actor="bench")
-        seconds = time.perf_counter() - started
         events = int(await conn.fetchval("SELECT count(*) FROM profile.outbox"))
         # Every row of the file stored once, with its one customer.created event.
         check = await conn.fetchrow(
@@ -100,7 +111,14 @@ async def _measure(url: str, scratch: Path, rows: int, sample: int, seed: int) -
             " count(DISTINCT aggregate_id) AS announced, count(*) AS created"
             " FROM profile.outbox WHERE type = 'customer.created'"
         )
-    if summary.rejected:
+        # ... and one customer.updated for each row of the changed file.
+        updated_events = int(
+            await conn.fetchval(
+                "SELECT count(DISTINCT aggregate_id) FROM profile.outbox"
+                " WHERE type = 'customer.updated'"
+            )
+        )
+    if summary.rejected or update.rejected:
         raise RuntimeError(f"the generated file had rejected rows: {summary.model_dump_json()}")
 
     naive_seconds = await _naive(url, data.customers(start=rows))
@@ -111,6 +129,13 @@ async def _measure(url: str, scratch: Path, rows: int, sample: int, seed: int) -
         "rows": rows,
         "seconds": round(seconds, 2),
         "rows_per_second": round(bulk_rate),
+        "update": {
+            "rows": rows,
+            "updated": update.updated,
+            "seconds": round(update_seconds, 2),
+            "rows_per_second": round(rows / update_seconds),
+        },
+        "peak_rss_mb": round(peak_kib / 1024),
         "events_written": events,
         "file_bytes": path.stat().st_size,
         "generate_seconds": round(generate_seconds, 2),
@@ -126,12 +151,34 @@ async def _measure(url: str, scratch: Path, rows: int, sample: int, seed: int) -
         headline=Figure("rows_per_second", round(bulk_rate), "rows/s, bulk import with events"),
         comparison=Figure("naive_rows_per_second", round(naive_rate), "rows/s, ORM row by row"),
         duplicates=created - announced,
-        lost=(rows - stored) + (stored - announced),
+        lost=(rows - stored) + (stored - announced) + (rows - updated_events),
         details=details,
     )
 
 
-def _write_csv(path: Path, customers: Any) -> None:
+def _import(url: str, path: Path) -> tuple[float, ImportSummary]:
+    """One ``keepwell import customers`` of ``path``, as its command runs it."""
+    from services.kit.bulk import raw_connection
+    from services.profile.importer import import_file
+
+    async def run() -> tuple[float, ImportSummary]:
+        async with raw_connection(url) as conn:
+            started = time.perf_counter()
+            summary = await import_file(conn, path, actor="bench")
+            return time.perf_counter() - started, summary
+
+    return asyncio.run(run())
+
+
+def _import_with_peak(url: str, path: Path) -> tuple[float, ImportSummary, int]:
+    """:func:`_import`, and the process's peak RSS (KiB) over both loads."""
+    import resource
+
+    seconds, summary = _import(url, path)
+    return seconds, summary, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _write_csv(path: Path, customers: Any, balance_change: Decimal = Decimal(0)) -> None:
     import csv
 
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -151,7 +198,8 @@ def _write_csv(path: Path, customers: Any) -> None:
             out.writerow(
                 [
                     c.msisdn, c.name, c.gender, c.birthday, c.region, c.city, c.time_zone,
-                    c.join_date, c.plan_name, c.plan_fee, c.contract_end or "", c.balance,
+                    c.join_date, c.plan_name, c.plan_fee, c.contract_end or "",
+                    c.balance + balance_change,
                     c.tier, c.service_level, c.lifecycle, c.manager_id, "|".join(c.interests),
                     "|".join(c.preferences), "|".join(c.taboos),
                     json.dumps(dates, ensure_ascii=False) if dates else "",

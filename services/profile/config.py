@@ -60,6 +60,9 @@ class ProfileSettings(BaseSettings):
     # The import's body limit (the other routes have KEEPWELL_MAX_BODY_BYTES): 50,000 rows of
     # a full archive are about 25 MB of CSV. Read once, when the routes are built.
     import_max_body_bytes: int = 64 * 1024 * 1024
+    # Memory for the import's sorts and intermediate rows (SET LOCAL, that transaction
+    # only): with the default 4 MB a 100,000-row import sorts and spills on disk.
+    import_work_mem_mb: int = Field(256, ge=4)
     page_size_max: int = 500
     # Free text of the contact log (the note) older than this is anonymised by the worker's
     # nightly retention job (PIPL: kept no longer than needed); the entries stay, so the

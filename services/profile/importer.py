@@ -6,7 +6,8 @@ so a partner feeding three columns never wipes what managers wrote in the archiv
 row is reported (line, column, reason) and skipped; every good row is kept. Loading the
 same file twice changes nothing the second time (no version bump, no event).
 
-Rows are checked in Python with the same rules as the API (:class:`ImportRow`), then
+Rows are checked in Python with the same rules as the API (:class:`ImportRow`; a
+well-formed row by the same rules without the model, :mod:`row_check`), then
 loaded set-based: COPY into a temporary table and a handful of INSERT/UPDATE ... SELECT
 statements (``bulk_sql``), all in the caller's transaction.
 
@@ -20,6 +21,7 @@ import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +35,7 @@ from services.kit.errors import Forbidden, InvalidInput, chinese_message
 from services.profile import bulk_sql
 from services.profile.config import get_profile_settings
 from services.profile.models import CustomerStatus, Lifecycle
+from services.profile.row_check import lean_values
 from services.profile.schemas import ImportIssue, ImportRow, ImportSummary
 from services.profile.validation import check_custom, time_zone_of
 
@@ -156,23 +159,26 @@ def checked_rows(
     ``allowed`` (what a partner may set)."""
     attributes = get_profile_settings().custom_attributes
     bits = bulk_sql.BITS
+    day = date.fromisoformat(today)
     for line, record in records:
         outcome.rows += 1
         if isinstance(record, str):
             outcome.reject(line, None, record)
             continue
-        try:
-            row = ImportRow.model_validate(record)
-        except ValidationError as exc:
-            column, reason = _first_error(exc)
-            outcome.reject(line, column, reason)
-            continue
-        broken = row.rule_broken()
-        if broken is not None:
-            outcome.reject(line, broken.field, broken.message)
-            continue
-        values = row.given()
-        values.pop("msisdn")
+        values = lean_values(record, day)
+        if values is None:
+            try:
+                row = ImportRow.model_validate(record)
+            except ValidationError as exc:
+                column, reason = _first_error(exc)
+                outcome.reject(line, column, reason)
+                continue
+            broken = row.rule_broken()
+            if broken is not None:
+                outcome.reject(line, broken.field, broken.message)
+                continue
+            values = row.given()
+        msisdn = values.pop("msisdn")
         refused = sorted(set(values) - allowed) if allowed is not None else []
         if refused:
             outcome.reject(line, refused[0], "a partner import may not set this field")
@@ -187,7 +193,7 @@ def checked_rows(
         mask = 0
         for name in values:
             mask |= bits[name]
-        yield (line, mask, row.msisdn, *bulk_sql.staging_values(values))
+        yield (line, mask, msisdn, *bulk_sql.staging_values(values))
 
 
 def _settle(values: dict[str, Any], today: str) -> None:
