@@ -10,7 +10,7 @@ import typer
 from keepwell.bench._report import QUICK_HELP, size_help
 
 FULL = {"recipients": 200_000, "events": 50_000, "interval": 10.0}
-QUICK = {"recipients": 1_000, "events": 500, "interval": 3.0}
+QUICK = {"recipients": 5_000, "events": 2_000, "interval": 1.0}
 
 
 def register(bench: typer.Typer) -> None:
