@@ -37,6 +37,7 @@ from gateway.config import GatewaySettings
 from gateway.models import ChannelKind, ChannelMessage, MessageStatus, TeamChannel
 from services.kit import clock
 from services.kit.config import Settings
+from services.kit.events.relay import backoff
 
 logger = logging.getLogger("keepwell.gateway.channels")
 
@@ -85,9 +86,7 @@ class ChannelPolicy:
         )
 
     def backoff(self, attempts: int) -> timedelta:
-        delay = min(self.base_backoff_seconds * 2 ** (attempts - 1), self.max_backoff_seconds)
-        # Jitter, so that messages that failed together do not all come back together.
-        return timedelta(seconds=delay * random.uniform(0.8, 1.2))
+        return backoff(attempts, self.base_backoff_seconds, self.max_backoff_seconds)
 
 
 @dataclass(frozen=True)

@@ -88,9 +88,15 @@ class RelayPolicy:
         )
 
     def backoff(self, attempts: int) -> timedelta:
-        delay = min(self.base_backoff_seconds * 2 ** (attempts - 1), self.max_backoff_seconds)
-        # Jitter so that many failed deliveries do not all come back at the same instant.
-        return timedelta(seconds=delay * random.uniform(0.8, 1.2))
+        return backoff(attempts, self.base_backoff_seconds, self.max_backoff_seconds)
+
+
+def backoff(attempts: int, base_seconds: float, most_seconds: float) -> timedelta:
+    """The wait after ``attempts`` failures: doubling from ``base_seconds`` up to
+    ``most_seconds``, jittered so that what failed together does not all come back at the
+    same instant."""
+    delay = min(base_seconds * 2 ** (attempts - 1), most_seconds)
+    return timedelta(seconds=delay * random.uniform(0.8, 1.2))
 
 
 @dataclass(frozen=True)
