@@ -232,7 +232,9 @@ class Relay:
                 )
                 if claiming:
                     rounds += 1
-                    for subscriber, items in (await self._claim(set(passes) | broken)).items():
+                    for subscriber, items in (
+                        await self._claim_whole(set(passes) | broken)
+                    ).items():
                         passes[subscriber] = asyncio.create_task(self._pass(subscriber, items))
                 if not passes:
                     return delivered
@@ -265,6 +267,18 @@ class Relay:
             if error is not None:
                 raise error
         return sum(count for count, _ in results), sum(len(i) for i in claimed.values())
+
+    async def _claim_whole(self, busy: set[str]) -> dict[str, list[Due]]:
+        """:meth:`_claim`, which a relay stopped meanwhile lets finish and then gives back:
+        cancelled halfway, its commit could land with nobody holding what it claimed
+        until the lease ran out."""
+        claiming = asyncio.ensure_future(self._claim(busy))
+        try:
+            return await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            claimed = await claiming
+            await self._release([i for items in claimed.values() for i in items])
+            raise
 
     async def _claim(self, busy: set[str]) -> dict[str, list[Due]]:
         """Claim the next due deliveries under a fresh token, in a short transaction."""
