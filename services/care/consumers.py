@@ -4,6 +4,7 @@ customer's messages, tasks and replies anonymised)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -71,18 +72,28 @@ def read_model_values(snapshot: CustomerSnapshot) -> dict[str, Any]:
 
 
 async def upsert(
-    session: AsyncSession, snapshot: CustomerSnapshot, *, refill: bool = False
-) -> bool:
-    values = read_model_values(snapshot)
-    values["balance"] = Decimal(snapshot.balance)
-    applied = await repository.upsert_customer(session, values, refill=refill)
-    if applied:
-        # A customer's open calls and visits go with them to their new manager.
-        await repository.move_open_tasks(session, snapshot.msisdn, snapshot.manager_id)
-    if snapshot.sms_opt_out:
-        # Profile has the opt-out the customer replied: its flag decides from now on.
-        await repository.settle_opt_out_replies(session, snapshot.msisdn)
-    return applied
+    session: AsyncSession, snapshots: Sequence[CustomerSnapshot], *, refill: bool = False
+) -> int:
+    """Store the newest of these snapshots of each customer, unless the copy holds one as
+    new; what follows from a stored one follows too. Returns how many were stored."""
+    newest: dict[str, CustomerSnapshot] = {}
+    for snapshot in snapshots:
+        held = newest.get(snapshot.msisdn)
+        if held is None or snapshot.version >= held.version:
+            newest[snapshot.msisdn] = snapshot
+    rows = []
+    for snapshot in newest.values():
+        values = read_model_values(snapshot)
+        values["balance"] = Decimal(snapshot.balance)
+        rows.append(values)
+    stored = await repository.upsert_customers(session, rows, refill=refill)
+    # A customer's open calls and visits go with them to their new manager.
+    await repository.move_open_tasks(session, {m: newest[m].manager_id for m in stored})
+    # Profile has the opt-out the customer replied: its flag decides from now on.
+    await repository.settle_opt_out_replies(
+        session, [s.msisdn for s in newest.values() if s.sms_opt_out]
+    )
+    return len(stored)
 
 
 # Side effects follow the event, not whether this event changed the copy: profile sends
@@ -104,25 +115,34 @@ async def _is(
     return status == "active" and (not vip or tier in VIP_TIERS)
 
 
-@consumer.handles(CustomerCreated)
-async def customer_created(session: AsyncSession, event: CustomerCreated, _: Envelope) -> None:
-    customer = event.customer
-    await upsert(session, customer)
+@consumer.handles_many(CustomerCreated)
+async def customers_created(
+    session: AsyncSession, events: list[tuple[CustomerCreated, Envelope]]
+) -> None:
+    customers = [event.customer for event, _ in events]
+    await upsert(session, customers)
     # Loading an existing customer base creates customers too; only a subscriber who joined
     # recently is a new VIP to welcome.
-    recent = customer.join_date >= today() - timedelta(days=NEW_SUBSCRIBER_DAYS)
-    if customer.tier in VIP_TIERS and recent and await _is(session, customer.msisdn, vip=True):
-        await welcome_new_vip(session, customer.msisdn, customer.manager_id)
+    since = today() - timedelta(days=NEW_SUBSCRIBER_DAYS)
+    for customer in customers:
+        if (
+            customer.tier in VIP_TIERS
+            and customer.join_date >= since
+            and await _is(session, customer.msisdn, vip=True)
+        ):
+            await welcome_new_vip(session, customer.msisdn, customer.manager_id)
 
 
-@consumer.handles(CustomerUpdated)
-async def customer_updated(session: AsyncSession, event: CustomerUpdated, _: Envelope) -> None:
-    await upsert(session, event.customer)
+@consumer.handles_many(CustomerUpdated)
+async def customers_updated(
+    session: AsyncSession, events: list[tuple[CustomerUpdated, Envelope]]
+) -> None:
+    await upsert(session, [event.customer for event, _ in events])
 
 
 @consumer.handles(TierChanged)
 async def tier_changed(session: AsyncSession, event: TierChanged, _: Envelope) -> None:
-    await upsert(session, event.customer)
+    await upsert(session, [event.customer])
     became_vip = event.old_tier not in VIP_TIERS and event.new_tier in VIP_TIERS
     if became_vip and await _is(session, event.customer.msisdn, vip=True):
         await welcome_new_vip(session, event.customer.msisdn, event.customer.manager_id)
@@ -130,12 +150,12 @@ async def tier_changed(session: AsyncSession, event: TierChanged, _: Envelope) -
 
 @consumer.handles(ManagerReassigned)
 async def manager_reassigned(session: AsyncSession, event: ManagerReassigned, _: Envelope) -> None:
-    await upsert(session, event.customer)
+    await upsert(session, [event.customer])
 
 
 @consumer.handles(CustomerChurned)
 async def customer_churned(session: AsyncSession, event: CustomerChurned, _: Envelope) -> None:
-    await upsert(session, event.customer)
+    await upsert(session, [event.customer])
     # Winning a churned customer back is the warning service's follow-up, not a care call.
     if await _is(session, event.customer.msisdn, churned=True):
         await repository.cancel_open_tasks(session, event.customer.msisdn, CHURNED_TASK_NOTE)
@@ -160,7 +180,7 @@ async def customer_erased(session: AsyncSession, event: CustomerErased, _: Envel
     if is_stand_in(event.msisdn):
         return
     counts = await erase_copies(session, PRODUCER, event.msisdn, event.stand_in, ERASED_COLUMNS)
-    await upsert(session, event.customer)
+    await upsert(session, [event.customer])
     await publish(
         session,
         CareErasureConfirmed(

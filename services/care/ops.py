@@ -21,8 +21,7 @@ async def rebuild_read_model(settings: Settings, profile_url: str | None = None)
         ):
             fetched += len(page)
             async with resources.session() as session:
-                for snapshot in page:
-                    applied += await upsert(session, snapshot, refill=True)
+                applied += await upsert(session, page, refill=True)
     finally:
         await resources.close()
     return {"fetched": fetched, "applied": applied}

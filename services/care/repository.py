@@ -18,7 +18,6 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
-    case,
     delete,
     func,
     or_,
@@ -66,15 +65,18 @@ def pending_opt_out(msisdn: str) -> str:
 # ---- customers (read model) -----------------------------------------------------------
 
 
-async def upsert_customer(
-    session: AsyncSession, values: dict[str, Any], *, refill: bool = False
-) -> bool:
-    """Insert or replace a customer unless we already hold a version at least as new.
+async def upsert_customers(
+    session: AsyncSession, rows: Sequence[dict[str, Any]], *, refill: bool = False
+) -> list[str]:
+    """Insert or replace customers (one row per number) unless we already hold a version
+    at least as new; returns the numbers stored.
 
     ``refill`` (a rebuild from profile's API) also replaces a copy of the same version that
     differs: one kept before this copy had a column the snapshot now fills."""
-    statement = insert(C).values(**values, updated_at=func.now())
-    columns = [k for k in values if k != "msisdn"]
+    if not rows:
+        return []
+    statement = insert(C)
+    columns = [k for k in rows[0] if k != "msisdn"]
     changed: dict[str, Any] = {k: statement.excluded[k] for k in columns}
     changed["updated_at"] = func.now()
     newer = C.c.version < statement.excluded.version
@@ -84,27 +86,31 @@ async def upsert_customer(
         newer = or_(
             newer, and_(C.c.version == statement.excluded.version, held.is_distinct_from(given))
         )
+    # Many rows, one statement each few hundred (SQLAlchemy's "insertmanyvalues").
     result = await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[C.c.msisdn], set_=changed, where=newer
-        ).returning(C.c.msisdn)
+        statement.values(updated_at=func.now())
+        .on_conflict_do_update(index_elements=[C.c.msisdn], set_=changed, where=newer)
+        .returning(C.c.msisdn),
+        list(rows),
     )
-    return result.first() is not None
+    return list(result.scalars())
 
 
-async def settle_opt_out_replies(session: AsyncSession, msisdn: str) -> int:
-    """Opt-out replies of ``msisdn`` the copy now shows as profile's opt-out: from here on
-    the archive's flag decides (an opt-in given to profile later is honoured)."""
+async def settle_opt_out_replies(session: AsyncSession, msisdns: Sequence[str]) -> int:
+    """Opt-out replies of these numbers the copy now shows as profile's opt-out: from here
+    on the archive's flag decides (an opt-in given to profile later is honoured)."""
+    if not msisdns:
+        return 0
     result = await session.execute(
         text(
             """
             UPDATE care.sms_reply o SET settled_at = now()
             FROM care.customer c
-            WHERE o.msisdn = :m AND o.opt_out_keyword IS NOT NULL AND o.settled_at IS NULL
-                AND c.msisdn = o.msisdn AND c.sms_opt_out
+            WHERE o.msisdn = ANY(CAST(:m AS varchar[])) AND o.opt_out_keyword IS NOT NULL
+                AND o.settled_at IS NULL AND c.msisdn = o.msisdn AND c.sms_opt_out
             """
         ),
-        {"m": msisdn},
+        {"m": list(msisdns)},
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -796,41 +802,61 @@ async def settle_stale(
 # ---- receipts -------------------------------------------------------------------------
 
 
-async def apply_receipt(
+# Receipts a batch at a time (a provider pushes hundreds in one request): the first
+# receipt of each recipient in the batch decides, as one at a time in order would; later
+# ones, like a re-push, find the recipient final and change nothing. The provider's time
+# of delivery counts unless its clock puts it before our send: then when the receipt
+# reached us (never a delivery that precedes its send).
+_APPLY_RECEIPTS = """
+UPDATE care.recipient r SET
+    state = CASE WHEN g.delivered THEN 'delivered' ELSE 'failed' END,
+    delivered_at = CASE
+        WHEN NOT g.delivered THEN r.delivered_at
+        WHEN r.sent_at IS NULL OR g.at >= r.sent_at THEN g.at
+        ELSE greatest(r.sent_at, now()) END,
+    error_code = CASE WHEN g.delivered THEN r.error_code
+        ELSE coalesce(g.error_code, 'undelivered') END,
+    claim_token = NULL, lease_until = NULL, updated_at = now()
+FROM unnest(CAST(:matches AS varchar[]), CAST(:delivered AS boolean[]),
+            CAST(:codes AS varchar[]), CAST(:ats AS timestamptz[]))
+    AS g(match, delivered, error_code, at)
+WHERE r.{column} = g.match AND r.state IN ('sending', 'sent')
+RETURNING r.id, r.campaign_id, r.msisdn, r.text, r.state, r.delivered_at
+"""
+_APPLY_BY_KEY = text(_APPLY_RECEIPTS.format(column="idempotency_key"))
+_APPLY_BY_MESSAGE = text(_APPLY_RECEIPTS.format(column="provider_message_id"))
+
+
+async def apply_receipts(
     session: AsyncSession,
-    idempotency_key: str | None,
-    provider_message_id: str | None,
-    delivered: bool,
-    error_code: str | None,
-    at: datetime,
-) -> dict[str, Any] | None:
-    """Mark a recipient delivered (or failed) once; a repeated receipt changes nothing."""
-    if idempotency_key:
-        match = R.c.idempotency_key == idempotency_key
-    elif provider_message_id:
-        match = R.c.provider_message_id == provider_message_id
-    else:
-        return None
-    # The provider's time of delivery, unless its clock puts it before our send: then
-    # when the receipt reached us (never a delivery that precedes its send).
-    at_param = bindparam("receipt_at", at, type_=DateTime(timezone=True))
-    delivered_at = case(
-        (or_(R.c.sent_at.is_(None), at_param >= R.c.sent_at), at_param),
-        else_=func.greatest(R.c.sent_at, func.now()),
-    )
-    values: dict[str, Any] = (
-        {"state": "delivered", "delivered_at": delivered_at}
-        if delivered
-        else {"state": "failed", "error_code": error_code or "undelivered"}
-    )
-    result = await session.execute(
-        update(R)
-        .where(match, R.c.state.in_(["sending", "sent"]))
-        .values(**values, claim_token=None, lease_until=None, updated_at=func.now())
-        .returning(R.c.id, R.c.campaign_id, R.c.msisdn, R.c.text, R.c.manager_id, R.c.delivered_at)
-    )
-    row = result.first()
-    return dict(row._mapping) if row else None
+    receipts: Sequence[tuple[str | None, str | None, bool, str | None, datetime]],
+) -> list[dict[str, Any]]:
+    """Mark recipients delivered (or failed) once each, from ``(idempotency_key,
+    provider_message_id, delivered, error_code, at)``, matched by our key when the provider
+    echoes it, else by its message id; returns the recipients changed. A repeated receipt
+    changes nothing."""
+    by_key: dict[str, tuple[bool, str | None, datetime]] = {}
+    by_message: dict[str, tuple[bool, str | None, datetime]] = {}
+    for key, message_id, delivered, error_code, at in receipts:
+        if key:
+            by_key.setdefault(key, (delivered, error_code, at))
+        elif message_id:
+            by_message.setdefault(message_id, (delivered, error_code, at))
+    changed: list[dict[str, Any]] = []
+    for statement, matched in ((_APPLY_BY_KEY, by_key), (_APPLY_BY_MESSAGE, by_message)):
+        if not matched:
+            continue
+        rows = await session.execute(
+            statement,
+            {
+                "matches": list(matched),
+                "delivered": [m[0] for m in matched.values()],
+                "codes": [m[1] for m in matched.values()],
+                "ats": [m[2] for m in matched.values()],
+            },
+        )
+        changed.extend(dict(row._mapping) for row in rows)
+    return changed
 
 
 # ---- reports --------------------------------------------------------------------------
@@ -976,15 +1002,21 @@ async def list_tasks(
     return list((await session.execute(statement)).scalars())
 
 
-async def move_open_tasks(session: AsyncSession, msisdn: str, manager_id: str | None) -> None:
+async def move_open_tasks(session: AsyncSession, managers: Mapping[str, str | None]) -> None:
+    """Each number's open tasks to its manager (``managers``: number to manager id)."""
+    if not managers:
+        return
     await session.execute(
-        update(Task)
-        .where(
-            col(Task.msisdn) == msisdn,
-            col(Task.status) == TaskStatus.open,
-            col(Task.manager_id).is_distinct_from(manager_id),
-        )
-        .values(manager_id=manager_id)
+        text(
+            """
+            UPDATE care.task t SET manager_id = m.manager_id
+            FROM unnest(CAST(:msisdns AS varchar[]), CAST(:managers AS varchar[]))
+                AS m(msisdn, manager_id)
+            WHERE t.msisdn = m.msisdn AND t.status = 'open'
+                AND t.manager_id IS DISTINCT FROM m.manager_id
+            """
+        ),
+        {"msisdns": list(managers), "managers": list(managers.values())},
     )
 
 

@@ -62,7 +62,7 @@ from services.kit import clock
 from services.kit.auth import Principal
 from services.kit.clock import BEIJING
 from services.kit.db import after_commit
-from services.kit.events.publish import publish
+from services.kit.events.publish import publish, publish_many
 from services.kit.values import normalise_msisdn
 from services.profile.contract import ContactLogEntry
 
@@ -438,23 +438,18 @@ async def dispatch_health(
 
 async def apply_receipts(session: AsyncSession, receipts: list[DeliveryReceipt]) -> int:
     """Record receipts once each; every delivery is published for the contact log."""
-    applied = 0
-    for receipt in receipts:
-        at = receipt.reported_at or clock.now()
-        row = await repository.apply_receipt(
-            session,
-            receipt.out_id,
-            receipt.provider_message_id,
-            receipt.delivered,
-            receipt.error_code,
-            at,
-        )
-        if row is None:
-            continue  # unknown, or already final: receipts are re-pushed by design
-        applied += 1
-        if receipt.delivered:
-            await publish(
-                session,
+    now = clock.now()
+    changed = await repository.apply_receipts(
+        session,
+        [
+            (r.out_id, r.provider_message_id, r.delivered, r.error_code, r.reported_at or now)
+            for r in receipts
+        ],
+    )
+    await publish_many(
+        session,
+        [
+            (
                 MessageDelivered(
                     campaign_id=row["campaign_id"],
                     recipient_id=row["id"],
@@ -470,10 +465,14 @@ async def apply_receipts(session: AsyncSession, receipts: list[DeliveryReceipt])
                         source_ref=f"recipient:{row['id']}",
                     ),
                 ),
-                aggregate_id=row["msisdn"],
-                actor="care",
+                row["msisdn"],
             )
-    return applied
+            for row in changed
+            if row["state"] == "delivered"
+        ],
+        actor="care",
+    )
+    return len(changed)
 
 
 # ---- customers' replies (uplinks) -----------------------------------------------------

@@ -56,7 +56,9 @@ REPLAY_WINDOW_SECONDS = 300
 @dataclass(frozen=True)
 class RelayPolicy:
     batch_size: int = 500
-    max_attempts: int = 8
+    max_attempts: int = 20
+    """With the back-off below, about two hours of failures before a delivery is dead: a
+    service down or overloaded that long at night loses nothing to operators' replays."""
     base_backoff_seconds: float = 2.0
     max_backoff_seconds: float = 600.0
     lease_seconds: float = 120.0
