@@ -13,6 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -210,10 +211,34 @@ class Worker(arq.worker.Worker):
                 raise
 
 
+@dataclass
+class _RelayTurn:
+    running: bool = False
+    again: bool = False
+
+
 async def relay_events(ctx: dict[str, Any]) -> int:
-    """Deliver this service's pending events until none is due."""
+    """Deliver this service's pending events until none is due, one run at a time per
+    worker: a nudge or sweep that comes while a run goes on only asks it to look once
+    more. Under a backlog the sweeps, every few seconds, otherwise started a run each,
+    which multiplied the batches in flight to every subscriber and the connections held."""
     res = resources_of(ctx)
-    return await Relay(res.service, res.sessionmaker, res.http, res.settings).run()
+    turn: _RelayTurn = ctx.setdefault("relay_turn", _RelayTurn())
+    if turn.running:
+        turn.again = True
+        return 0
+    turn.running = True
+    try:
+        relay = Relay(res.service, res.sessionmaker, res.http, res.settings)
+        deadline = time.monotonic() + relay.policy.max_run_seconds
+        delivered = 0
+        while True:
+            turn.again = False
+            delivered += await relay.run()
+            if not turn.again or time.monotonic() >= deadline:
+                return delivered
+    finally:
+        turn.running = False
 
 
 async def prune_idempotency_keys(ctx: dict[str, Any]) -> int:

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from services.kit.app import Resources
 from services.kit.config import Settings
 from services.kit.db import create_sessionmaker, session_scope
 from services.kit.events import event_tables
@@ -24,6 +25,7 @@ from services.kit.events.publish import publish, publish_many
 from services.kit.events.relay import Outcome, Relay, RelayPolicy, verify_signature
 from services.kit.masking import mask_numbers
 from services.kit.testing import ProbeConsumer, ProbePinged, serve
+from services.kit.worker import relay_events
 from tests.conftest import AppClient
 
 PROFILE = event_tables("profile")
@@ -534,3 +536,29 @@ def test_masking_reaches_numbers_however_deep_they_sit() -> None:
         "contact": {"msisdn": "139****5678", "note": "客户回电 4001234567"},
         "ids": ["137****5678", "not-a-number"],
     }
+
+
+class ProbeSettings(Settings):
+    """Settings that know where the probe consumer listens, as a worker knows our services."""
+
+    probe_url: str | None = None
+
+
+async def test_a_worker_relays_one_run_at_a_time_and_a_nudge_meanwhile_asks_it_to_look_again(
+    world: World,
+) -> None:
+    await world.produce([(f"agg-{i % 7}", i) for i in range(120)])
+    settings = ProbeSettings(**world.settings.model_dump(), probe_url=world.probe_url)
+    resources = Resources.open("profile", settings)
+    ctx: dict[str, Any] = {"resources": resources}
+    try:
+        # The sweep and a nudge at the same moment: the first runs, the second only asks it
+        # to look once more, so no second run sends batches to the probe meanwhile.
+        first, second = await asyncio.gather(relay_events(ctx), relay_events(ctx))
+        assert (first, second) == (120, 0)
+        assert sorted(n for _, n in await PROBE.applied(world.engine)) == list(range(120))
+        # The run is over: the next nudge runs again.
+        await world.produce([("agg-0", 120)])
+        assert await relay_events(ctx) == 1
+    finally:
+        await resources.close()
