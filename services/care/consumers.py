@@ -31,6 +31,7 @@ from services.profile.contract import (
     ErasureReceipt,
     ManagerReassigned,
     TierChanged,
+    newest,
 )
 
 VIP_TIERS = frozenset({"diamond", "gold", "silver"})
@@ -76,22 +77,18 @@ async def upsert(
 ) -> int:
     """Store the newest of these snapshots of each customer, unless the copy holds one as
     new; what follows from a stored one follows too. Returns how many were stored."""
-    newest: dict[str, CustomerSnapshot] = {}
-    for snapshot in snapshots:
-        held = newest.get(snapshot.msisdn)
-        if held is None or snapshot.version >= held.version:
-            newest[snapshot.msisdn] = snapshot
+    latest = {s.msisdn: s for s in newest(snapshots)}
     rows = []
-    for snapshot in newest.values():
+    for snapshot in latest.values():
         values = read_model_values(snapshot)
         values["balance"] = Decimal(snapshot.balance)
         rows.append(values)
     stored = await repository.upsert_customers(session, rows, refill=refill)
     # A customer's open calls and visits go with them to their new manager.
-    await repository.move_open_tasks(session, {m: newest[m].manager_id for m in stored})
+    await repository.move_open_tasks(session, {m: latest[m].manager_id for m in stored})
     # Profile has the opt-out the customer replied: its flag decides from now on.
     await repository.settle_opt_out_replies(
-        session, [s.msisdn for s in newest.values() if s.sms_opt_out]
+        session, [s.msisdn for s in latest.values() if s.sms_opt_out]
     )
     return len(stored)
 
@@ -117,7 +114,7 @@ async def _is(
 
 @consumer.handles_many(CustomerCreated)
 async def customers_created(
-    session: AsyncSession, events: list[tuple[CustomerCreated, Envelope]]
+    session: AsyncSession, events: Sequence[tuple[CustomerCreated, Envelope]]
 ) -> None:
     customers = [event.customer for event, _ in events]
     await upsert(session, customers)
@@ -135,7 +132,7 @@ async def customers_created(
 
 @consumer.handles_many(CustomerUpdated)
 async def customers_updated(
-    session: AsyncSession, events: list[tuple[CustomerUpdated, Envelope]]
+    session: AsyncSession, events: Sequence[tuple[CustomerUpdated, Envelope]]
 ) -> None:
     await upsert(session, [event.customer for event, _ in events])
 

@@ -4,6 +4,8 @@ reply to care's follow-up SMS."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.care.contract import SatisfactionReplied
@@ -27,8 +29,15 @@ CustomerEvent = (
 )
 
 
-@consumer.handles(CustomerCreated)
-@consumer.handles(CustomerUpdated)
+@consumer.handles_many(CustomerCreated)
+@consumer.handles_many(CustomerUpdated)
+async def apply_customer_events(
+    session: AsyncSession, events: Sequence[tuple[CustomerEvent, Envelope]]
+) -> None:
+    """The bulk of a nightly feed, a run of events at a time: keep each newer snapshot."""
+    await repository.upsert_customers(session, [event.customer for event, _ in events])
+
+
 @consumer.handles(TierChanged)
 @consumer.handles(ManagerReassigned)
 @consumer.handles(CustomerChurned)

@@ -33,17 +33,17 @@ from services.complaint.models import (
     Step,
     Ticket,
 )
-from services.profile.contract import CustomerSnapshot
+from services.profile.contract import CustomerSnapshot, newest
 
 # -- customers (read model) ---------------------------------------------------------------------
 
 
 async def upsert_customers(session: AsyncSession, snapshots: Sequence[CustomerSnapshot]) -> int:
-    """Apply snapshots; one older than (or as old as) what we hold changes nothing, but for
-    the customer id a copy kept before it had one (the same version fills it)."""
-    applied = 0
-    for s in snapshots:
-        values = {
+    """Apply snapshots (the newest of each customer); one older than (or as old as) what we
+    hold changes nothing, but for the customer id a copy kept before it had one (the same
+    version fills it)."""
+    rows = [
+        {
             "msisdn": s.msisdn,
             "version": s.version,
             "name": s.name,
@@ -54,11 +54,17 @@ async def upsert_customers(session: AsyncSession, snapshots: Sequence[CustomerSn
             "team_id": s.team_id,
             "customer_id": s.customer_id,
         }
-        base = insert(Customer).values(**values, updated_at=func.now())
-        statement = base.on_conflict_do_update(
+        for s in newest(snapshots)
+    ]
+    if not rows:
+        return 0
+    base = insert(Customer)
+    statement = (
+        base.values(updated_at=func.now())
+        .on_conflict_do_update(
             index_elements=["msisdn"],
             set_={
-                **{k: base.excluded[k] for k in values if k != "msisdn"},
+                **{k: base.excluded[k] for k in rows[0] if k != "msisdn"},
                 "updated_at": func.now(),
             },
             where=or_(
@@ -69,9 +75,11 @@ async def upsert_customers(session: AsyncSession, snapshots: Sequence[CustomerSn
                     base.excluded.customer_id.is_not(None),
                 ),
             ),
-        ).returning(col(Customer.msisdn))
-        applied += (await session.execute(statement)).first() is not None
-    return applied
+        )
+        .returning(col(Customer.msisdn))
+    )
+    # Many rows, one statement each few hundred (SQLAlchemy's "insertmanyvalues").
+    return len((await session.execute(statement, rows)).all())
 
 
 async def get_customer(session: AsyncSession, msisdn: str) -> Customer | None:

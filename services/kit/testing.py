@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +137,9 @@ class ProbeConsumer:
         )
 
         @self.consumer.handles_many(ProbePinged)
-        async def apply(session: AsyncSession, events: list[tuple[ProbePinged, Envelope]]) -> None:
+        async def apply(
+            session: AsyncSession, events: Sequence[tuple[ProbePinged, Envelope]]
+        ) -> None:
             # One effect row per event, written in one statement per run of a batch, as a
             # consumer applying many events would.
             failing = [event.n for event, _ in events if event.n in self.failing]

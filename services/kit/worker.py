@@ -217,13 +217,17 @@ class _RelayTurn:
     again: bool = False
 
 
+# Per process, by service: arq hands each job a copy of the worker's context.
+_RELAY_TURNS: dict[str, _RelayTurn] = {}
+
+
 async def relay_events(ctx: dict[str, Any]) -> int:
     """Deliver this service's pending events until none is due, one run at a time per
     worker: a nudge or sweep that comes while a run goes on only asks it to look once
     more. Under a backlog the sweeps, every few seconds, otherwise started a run each,
     which multiplied the batches in flight to every subscriber and the connections held."""
     res = resources_of(ctx)
-    turn: _RelayTurn = ctx.setdefault("relay_turn", _RelayTurn())
+    turn = _RELAY_TURNS.setdefault(res.service, _RelayTurn())
     if turn.running:
         turn.again = True
         return 0

@@ -10,6 +10,7 @@ are harmless.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -96,6 +97,18 @@ class CustomerSnapshot(BaseModel):
     manager_name: str | None = None
     # The archive's own id: the key partners' reads go by, since they never hold a number.
     customer_id: int | None = None
+
+
+def newest(snapshots: Iterable[CustomerSnapshot]) -> list[CustomerSnapshot]:
+    """The newest of these snapshots of each customer (the later one of equal versions),
+    in order of first appearance: what a read model keeps of a batch of events, in one
+    statement that may name each customer once."""
+    found: dict[str, CustomerSnapshot] = {}
+    for snapshot in snapshots:
+        held = found.get(snapshot.msisdn)
+        if held is None or snapshot.version >= held.version:
+            found[snapshot.msisdn] = snapshot
+    return list(found.values())
 
 
 class CustomerCreated(Event):

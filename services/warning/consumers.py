@@ -4,6 +4,8 @@ customer copy (an erasure anonymises it and what hangs under the customer);
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaint.contract import ComplaintOpened
@@ -28,8 +30,15 @@ CustomerEvent = (
 )
 
 
-@consumer.handles(CustomerCreated)
-@consumer.handles(CustomerUpdated)
+@consumer.handles_many(CustomerCreated)
+@consumer.handles_many(CustomerUpdated)
+async def apply_customer_events(
+    session: AsyncSession, events: Sequence[tuple[CustomerEvent, Envelope]]
+) -> None:
+    """The bulk of a nightly feed, a run of events at a time: keep each newer snapshot."""
+    await service.apply_snapshots(session, [event.customer for event, _ in events])
+
+
 @consumer.handles(TierChanged)
 @consumer.handles(ManagerReassigned)
 @consumer.handles(CustomerChurned)

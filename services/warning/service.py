@@ -25,6 +25,7 @@ from services.profile.contract import (
     CustomerErased,
     CustomerSnapshot,
     ErasureReceipt,
+    newest,
 )
 from services.warning import repository as repo
 from services.warning.config import get_warning_settings
@@ -158,8 +159,9 @@ def customer_row(s: CustomerSnapshot) -> tuple[Any, ...]:
 
 async def apply_snapshots(session: AsyncSession, snapshots: Sequence[CustomerSnapshot]) -> int:
     """Upsert newer snapshots; open warnings follow a customer to their new manager."""
-    applied = await repo.upsert_customers(session, [customer_row(s) for s in snapshots])
-    await repo.sync_assignments(session, [s.msisdn for s in snapshots])
+    latest = newest(snapshots)
+    applied = await repo.upsert_customers(session, [customer_row(s) for s in latest])
+    await repo.sync_assignments(session, [s.msisdn for s in latest])
     return applied
 
 

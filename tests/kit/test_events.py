@@ -550,15 +550,17 @@ async def test_a_worker_relays_one_run_at_a_time_and_a_nudge_meanwhile_asks_it_t
     await world.produce([(f"agg-{i % 7}", i) for i in range(120)])
     settings = ProbeSettings(**world.settings.model_dump(), probe_url=world.probe_url)
     resources = Resources.open("profile", settings)
-    ctx: dict[str, Any] = {"resources": resources}
     try:
-        # The sweep and a nudge at the same moment: the first runs, the second only asks it
-        # to look once more, so no second run sends batches to the probe meanwhile.
-        first, second = await asyncio.gather(relay_events(ctx), relay_events(ctx))
+        # The sweep and a nudge at the same moment (arq gives each job a context of its
+        # own): the first runs, the second only asks it to look once more, so no second run
+        # sends batches to the probe meanwhile.
+        first, second = await asyncio.gather(
+            relay_events({"resources": resources}), relay_events({"resources": resources})
+        )
         assert (first, second) == (120, 0)
         assert sorted(n for _, n in await PROBE.applied(world.engine)) == list(range(120))
         # The run is over: the next nudge runs again.
         await world.produce([("agg-0", 120)])
-        assert await relay_events(ctx) == 1
+        assert await relay_events({"resources": resources}) == 1
     finally:
         await resources.close()

@@ -2,7 +2,7 @@
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -21,7 +21,7 @@ logger = logging.getLogger("keepwell.events")
 
 E = TypeVar("E", bound=Event)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
-ManyHandler = Callable[[AsyncSession, list[tuple[Any, Envelope]]], Awaitable[None]]
+ManyHandler = Callable[[AsyncSession, Sequence[tuple[Any, Envelope]]], Awaitable[None]]
 
 
 class EventBatch(BaseModel):
@@ -83,7 +83,7 @@ class Consumer:
     def handles_many(
         self, event_type: type[E]
     ) -> Callable[
-        [Callable[[AsyncSession, list[tuple[E, Envelope]]], Awaitable[None]]], ManyHandler
+        [Callable[[AsyncSession, Sequence[tuple[E, Envelope]]], Awaitable[None]]], ManyHandler
     ]:
         """Register a handler that applies several events of one type at once (a few
         statements for the lot, where one per event would be the cost of the batch): it
@@ -91,7 +91,7 @@ class Consumer:
         a single event when a failed batch is applied one event at a time."""
 
         def register(
-            handler: Callable[[AsyncSession, list[tuple[E, Envelope]]], Awaitable[None]],
+            handler: Callable[[AsyncSession, Sequence[tuple[E, Envelope]]], Awaitable[None]],
         ) -> ManyHandler:
             self.many[event_type.event_type] = handler
             return handler
