@@ -183,15 +183,21 @@ WHERE claim = :claim AND id = ANY(CAST(:ids AS bigint[]))
 
 # For each (subscriber, aggregate) in a batch, the earliest pending delivery outside it
 # (claimed or locked by another relay, backing off, or further on): nothing of the batch at
-# or after it may go.
+# or after it may go. The first such row in index order, not the minimum over all of them:
+# an aggregate with many pending deliveries was read whole, row by row, 70-110 µs per
+# delivery claimed, most of a relay's database time.
 _EARLIEST_OUTSIDE = """
-SELECT d.subscriber, d.aggregate_id, min(d.event_seq) AS seq
-FROM {schema}.delivery d
-JOIN unnest(CAST(:subscribers AS varchar[]), CAST(:aggregates AS varchar[]))
+SELECT k.subscriber, k.aggregate_id, first.seq
+FROM unnest(CAST(:subscribers AS varchar[]), CAST(:aggregates AS varchar[]))
     AS k(subscriber, aggregate_id)
-    ON d.subscriber = k.subscriber AND d.aggregate_id = k.aggregate_id
-WHERE d.status = 'pending' AND d.id <> ALL(CAST(:ids AS bigint[]))
-GROUP BY d.subscriber, d.aggregate_id
+CROSS JOIN LATERAL (
+    SELECT d.event_seq AS seq
+    FROM {schema}.delivery d
+    WHERE d.subscriber = k.subscriber AND d.aggregate_id = k.aggregate_id
+      AND d.status = 'pending' AND d.id <> ALL(CAST(:ids AS bigint[]))
+    ORDER BY d.event_seq
+    LIMIT 1
+) AS first
 """
 
 
