@@ -101,6 +101,19 @@ async def test_relay_delivers_in_order_per_aggregate(world: World) -> None:
     assert await world.statuses() == {"delivered": 15}
 
 
+async def test_one_relay_sends_a_service_its_next_batch_meanwhile_and_keeps_each_order(
+    world: World,
+) -> None:
+    events = [(f"agg-{i % 20}", i) for i in range(300)]
+    await world.produce(events)
+    assert await world.relay(batch_size=10, service_passes=2).run() == 300
+    applied = await PROBE.applied(world.engine)
+    assert sorted(applied) == sorted(events)
+    for i in range(20):
+        numbers = [n for a, n in applied if a == f"agg-{i}"]
+        assert numbers == sorted(numbers), f"agg-{i} applied out of order"
+
+
 class DiesAfterDelivering(Relay):
     """A relay process that dies after the subscriber answered, before it could record it."""
 
@@ -127,7 +140,7 @@ async def test_a_relay_killed_before_marking_redelivers_and_the_consumer_ignores
 
 
 async def test_two_relays_at_once_apply_every_event_exactly_once_in_order(world: World) -> None:
-    events = [(f"agg-{i % 40}", i) for i in range(600)]
+    events = [(f"agg-{i % 150}", i) for i in range(600)]
     await world.produce(events)
     first, second = world.relay(batch_size=25), world.relay(batch_size=25)
     delivered = await asyncio.gather(first.run(), second.run())
@@ -135,7 +148,7 @@ async def test_two_relays_at_once_apply_every_event_exactly_once_in_order(world:
     assert all(d > 0 for d in delivered), "both relays should have taken part"
     applied = await PROBE.applied(world.engine)
     assert sorted(applied) == sorted(events)
-    for i in range(40):
+    for i in range(150):
         numbers = [n for a, n in applied if a == f"agg-{i}"]
         assert numbers == sorted(numbers)
 

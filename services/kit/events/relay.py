@@ -66,6 +66,9 @@ class RelayPolicy:
     take (``service_timeout_seconds``; ``webhook_round_seconds`` plus one POST's timeout)."""
     service_timeout_seconds: float = 30.0
     """One POST of a batch to one of our services."""
+    service_passes: int = 2
+    """Batches in flight at once to one of our services: the next is claimed and sent while
+    the service applies one, so neither side waits on the other."""
     webhook_concurrency: int = 4
     """POSTs in flight at once to one partner webhook (one aggregate each, in order)."""
     webhook_timeout_seconds: float = 10.0
@@ -228,9 +231,10 @@ class Relay:
     async def run(self, max_rounds: int | None = None) -> int:
         """Deliver until nothing is due (or ``max_run_seconds`` passed, or ``max_rounds``
         claims were made); returns how many deliveries succeeded. Each subscriber's pass
-        runs on its own while the relay keeps claiming for the others."""
+        runs on its own while the relay keeps claiming for the others, and one of our
+        services gets its next batch while it applies one (``service_passes``)."""
         deadline = time.monotonic() + self.policy.max_run_seconds
-        passes: dict[str, asyncio.Task[tuple[int, BaseException | None]]] = {}
+        passes: dict[asyncio.Task[tuple[int, BaseException | None]], str] = {}
         broken: set[str] = set()  # a pass failed unexpectedly: left alone for this run
         delivered = rounds = 0
         try:
@@ -238,23 +242,23 @@ class Relay:
                 claiming = (max_rounds is None or rounds < max_rounds) and (
                     time.monotonic() < deadline
                 )
+                again = False  # a subscriber just claimed for could take another batch now
                 if claiming:
                     rounds += 1
                     for subscriber, items in (
-                        await self._claim_whole(set(passes) | broken)
+                        await self._claim_whole(self._full(passes) | broken)
                     ).items():
-                        passes[subscriber] = asyncio.create_task(self._pass(subscriber, items))
+                        passes[asyncio.create_task(self._pass(subscriber, items))] = subscriber
+                        again = again or subscriber not in self._full(passes)
                 if not passes:
                     return delivered
                 done, _ = await asyncio.wait(
-                    passes.values(),
-                    timeout=self.policy.poll_seconds if claiming else None,
+                    passes,
+                    timeout=(0 if again else self.policy.poll_seconds) if claiming else None,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                for subscriber, task in list(passes.items()):
-                    if task not in done:
-                        continue
-                    del passes[subscriber]
+                for task in done:
+                    subscriber = passes.pop(task)
                     count, error = task.result()
                     if isinstance(error, Exception):
                         broken.add(subscriber)
@@ -262,10 +266,24 @@ class Relay:
                         raise error
                     delivered += count
         finally:
-            for task in passes.values():
+            for task in passes:
                 task.cancel()
             if passes:
-                await asyncio.gather(*passes.values(), return_exceptions=True)
+                await asyncio.gather(*passes, return_exceptions=True)
+
+    def _full(self, passes: dict[asyncio.Task[Any], str]) -> set[str]:
+        """The subscribers with as many passes under way as they take: one for a partner's
+        webhook (its own concurrency is ``webhook_concurrency``), ``service_passes`` for one
+        of our services. A later batch holds back what an earlier one still carries of an
+        aggregate (its rows are pending and claimed), so each aggregate stays in order."""
+        under_way: dict[str, int] = {}
+        for subscriber in passes.values():
+            under_way[subscriber] = under_way.get(subscriber, 0) + 1
+        return {
+            s
+            for s, n in under_way.items()
+            if n >= (self.policy.service_passes if s.startswith("service:") else 1)
+        }
 
     async def round(self) -> tuple[int, int]:
         """One claim, every claimed subscriber delivered and recorded: (delivered, found)."""
