@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import text, update
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.kit import clock
@@ -536,7 +536,7 @@ class Relay:
             if delivered:
                 rows = await session.execute(
                     update(delivery)
-                    .where(delivery.c.id.in_(delivered), delivery.c.claim == claim)
+                    .where(delivery.c.id == any_(_ids(delivered)), delivery.c.claim == claim)
                     .values(
                         status=DeliveryStatus.delivered.value,
                         delivered_at=now,
@@ -551,7 +551,7 @@ class Relay:
             if untried:
                 await session.execute(
                     update(delivery)
-                    .where(delivery.c.id.in_(untried), delivery.c.claim == claim)
+                    .where(delivery.c.id == any_(_ids(untried)), delivery.c.claim == claim)
                     .values(**unclaimed)
                 )
         attempts = []
@@ -597,6 +597,12 @@ class Relay:
                 )
         if attempts:
             await session.execute(self.tables.attempt.insert(), attempts)
+
+
+def _ids(ids: list[int]) -> Any:
+    """``ids`` as one array parameter: one prepared statement whatever their number (an
+    ``IN`` list is a new statement text, prepared anew, for every length)."""
+    return bindparam("ids", ids, type_=ARRAY(BigInteger))
 
 
 def _ms(started: float) -> int:
