@@ -31,21 +31,15 @@ CustomerEvent = (
 
 @consumer.handles_many(CustomerCreated)
 @consumer.handles_many(CustomerUpdated)
+@consumer.handles_many(TierChanged)
+@consumer.handles_many(ManagerReassigned)
+@consumer.handles_many(CustomerChurned)
 async def apply_customer_events(
     session: AsyncSession, events: Sequence[tuple[CustomerEvent, Envelope]]
 ) -> None:
-    """The bulk of a nightly feed, a run of events at a time: keep each newer snapshot."""
+    """Every customer event carries the full snapshot: keep each newer one, a run of events
+    at a time (the bulk of a nightly feed is one long run of customer.created)."""
     await repository.upsert_customers(session, [event.customer for event, _ in events])
-
-
-@consumer.handles(TierChanged)
-@consumer.handles(ManagerReassigned)
-@consumer.handles(CustomerChurned)
-async def apply_customer_event(
-    session: AsyncSession, event: CustomerEvent, envelope: Envelope
-) -> None:
-    """Every customer event carries the full snapshot: keep it if it is newer."""
-    await repository.upsert_customers(session, [event.customer])
 
 
 @consumer.handles(SatisfactionReplied)
